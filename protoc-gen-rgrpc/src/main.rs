@@ -1,0 +1,26 @@
+//! `protoc-gen-rgrpc`: the protoc plugin. Reads a `CodeGeneratorRequest` on
+//! stdin and writes a `CodeGeneratorResponse` on stdout.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut request = Vec::new();
+    if let Err(error) = std::io::stdin().read_to_end(&mut request) {
+        eprintln!("protoc-gen-rgrpc: reading stdin: {error}");
+        return ExitCode::FAILURE;
+    }
+    let response = match protoc_gen_rgrpc::plugin::run(&request) {
+        Ok(response) => response,
+        Err(error) => {
+            eprintln!("protoc-gen-rgrpc: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_all(&response).and_then(|()| stdout.flush()) {
+        eprintln!("protoc-gen-rgrpc: writing stdout: {error}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
