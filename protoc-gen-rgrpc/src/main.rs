@@ -4,7 +4,18 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+const USAGE: &str = "protoc-gen-rgrpc: a protoc plugin; protoc runs it, with no arguments.
+usage: protoc --plugin=protoc-gen-rgrpc=PATH --rgrpc_out=OUT_DIR \\
+              [--rgrpc_opt=messages=true|false,client=true|false,server=true|false,runtime_path=PATH] \\
+              -I INCLUDE file.proto...";
+
 fn main() -> ExitCode {
+    // protoc passes no arguments; anyone else gets the usage instead of a
+    // plugin silently waiting for a request on stdin.
+    if std::env::args_os().len() > 1 {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
     let mut request = Vec::new();
     if let Err(error) = std::io::stdin().read_to_end(&mut request) {
         eprintln!("protoc-gen-rgrpc: reading stdin: {error}");

@@ -128,3 +128,15 @@ fn garbage_on_stdin_is_a_clear_error() {
     assert!(stderr.contains("CodeGeneratorRequest"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn arguments_get_the_usage() {
+    let output = Command::new(env!("CARGO_BIN_EXE_protoc-gen-rgrpc"))
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the plugin binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--rgrpc_out"), "{stderr}");
+}
