@@ -1,0 +1,499 @@
+//! One client call: open a stream, send, close-send, receive headers, messages and
+//! trailers. Unary is this same path with one message each way (grpc-go `invoke`).
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
+use tokio::sync::Semaphore;
+
+use super::channel::{Channel, Conn};
+use crate::call::{CallOptions, Request, Response};
+use crate::codec;
+use crate::controlbuf::{self, Item, StreamKey, Writer};
+use crate::metadata::Metadata;
+use crate::recv::MessageReader;
+use crate::status::{Code, Status, status_from_h2};
+use crate::timeout;
+
+/// Runs `fut` against the call's deadline.
+async fn until<T>(
+    deadline: Option<Instant>,
+    fut: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match deadline {
+        None => fut.await,
+        Some(deadline) => tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), fut)
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded"))),
+    }
+}
+
+/// The sending half of a call.
+struct SendHalf {
+    conn: Arc<Conn>,
+    key: StreamKey,
+    quota: Arc<Semaphore>,
+    deadline: Option<Instant>,
+    max_send: usize,
+    buf: BytesMut,
+    closed: bool,
+}
+
+impl SendHalf {
+    async fn send<T: prost::Message>(&mut self, message: &T, end: bool) -> Result<(), Status> {
+        if self.closed {
+            return Err(Status::internal("send after close_send"));
+        }
+        let frame = codec::encode(message, &mut self.buf, self.max_send)?;
+        let quota = &self.quota;
+        let writer = &self.conn.writer;
+        let key = self.key;
+        let result = until(self.deadline, async move {
+            let permits = Writer::acquire(quota, frame.len()).await?;
+            writer.send(Item::Data { key, data: frame, permits, end_stream: end }).await
+        })
+        .await;
+        if end {
+            self.closed = true;
+        }
+        if result.as_ref().is_err_and(|s| s.code() == Code::DeadlineExceeded) {
+            self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+        }
+        result
+    }
+
+    async fn close(&mut self) -> Result<(), Status> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.conn.writer.send(Item::CloseSend { key: self.key }).await
+    }
+}
+
+impl Drop for SendHalf {
+    fn drop(&mut self) {
+        // A dropped sender ends the request stream, like a finished iterator in tonic.
+        if !self.closed {
+            let _ = self.conn.writer.clone();
+            let writer = self.conn.writer.clone();
+            let key = self.key;
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = writer.send(Item::CloseSend { key }).await;
+                });
+            }
+        }
+    }
+}
+
+enum RecvState {
+    /// Waiting for the response headers.
+    Head(h2::client::ResponseFuture),
+    /// Reading messages.
+    Body(MessageReader),
+    /// The call has ended with this status (OK or not).
+    Done(Result<(), Status>),
+}
+
+/// The receiving half of a call.
+struct RecvHalf {
+    conn: Arc<Conn>,
+    key: StreamKey,
+    deadline: Option<Instant>,
+    max_recv: usize,
+    state: RecvState,
+    headers: Option<Metadata>,
+    trailers: Metadata,
+}
+
+impl RecvHalf {
+    fn finish(&mut self, result: Result<(), Status>) -> Result<(), Status> {
+        if let Err(status) = &result {
+            if status.code() == Code::DeadlineExceeded || status.code() == Code::Cancelled {
+                self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+            }
+        }
+        self.state = RecvState::Done(result.clone());
+        result
+    }
+
+    /// Waits for the response headers; a Trailers-Only response ends the call here.
+    async fn headers(&mut self) -> Result<&Metadata, Status> {
+        if let RecvState::Head(fut) = &mut self.state {
+            let result = until(self.deadline, async {
+                fut.await.map_err(|e| status_from_h2(&e))
+            })
+            .await;
+            match result {
+                Err(status) => {
+                    let _ = self.finish(Err(status));
+                }
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    self.headers = Some(Metadata::from_headers(&parts.headers));
+                    match check_head(&parts) {
+                        Ok(()) => {
+                            self.state = RecvState::Body(MessageReader::new(body, self.max_recv));
+                        }
+                        Err(head_status) => {
+                            if parts.headers.contains_key("grpc-status") {
+                                self.trailers = Metadata::from_headers(&parts.headers);
+                            }
+                            let _ = self.finish(head_status);
+                        }
+                    }
+                }
+            }
+        }
+        match &self.state {
+            RecvState::Done(Err(status)) if self.headers.is_none() => Err(status.clone()),
+            _ => Ok(self.headers.get_or_insert_with(Metadata::new)),
+        }
+    }
+
+    /// The next message, `None` once the call ended with OK.
+    async fn message(&mut self) -> Result<Option<Bytes>, Status> {
+        if let RecvState::Head(_) = self.state {
+            if let Err(status) = self.headers().await {
+                return Err(status);
+            }
+        }
+        let deadline = self.deadline;
+        let reader = match &mut self.state {
+            RecvState::Done(result) => return result.clone().map(|()| None),
+            RecvState::Head(_) => unreachable!("headers() moved past Head"),
+            RecvState::Body(reader) => reader,
+        };
+        let next = until(deadline, async {
+            match reader.next().await? {
+                Some(payload) => Ok(Some(payload)),
+                None => Ok(None),
+            }
+        })
+        .await;
+        match next {
+            Ok(Some(payload)) => Ok(Some(payload)),
+            Err(status) => self.finish(Err(status)).map(|()| None),
+            Ok(None) => {
+                let trailers = until(deadline, reader.trailers()).await;
+                let status = match trailers {
+                    Ok(Some(map)) => {
+                        let status = Status::from_trailers(&map);
+                        self.trailers = Metadata::from_headers(&map);
+                        if status.code() == Code::Ok { Ok(()) } else { Err(status) }
+                    }
+                    Ok(None) => Err(Status::internal(
+                        "server closed the stream without sending trailers",
+                    )),
+                    Err(status) => Err(status),
+                };
+                self.finish(status).map(|()| None)
+            }
+        }
+    }
+}
+
+impl Drop for RecvHalf {
+    fn drop(&mut self) {
+        // Cancelling a call = dropping it before its end: reset the stream so the server
+        // learns of it (PROTOCOL-HTTP2.md: RST_STREAM CANCEL).
+        if !matches!(self.state, RecvState::Done(_)) {
+            self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+        }
+    }
+}
+
+/// Checks the response headers (PROTOCOL-HTTP2.md, http-grpc-status-mapping.md).
+/// `Ok(())` means messages follow; `Err` carries how the call ended.
+fn check_head(parts: &http::response::Parts) -> Result<(), Result<(), Status>> {
+    if parts.status != http::StatusCode::OK {
+        let code = Code::from_http_status(parts.status.as_u16());
+        if parts.headers.contains_key("grpc-status") {
+            return Err(trailers_only(&parts.headers));
+        }
+        return Err(Err(Status::new(
+            code,
+            format!("unexpected HTTP status code {} received from server", parts.status.as_u16()),
+        )));
+    }
+    if parts.headers.contains_key("grpc-status") {
+        return Err(trailers_only(&parts.headers));
+    }
+    let content_type = parts.headers.get("content-type").map(HeaderValue::as_bytes);
+    match content_type {
+        Some(ct) if ct.starts_with(b"application/grpc") => Ok(()),
+        other => Err(Err(Status::unknown(format!(
+            "unexpected content-type {:?} in response",
+            other.map(String::from_utf8_lossy)
+        )))),
+    }
+}
+
+fn trailers_only(headers: &http::HeaderMap) -> Result<(), Status> {
+    let status = Status::from_trailers(headers);
+    if status.code() == Code::Ok { Ok(()) } else { Err(status) }
+}
+
+/// Opens a stream for `path`.
+async fn open(
+    channel: &Channel,
+    path: &'static str,
+    options: CallOptions,
+    end_stream_after: Option<Bytes>,
+) -> Result<(SendHalf, RecvHalf), Status> {
+    let deadline = options.timeout.map(|t| Instant::now() + t);
+    let config = channel.config();
+    let max_send = options.max_send_message_size.unwrap_or(config.max_send_message_size);
+    let max_recv = options.max_recv_message_size.unwrap_or(config.max_recv_message_size);
+    let _ = end_stream_after;
+    let conn = until(deadline, channel.conn()).await?;
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(channel.authority().clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| Status::internal(format!("bad method path {path:?}: {e}")))?;
+    let mut request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(uri)
+        .body(())
+        .map_err(|e| Status::internal(format!("building request: {e}")))?;
+    let headers = request.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+    headers.insert("te", HeaderValue::from_static("trailers"));
+    headers.insert("user-agent", HeaderValue::from_static(concat!("grpc-rust-rgrpc/", env!("CARGO_PKG_VERSION"))));
+    if let Some(timeout) = options.timeout {
+        // Only ASCII digits and a unit letter: always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(&timeout::format(timeout)) {
+            headers.insert("grpc-timeout", value);
+        }
+    }
+    options.metadata.write_headers(headers);
+    let (response, send) = until(deadline, async {
+        // `ready` waits while the server's MAX_CONCURRENT_STREAMS is reached.
+        let mut sender = conn.send_request.clone().ready().await.map_err(|e| status_from_h2(&e))?;
+        sender.send_request(request, false).map_err(|e| status_from_h2(&e))
+    })
+    .await?;
+    let key = conn.next_key();
+    let quota = controlbuf::new_quota();
+    conn.writer.send(Item::OpenClient { key, send, quota: quota.clone() }).await?;
+    let send = SendHalf {
+        conn: conn.clone(),
+        key,
+        quota,
+        deadline,
+        max_send,
+        buf: BytesMut::new(),
+        closed: false,
+    };
+    let recv = RecvHalf {
+        conn,
+        key,
+        deadline,
+        max_recv,
+        state: RecvState::Head(response),
+        headers: None,
+        trailers: Metadata::new(),
+    };
+    Ok((send, recv))
+}
+
+fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
+    T::decode(payload).map_err(|e| Status::internal(format!("failed to decode response: {e}")))
+}
+
+/// Reads the single response of a unary or client-streaming call, then the status.
+async fn single_response<T: prost::Message + Default>(
+    mut recv: RecvHalf,
+) -> Result<Response<T>, Status> {
+    let Some(payload) = recv.message().await? else {
+        return Err(Status::unimplemented("server sent no response message"));
+    };
+    let message = decode::<T>(payload)?;
+    if recv.message().await?.is_some() {
+        return Err(Status::unimplemented("server sent more than one response message"));
+    }
+    let headers = recv.headers.take().unwrap_or_default();
+    let trailers = std::mem::take(&mut recv.trailers);
+    Ok(Response::new(message, headers, trailers))
+}
+
+impl Channel {
+    /// A unary call: one request, one response.
+    pub async fn invoke<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (message, options) = request.into_parts();
+        let (mut send, recv) = open(self, path, options, None).await?;
+        send.send(&message, true).await?;
+        single_response(recv).await
+    }
+
+    /// A server-streaming call: one request, a stream of responses.
+    pub async fn server_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<ResponseStream<Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (message, options) = request.into_parts();
+        let (mut send, recv) = open(self, path, options, None).await?;
+        send.send(&message, true).await?;
+        Ok(ResponseStream { recv, _message: PhantomData })
+    }
+
+    /// A client-streaming call.
+    pub async fn client_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        options: CallOptions,
+    ) -> Result<ClientStreamingCall<Req, Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (send, recv) = open(self, path, options, None).await?;
+        Ok(ClientStreamingCall { send, recv, _message: PhantomData })
+    }
+
+    /// A bidirectional-streaming call.
+    pub async fn bidi_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        options: CallOptions,
+    ) -> Result<BidiStreamingCall<Req, Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (send, recv) = open(self, path, options, None).await?;
+        Ok(BidiStreamingCall {
+            sender: RequestSink { send, _message: PhantomData },
+            responses: ResponseStream { recv, _message: PhantomData },
+        })
+    }
+}
+
+/// The responses of a server-streaming (or bidi) call. Dropping it before the end
+/// cancels the call.
+pub struct ResponseStream<T> {
+    recv: RecvHalf,
+    _message: PhantomData<fn() -> T>,
+}
+
+impl<T: prost::Message + Default> ResponseStream<T> {
+    /// The next message; `None` once the server ended the call with OK, `Err` with
+    /// any other status.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        match self.recv.message().await? {
+            Some(payload) => decode(payload).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The server's initial metadata, waiting for it if needed.
+    pub async fn headers(&mut self) -> Result<Metadata, Status> {
+        self.recv.headers().await.cloned()
+    }
+
+    /// The trailing metadata; complete once `message` has returned `None` or an error.
+    pub fn trailers(&self) -> &Metadata {
+        &self.recv.trailers
+    }
+}
+
+/// The request side of a bidi call.
+pub struct RequestSink<T> {
+    send: SendHalf,
+    _message: PhantomData<fn(T)>,
+}
+
+impl<T: prost::Message> RequestSink<T> {
+    /// Sends one message, waiting while the server is not reading.
+    pub async fn send(&mut self, message: &T) -> Result<(), Status> {
+        self.send.send(message, false).await
+    }
+
+    /// Closes the request stream (END_STREAM).
+    pub async fn close_send(&mut self) -> Result<(), Status> {
+        self.send.close().await
+    }
+}
+
+/// A client-streaming call in progress.
+pub struct ClientStreamingCall<Req, Resp> {
+    send: SendHalf,
+    recv: RecvHalf,
+    _message: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Req, Resp> {
+    /// Sends one message, waiting while the server is not reading.
+    pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
+        self.send.send(message, false).await
+    }
+
+    /// The server's initial metadata, waiting for it if needed.
+    pub async fn headers(&mut self) -> Result<Metadata, Status> {
+        self.recv.headers().await.cloned()
+    }
+
+    /// Closes the request stream and waits for the response.
+    pub async fn close_and_recv(mut self) -> Result<Response<Resp>, Status> {
+        self.send.close().await?;
+        single_response(self.recv).await
+    }
+}
+
+/// A bidirectional-streaming call in progress.
+pub struct BidiStreamingCall<Req, Resp> {
+    sender: RequestSink<Req>,
+    responses: ResponseStream<Resp>,
+}
+
+impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req, Resp> {
+    /// Sends one message.
+    pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
+        self.sender.send(message).await
+    }
+
+    /// Closes the request stream.
+    pub async fn close_send(&mut self) -> Result<(), Status> {
+        self.sender.close_send().await
+    }
+
+    /// The next response; see [`ResponseStream::message`].
+    pub async fn message(&mut self) -> Result<Option<Resp>, Status> {
+        self.responses.message().await
+    }
+
+    /// The server's initial metadata.
+    pub async fn headers(&mut self) -> Result<Metadata, Status> {
+        self.responses.headers().await
+    }
+
+    /// The trailing metadata, once the call has ended.
+    pub fn trailers(&self) -> &Metadata {
+        self.responses.trailers()
+    }
+
+    /// Splits into a sender and a receiver usable from different tasks.
+    pub fn split(self) -> (RequestSink<Req>, ResponseStream<Resp>) {
+        (self.sender, self.responses)
+    }
+}

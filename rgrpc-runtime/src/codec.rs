@@ -1,0 +1,133 @@
+//! Message framing (PROTOCOL-HTTP2.md, "Length-Prefixed-Message"): a 1-byte compressed
+//! flag, a 4-byte big-endian length, then the message. Pure functions over buffers.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::status::Status;
+
+/// Default limit on a received message: 4 MiB, as grpc-go and grpc-java.
+pub const DEFAULT_MAX_RECV_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+/// Default limit on a sent message: unbounded in grpc-go; we cap it at `u32::MAX` framing.
+pub const DEFAULT_MAX_SEND_MESSAGE_SIZE: usize = u32::MAX as usize;
+
+/// Length of the frame header.
+pub(crate) const HEADER_LEN: usize = 5;
+
+/// Encodes `msg` with its frame header into `buf` and returns the frame. `buf` keeps its
+/// spare capacity for the next message.
+pub(crate) fn encode<M: prost::Message>(
+    msg: &M,
+    buf: &mut BytesMut,
+    max_send: usize,
+) -> Result<Bytes, Status> {
+    let len = msg.encoded_len();
+    if len > max_send {
+        return Err(Status::resource_exhausted(format!(
+            "trying to send message larger than max ({len} vs. {max_send})"
+        )));
+    }
+    buf.reserve(HEADER_LEN + len);
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
+    // The buffer was reserved above, so encoding cannot run out of space.
+    msg.encode(buf).map_err(|e| Status::internal(format!("encoding message: {e}")))?;
+    Ok(buf.split().freeze())
+}
+
+/// Frames an already-encoded (possibly compressed) payload.
+pub(crate) fn frame(payload: &[u8], compressed: bool, buf: &mut BytesMut) -> Bytes {
+    buf.reserve(HEADER_LEN + payload.len());
+    buf.put_u8(u8::from(compressed));
+    buf.put_u32(payload.len() as u32);
+    buf.put_slice(payload);
+    buf.split().freeze()
+}
+
+/// One received message, not yet decompressed.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Frame {
+    pub compressed: bool,
+    pub payload: Bytes,
+}
+
+/// Takes one complete frame off the front of `buf`, or `None` when more bytes are needed.
+/// A declared length over `max_recv` fails before the payload is buffered, so a buffer
+/// never holds more than one frame of at most `max_recv` bytes plus one DATA chunk.
+pub(crate) fn decode(buf: &mut BytesMut, max_recv: usize) -> Result<Option<Frame>, Status> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let compressed = match buf[0] {
+        0 => false,
+        1 => true,
+        flag => {
+            return Err(Status::internal(format!(
+                "invalid compressed flag {flag} in message header"
+            )));
+        }
+    };
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if len > max_recv {
+        return Err(Status::resource_exhausted(format!(
+            "received message larger than max ({len} vs. {max_recv})"
+        )));
+    }
+    if buf.len() < HEADER_LEN + len {
+        buf.reserve(HEADER_LEN + len - buf.len());
+        return Ok(None);
+    }
+    buf.advance(HEADER_LEN);
+    Ok(Some(Frame { compressed, payload: buf.split_to(len).freeze() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_across_chunk_boundaries() {
+        let mut out = BytesMut::new();
+        let a = frame(b"hello", false, &mut out);
+        let b = frame(b"", true, &mut out);
+        let wire: Vec<u8> = [a.as_ref(), b.as_ref()].concat();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for byte in wire {
+            buf.put_u8(byte);
+            while let Some(f) = decode(&mut buf, 100).unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                Frame { compressed: false, payload: Bytes::from_static(b"hello") },
+                Frame { compressed: true, payload: Bytes::new() },
+            ]
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversized_length_fails_before_buffering() {
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 1, 0][..]);
+        let err = decode(&mut buf, 255).unwrap_err();
+        assert_eq!(err.code(), crate::Code::ResourceExhausted);
+        assert!(err.message().contains("256 vs. 255"), "{}", err.message());
+    }
+
+    #[test]
+    fn bad_flag_is_internal() {
+        let mut buf = BytesMut::from(&[7u8, 0, 0, 0, 0][..]);
+        assert_eq!(decode(&mut buf, 10).unwrap_err().code(), crate::Code::Internal);
+    }
+
+    #[test]
+    fn encode_respects_send_limit() {
+        let mut buf = BytesMut::new();
+        let big = "x".repeat(100);
+        assert_eq!(encode(&big, &mut buf, 10).unwrap_err().code(), crate::Code::ResourceExhausted);
+        let ok = encode(&big, &mut buf, 1000).unwrap();
+        assert_eq!(&ok[..5], &[0, 0, 0, 0, 102]);
+    }
+}

@@ -1,0 +1,315 @@
+//! The control buffer and its writer: per connection, one bounded queue of closed-enum
+//! items drained by one task that turns them into h2 calls (grpc-go's controlBuf +
+//! loopyWriter).
+//!
+//! Bounds, and why:
+//! - The queue holds at most [`CONTROL_QUEUE_ITEMS`] items; a producer waits for room
+//!   (its deadline still fires), so a client that issues calls faster than they complete
+//!   cannot grow it (grpc-go's controlBuf is unbounded there).
+//! - Each stream may have at most [`STREAM_WRITE_QUOTA`] bytes of DATA queued here or in
+//!   h2 (grpc-go's writeQuota); a sender that outruns its receiver waits on the quota.
+//! - The writer hands h2 only as many bytes as the stream's flow-control window allows
+//!   (reserve_capacity / poll_capacity): h2's `send_data` would otherwise buffer without
+//!   limit (h2 src/share.rs; hyper's PipeToSendStream does the same).
+//!
+//! Streams with data are served round-robin, one chunk each per pass, so one large
+//! stream cannot starve the others. After [`BATCH_ITEMS`] items the writer yields so the
+//! h2 connection task writes the batch out with one flush.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use h2::Reason;
+use h2::server::SendResponse;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::status::Status;
+
+/// Items queued at once per connection. 1024 items cover several hundred concurrent
+/// streams each with a header, a message and trailers in flight.
+pub(crate) const CONTROL_QUEUE_ITEMS: usize = 1024;
+/// Bytes of DATA one stream may have queued but not yet taken by h2 (grpc-go: 64 KiB).
+pub(crate) const STREAM_WRITE_QUOTA: usize = 64 * 1024;
+/// Items the writer takes per wake-up before yielding to let h2 flush.
+const BATCH_ITEMS: usize = 256;
+/// Largest piece of one stream's data handed to h2 per round-robin turn.
+const MAX_CHUNK: usize = 64 * 1024;
+
+/// Identifies a stream within one connection's writer.
+pub(crate) type StreamKey = u64;
+
+/// One instruction for the writer.
+pub(crate) enum Item {
+    /// Put by the client when it has opened a stream with `send_request`; the writer
+    /// keeps the stream's send half. Not counted against the write quota.
+    OpenClient { key: StreamKey, send: h2::SendStream<Bytes>, quota: Arc<Semaphore> },
+    /// Put by the server's stream task: the response headers. With `end_of_stream` this is
+    /// a Trailers-Only response and nothing more follows. Not counted against the quota.
+    Respond {
+        key: StreamKey,
+        respond: SendResponse<Bytes>,
+        head: http::Response<()>,
+        end_of_stream: bool,
+        quota: Arc<Semaphore>,
+    },
+    /// A framed message (or part of one). Holds `permits` of the stream's write quota,
+    /// returned when h2 has taken the bytes. `end_stream` closes the sending side.
+    Data { key: StreamKey, data: Bytes, permits: u32, end_stream: bool },
+    /// Server trailers (status); ends the stream.
+    Trailers { key: StreamKey, trailers: http::HeaderMap },
+    /// Client close-send: an empty DATA frame with END_STREAM.
+    CloseSend { key: StreamKey },
+    /// Abort the stream with RST_STREAM; jumps ahead of the stream's queued data.
+    Reset { key: StreamKey, reason: Reason },
+}
+
+/// A producer's handle on a connection's writer.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Item>,
+}
+
+impl Writer {
+    /// Starts the writer task for one connection.
+    pub(crate) fn spawn() -> Writer {
+        let (tx, rx) = mpsc::channel(CONTROL_QUEUE_ITEMS);
+        tokio::spawn(WriterTask { rx, streams: HashMap::new(), order: VecDeque::new() });
+        Writer { tx }
+    }
+
+    /// Queues `item`, waiting for room.
+    pub(crate) async fn send(&self, item: Item) -> Result<(), Status> {
+        self.tx.send(item).await.map_err(|_| Status::unavailable("connection closed"))
+    }
+
+    /// Queues a reset without waiting (for `Drop`); when the queue is full the reset is
+    /// sent from a task so it is not lost.
+    pub(crate) fn reset(&self, key: StreamKey, reason: Reason) {
+        match self.tx.try_send(Item::Reset { key, reason }) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    let tx = self.tx.clone();
+                    handle.spawn(async move {
+                        let _ = tx.send(item).await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits for `permits` bytes of a stream's write quota (at most the whole quota, so
+    /// a message larger than the quota still goes through, alone).
+    pub(crate) async fn acquire(quota: &Semaphore, len: usize) -> Result<u32, Status> {
+        let permits = len.min(STREAM_WRITE_QUOTA) as u32;
+        match quota.acquire_many(permits).await {
+            Ok(p) => {
+                p.forget();
+                Ok(permits)
+            }
+            Err(_) => Err(Status::cancelled("stream closed before the message could be sent")),
+        }
+    }
+}
+
+/// A fresh write quota for one stream.
+pub(crate) fn new_quota() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(STREAM_WRITE_QUOTA))
+}
+
+enum Pending {
+    Data { data: Bytes, permits: u32, end_stream: bool },
+    Trailers(http::HeaderMap),
+    End,
+}
+
+struct Out {
+    send: h2::SendStream<Bytes>,
+    queue: VecDeque<Pending>,
+    quota: Arc<Semaphore>,
+}
+
+struct WriterTask {
+    rx: mpsc::Receiver<Item>,
+    streams: HashMap<StreamKey, Out>,
+    /// Streams with queued work, in round-robin order; each key at most once.
+    order: VecDeque<StreamKey>,
+}
+
+/// What one turn of a stream achieved.
+enum Turn {
+    /// Handed something to h2; the stream may have more.
+    Progress,
+    /// Waiting for flow-control capacity (the waker is registered) or nothing queued.
+    Idle,
+    /// The stream is finished or failed: forget it.
+    Done,
+}
+
+impl WriterTask {
+    fn accept(&mut self, item: Item) {
+        match item {
+            Item::OpenClient { key, send, quota } => {
+                self.streams.insert(key, Out { send, queue: VecDeque::new(), quota });
+            }
+            Item::Respond { key, mut respond, head, end_of_stream, quota } => {
+                match respond.send_response(head, end_of_stream) {
+                    Ok(send) if !end_of_stream => {
+                        self.streams.insert(key, Out { send, queue: VecDeque::new(), quota });
+                    }
+                    Ok(_) => {}
+                    Err(_) => quota.close(),
+                }
+            }
+            Item::Data { key, data, permits, end_stream } => {
+                self.enqueue(key, Pending::Data { data, permits, end_stream });
+            }
+            Item::Trailers { key, trailers } => self.enqueue(key, Pending::Trailers(trailers)),
+            Item::CloseSend { key } => self.enqueue(key, Pending::End),
+            Item::Reset { key, reason } => {
+                if let Some(mut out) = self.streams.remove(&key) {
+                    out.send.send_reset(reason);
+                    out.quota.close();
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, key: StreamKey, pending: Pending) {
+        // A stream that is gone (reset, failed) drops what is still sent to it.
+        if let Some(out) = self.streams.get_mut(&key) {
+            if out.queue.is_empty() {
+                self.order.push_back(key);
+            }
+            out.queue.push_back(pending);
+        }
+    }
+
+    /// Gives one stream one turn.
+    fn turn(out: &mut Out, cx: &mut Context<'_>) -> Turn {
+        let Some(front) = out.queue.front_mut() else { return Turn::Idle };
+        match front {
+            Pending::Data { data, permits, end_stream } => {
+                if data.is_empty() {
+                    let end = *end_stream;
+                    out.quota.add_permits(*permits as usize);
+                    out.queue.pop_front();
+                    if end {
+                        return match out.send.send_data(Bytes::new(), true) {
+                            Ok(()) => Turn::Done,
+                            Err(_) => Turn::Done,
+                        };
+                    }
+                    return Turn::Progress;
+                }
+                out.send.reserve_capacity(data.len());
+                let mut capacity = out.send.capacity();
+                if capacity == 0 {
+                    match out.send.poll_capacity(cx) {
+                        Poll::Ready(Some(Ok(n))) => capacity = n,
+                        Poll::Ready(Some(Err(_)) | None) => return Turn::Done,
+                        Poll::Pending => return Turn::Idle,
+                    }
+                    if capacity == 0 {
+                        return Turn::Idle;
+                    }
+                }
+                let n = capacity.min(data.len()).min(MAX_CHUNK);
+                let chunk = data.split_to(n);
+                let last = data.is_empty();
+                let end = last && *end_stream;
+                if out.send.send_data(chunk, end).is_err() {
+                    return Turn::Done;
+                }
+                if last {
+                    out.quota.add_permits(*permits as usize);
+                    out.queue.pop_front();
+                    if end {
+                        return Turn::Done;
+                    }
+                }
+                Turn::Progress
+            }
+            Pending::Trailers(_) => {
+                let Some(Pending::Trailers(trailers)) = out.queue.pop_front() else {
+                    unreachable!("front was Trailers")
+                };
+                let _ = out.send.send_trailers(trailers);
+                Turn::Done
+            }
+            Pending::End => {
+                let _ = out.send.send_data(Bytes::new(), true);
+                Turn::Done
+            }
+        }
+    }
+
+    /// Round-robins the streams with queued work until none can progress.
+    fn drain(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let mut progressed = false;
+            for _ in 0..self.order.len() {
+                let Some(key) = self.order.pop_front() else { break };
+                let Some(out) = self.streams.get_mut(&key) else { continue };
+                match Self::turn(out, cx) {
+                    Turn::Progress => {
+                        progressed = true;
+                        if !out.queue.is_empty() {
+                            self.order.push_back(key);
+                        }
+                    }
+                    Turn::Idle => {
+                        if !out.queue.is_empty() {
+                            self.order.push_back(key);
+                        }
+                    }
+                    Turn::Done => {
+                        progressed = true;
+                        if let Some(out) = self.streams.remove(&key) {
+                            out.quota.close();
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+}
+
+impl Future for WriterTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut taken = 0;
+        let mut closed = false;
+        while taken < BATCH_ITEMS {
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(item)) => {
+                    this.accept(item);
+                    taken += 1;
+                }
+                Poll::Ready(None) => {
+                    closed = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        this.drain(cx);
+        if closed && this.order.is_empty() {
+            return Poll::Ready(());
+        }
+        if taken == BATCH_ITEMS {
+            // More items are waiting: yield so h2 can flush this batch, then come back.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,110 @@
+//! What a handler knows about its call: incoming metadata, deadline, peer, and the
+//! metadata it sends back.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::metadata::Metadata;
+use crate::status::Status;
+
+/// The server-side context of one call, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ServerContext {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    full_method: String,
+    metadata: Metadata,
+    deadline: Option<Instant>,
+    remote_addr: Option<SocketAddr>,
+    authority: Option<String>,
+    outgoing: Mutex<Outgoing>,
+}
+
+#[derive(Debug, Default)]
+struct Outgoing {
+    header: Metadata,
+    trailer: Metadata,
+    header_sent: bool,
+}
+
+impl ServerContext {
+    pub(crate) fn new(
+        full_method: String,
+        metadata: Metadata,
+        deadline: Option<Instant>,
+        remote_addr: Option<SocketAddr>,
+        authority: Option<String>,
+    ) -> ServerContext {
+        ServerContext {
+            inner: Arc::new(Inner {
+                full_method,
+                metadata,
+                deadline,
+                remote_addr,
+                authority,
+                outgoing: Mutex::new(Outgoing::default()),
+            }),
+        }
+    }
+
+    /// The full method name, e.g. `/helloworld.Greeter/SayHello`.
+    pub fn full_method(&self) -> &str {
+        &self.inner.full_method
+    }
+
+    /// The client's initial metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.inner.metadata
+    }
+
+    /// When the call's deadline (from `grpc-timeout`) expires, if it has one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.remote_addr
+    }
+
+    /// The request's `:authority`.
+    pub fn authority(&self) -> Option<&str> {
+        self.inner.authority.as_deref()
+    }
+
+    /// Adds to the initial metadata sent with the response headers. Fails once the
+    /// headers have gone out (grpc-go's `SetHeader`).
+    pub fn set_header(&self, metadata: Metadata) -> Result<(), Status> {
+        let mut out = self.outgoing();
+        if out.header_sent {
+            return Err(Status::internal("set_header called after headers were sent"));
+        }
+        out.header.merge(metadata);
+        Ok(())
+    }
+
+    /// Adds to the trailing metadata sent with the status (grpc-go's `SetTrailer`).
+    pub fn set_trailer(&self, metadata: Metadata) {
+        self.outgoing().trailer.merge(metadata);
+    }
+
+    fn outgoing(&self) -> std::sync::MutexGuard<'_, Outgoing> {
+        // A panic while holding this lock cannot leave it inconsistent (plain merges).
+        self.inner.outgoing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the headers sent and returns the initial metadata to put in them.
+    pub(crate) fn take_header(&self) -> Metadata {
+        let mut out = self.outgoing();
+        out.header_sent = true;
+        std::mem::take(&mut out.header)
+    }
+
+    pub(crate) fn take_trailer(&self) -> Metadata {
+        std::mem::take(&mut self.outgoing().trailer)
+    }
+}

@@ -1,0 +1,269 @@
+//! One incoming stream: validate the request, route it, run the handler as its own
+//! task, and send the response through the connection's writer.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use h2::server::SendResponse;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use tokio::sync::Semaphore;
+
+use super::context::ServerContext;
+use super::{Router, ServerConfig};
+use crate::codec;
+use crate::controlbuf::{self, Item, StreamKey, Writer};
+use crate::metadata::Metadata;
+use crate::panic::CatchUnwind;
+use crate::recv::MessageReader;
+use crate::status::Status;
+use crate::timeout;
+
+/// What the stream task needs from its connection.
+pub(crate) struct StreamEnv {
+    pub router: Arc<Router>,
+    pub config: Arc<ServerConfig>,
+    pub writer: Writer,
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// The untyped server side of one call, handed to an erased [`crate::Handler`].
+pub struct ServerStream {
+    ctx: ServerContext,
+    reader: MessageReader,
+    sender: Arc<Sender>,
+}
+
+/// The sending half shared by the handler's [`SendStream`] and the task that sends the
+/// final status after the handler returns.
+struct Sender {
+    writer: Writer,
+    key: StreamKey,
+    quota: Arc<Semaphore>,
+    max_send: usize,
+    ctx: ServerContext,
+    /// Present until the response headers are queued.
+    respond: Mutex<Option<SendResponse<Bytes>>>,
+}
+
+impl Sender {
+    fn take_respond(&self) -> Option<SendResponse<Bytes>> {
+        self.respond.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    async fn send_frame(&self, frame: Bytes) -> Result<(), Status> {
+        if let Some(respond) = self.take_respond() {
+            let mut head = grpc_response_head();
+            self.ctx.take_header().write_headers(head.headers_mut());
+            let quota = self.quota.clone();
+            self.writer
+                .send(Item::Respond { key: self.key, respond, head, end_of_stream: false, quota })
+                .await?;
+        }
+        let permits = Writer::acquire(&self.quota, frame.len()).await?;
+        self.writer
+            .send(Item::Data { key: self.key, data: frame, permits, end_stream: false })
+            .await
+    }
+
+    /// Sends the status: in the trailers, or as a Trailers-Only response when no
+    /// headers went out (PROTOCOL-HTTP2.md, "Trailers-Only").
+    async fn finish(&self, status: Result<(), Status>) {
+        let mut trailers = HeaderMap::new();
+        let status = status.err().unwrap_or_else(|| Status::new(crate::Code::Ok, ""));
+        status.write_trailers(&mut trailers);
+        self.ctx.take_trailer().write_headers(&mut trailers);
+        let item = match self.take_respond() {
+            Some(respond) => {
+                let mut head = grpc_response_head();
+                self.ctx.take_header().write_headers(head.headers_mut());
+                head.headers_mut().extend(trailers);
+                Item::Respond {
+                    key: self.key,
+                    respond,
+                    head,
+                    end_of_stream: true,
+                    quota: self.quota.clone(),
+                }
+            }
+            None => Item::Trailers { key: self.key, trailers },
+        };
+        let _ = self.writer.send(item).await;
+    }
+}
+
+fn grpc_response_head() -> http::Response<()> {
+    let mut head = http::Response::new(());
+    head.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+    head
+}
+
+impl ServerStream {
+    /// The call's context.
+    pub fn context(&self) -> ServerContext {
+        self.ctx.clone()
+    }
+
+    /// Reads the single request of a unary or server-streaming call.
+    pub async fn recv_single<T: prost::Message + Default>(&mut self) -> Result<T, Status> {
+        let Some(payload) = self.reader.next().await? else {
+            return Err(Status::internal("request stream ended without a message"));
+        };
+        let message = decode::<T>(payload)?;
+        if self.reader.next().await?.is_some() {
+            return Err(Status::internal("more than one request message for a single-request method"));
+        }
+        Ok(message)
+    }
+
+    /// Sends one response message.
+    pub async fn send_message<T: prost::Message>(&mut self, message: &T) -> Result<(), Status> {
+        let mut buf = BytesMut::new();
+        let frame = codec::encode(message, &mut buf, self.sender.max_send)?;
+        self.sender.send_frame(frame).await
+    }
+
+    /// Splits into typed halves.
+    pub fn split<Req, Resp>(self) -> (RecvStream<Req>, SendStream<Resp>) {
+        (
+            RecvStream { reader: self.reader, _message: PhantomData },
+            SendStream { sender: self.sender, buf: BytesMut::new(), _message: PhantomData },
+        )
+    }
+}
+
+fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
+    T::decode(payload).map_err(|e| Status::internal(format!("failed to decode request: {e}")))
+}
+
+/// The requests of a client-streaming or bidi call, as the handler reads them.
+pub struct RecvStream<T> {
+    reader: MessageReader,
+    _message: PhantomData<fn() -> T>,
+}
+
+impl<T: prost::Message + Default> RecvStream<T> {
+    /// The next message, or `None` once the client has closed its side.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        match self.reader.next().await? {
+            Some(payload) => decode(payload).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The responses of a server-streaming or bidi call, as the handler sends them. A send
+/// waits while the client is not reading (the stream's write quota is spent).
+pub struct SendStream<T> {
+    sender: Arc<Sender>,
+    /// Reused encode buffer.
+    buf: BytesMut,
+    _message: PhantomData<fn(T)>,
+}
+
+impl<T: prost::Message> SendStream<T> {
+    /// Sends one message; the response headers go out first if they have not yet.
+    pub async fn send(&mut self, message: &T) -> Result<(), Status> {
+        let frame = codec::encode(message, &mut self.buf, self.sender.max_send)?;
+        self.sender.send_frame(frame).await
+    }
+}
+
+/// Handles one accepted stream to completion. Runs as its own task.
+pub(crate) async fn serve_stream(
+    env: StreamEnv,
+    key: StreamKey,
+    request: http::Request<h2::RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let (parts, body) = request.into_parts();
+    // PROTOCOL-HTTP2.md: ":method → POST"; anything else is not a gRPC request.
+    if parts.method != http::Method::POST {
+        reject_http(&mut respond, StatusCode::METHOD_NOT_ALLOWED);
+        return;
+    }
+    // "If Content-Type does not begin with "application/grpc", gRPC servers SHOULD
+    // respond with HTTP status of 415 (Unsupported Media Type)."
+    let content_type = parts.headers.get("content-type").map(HeaderValue::as_bytes);
+    let subtype_ok = match content_type {
+        Some(ct) if ct.starts_with(b"application/grpc") => {
+            matches!(&ct[16..], b"" | b"+proto") || ct[16..].starts_with(b";")
+        }
+        _ => {
+            reject_http(&mut respond, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            return;
+        }
+    };
+    let quota = controlbuf::new_quota();
+    let reject = |status: Status, respond: SendResponse<Bytes>| {
+        let mut head = grpc_response_head();
+        status.write_trailers(head.headers_mut());
+        Item::Respond { key, respond, head, end_of_stream: true, quota: quota.clone() }
+    };
+    if !subtype_ok {
+        let status = Status::unimplemented("unsupported content-type: only application/grpc+proto is served");
+        let _ = env.writer.send(reject(status, respond)).await;
+        return;
+    }
+    let path = parts.uri.path();
+    let handler = match env.router.route(path) {
+        Ok(handler) => handler.clone(),
+        Err(status) => {
+            let _ = env.writer.send(reject(status, respond)).await;
+            return;
+        }
+    };
+    let deadline = match parts.headers.get("grpc-timeout") {
+        None => None,
+        Some(value) => match timeout::parse(value.as_bytes()) {
+            Some(d) => Some(Instant::now() + d),
+            None => {
+                let status = Status::internal(format!(
+                    "malformed grpc-timeout {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ));
+                let _ = env.writer.send(reject(status, respond)).await;
+                return;
+            }
+        },
+    };
+    let ctx = ServerContext::new(
+        path.to_owned(),
+        Metadata::from_headers(&parts.headers),
+        deadline,
+        env.remote_addr,
+        parts.uri.authority().map(|a| a.to_string()),
+    );
+    let sender = Arc::new(Sender {
+        writer: env.writer.clone(),
+        key,
+        quota,
+        max_send: env.config.max_send_message_size,
+        ctx: ctx.clone(),
+        respond: Mutex::new(Some(respond)),
+    });
+    let stream = ServerStream {
+        ctx,
+        reader: MessageReader::new(body, env.config.max_recv_message_size),
+        sender: sender.clone(),
+    };
+    let call = CatchUnwind::new((handler.call)(stream));
+    let result = match deadline {
+        None => call.await,
+        Some(deadline) => {
+            match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), call).await {
+                Ok(result) => result,
+                Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
+            }
+        }
+    };
+    sender.finish(result).await;
+}
+
+fn reject_http(respond: &mut SendResponse<Bytes>, status: StatusCode) {
+    let mut head = http::Response::new(());
+    *head.status_mut() = status;
+    let _ = respond.send_response(head, true);
+}

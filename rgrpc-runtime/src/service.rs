@@ -1,0 +1,147 @@
+//! Service descriptors and type-erased handlers: what generated code hands the server.
+//!
+//! The descriptor is static data (as grpc-go's `ServiceDesc`). The handlers are bound at
+//! registration, because a Rust static cannot name the implementation's type; each is
+//! erased to one boxed closure, so no generic reaches the server's public types.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::server::{RecvStream, SendStream, ServerContext, ServerStream};
+use crate::status::Status;
+
+/// A service: its full name, its RPCs and the .proto file it came from.
+#[derive(Debug)]
+pub struct ServiceDesc {
+    /// Full service name, e.g. `helloworld.Greeter`.
+    pub service_name: &'static str,
+    /// Unary methods.
+    pub methods: &'static [MethodDesc],
+    /// Streaming methods.
+    pub streams: &'static [StreamDesc],
+    /// The .proto file that declared the service.
+    pub metadata: &'static str,
+}
+
+/// A unary method.
+#[derive(Debug)]
+pub struct MethodDesc {
+    /// The method's name, e.g. `SayHello`.
+    pub method_name: &'static str,
+}
+
+/// A streaming method.
+#[derive(Debug)]
+pub struct StreamDesc {
+    /// The method's name.
+    pub stream_name: &'static str,
+    /// The server sends a stream of messages.
+    pub server_streams: bool,
+    /// The client sends a stream of messages.
+    pub client_streams: bool,
+}
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+type Erased = dyn Fn(ServerStream) -> BoxFuture<Result<(), Status>> + Send + Sync;
+
+/// One method's implementation, erased. Built by generated `register_*_server`
+/// functions through the four constructors.
+#[derive(Clone)]
+pub struct Handler {
+    pub(crate) call: Arc<Erased>,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handler")
+    }
+}
+
+impl Handler {
+    /// A unary handler: one request in, one response out.
+    pub fn unary<Req, Resp, F, Fut>(f: F) -> Handler
+    where
+        Req: prost::Message + Default + 'static,
+        Resp: prost::Message + 'static,
+        F: Fn(ServerContext, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        Handler {
+            call: Arc::new(move |mut stream: ServerStream| {
+                let f = f.clone();
+                Box::pin(async move {
+                    let request: Req = stream.recv_single().await?;
+                    let response = f(stream.context(), request).await?;
+                    stream.send_message(&response).await
+                })
+            }),
+        }
+    }
+
+    /// A server-streaming handler: one request in, a stream of responses out.
+    pub fn server_streaming<Req, Resp, F, Fut>(f: F) -> Handler
+    where
+        Req: prost::Message + Default + 'static,
+        Resp: prost::Message + 'static,
+        F: Fn(ServerContext, Req, SendStream<Resp>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        Handler {
+            call: Arc::new(move |mut stream: ServerStream| {
+                let f = f.clone();
+                Box::pin(async move {
+                    let request: Req = stream.recv_single().await?;
+                    let ctx = stream.context();
+                    let (_, tx) = stream.split::<Req, Resp>();
+                    f(ctx, request, tx).await
+                })
+            }),
+        }
+    }
+
+    /// A client-streaming handler: a stream of requests in, one response out.
+    pub fn client_streaming<Req, Resp, F, Fut>(f: F) -> Handler
+    where
+        Req: prost::Message + Default + 'static,
+        Resp: prost::Message + 'static,
+        F: Fn(ServerContext, RecvStream<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        Handler {
+            call: Arc::new(move |stream: ServerStream| {
+                let f = f.clone();
+                Box::pin(async move {
+                    let ctx = stream.context();
+                    let (rx, mut tx) = stream.split::<Req, Resp>();
+                    let response = f(ctx, rx).await?;
+                    tx.send(&response).await
+                })
+            }),
+        }
+    }
+
+    /// A bidirectional-streaming handler.
+    pub fn bidi_streaming<Req, Resp, F, Fut>(f: F) -> Handler
+    where
+        Req: prost::Message + Default + 'static,
+        Resp: prost::Message + 'static,
+        F: Fn(ServerContext, RecvStream<Req>, SendStream<Resp>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        Handler {
+            call: Arc::new(move |stream: ServerStream| {
+                let f = f.clone();
+                Box::pin(async move {
+                    let ctx = stream.context();
+                    let (rx, tx) = stream.split::<Req, Resp>();
+                    f(ctx, rx, tx).await
+                })
+            }),
+        }
+    }
+}
