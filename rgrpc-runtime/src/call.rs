@@ -17,6 +17,8 @@ pub struct CallOptions {
     pub max_recv_message_size: Option<usize>,
     /// Overrides the channel's send limit for this call.
     pub max_send_message_size: Option<usize>,
+    /// Compresses request messages with this encoding (sent as `grpc-encoding`).
+    pub compression: Option<crate::Encoding>,
 }
 
 impl CallOptions {
@@ -28,6 +30,12 @@ impl CallOptions {
     /// Sets the timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> CallOptions {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Compresses the request messages.
+    pub fn with_compression(mut self, encoding: crate::Encoding) -> CallOptions {
+        self.compression = Some(encoding);
         self
     }
 
@@ -48,7 +56,10 @@ pub struct Request<T> {
 impl<T> Request<T> {
     /// A request with default options.
     pub fn new(message: T) -> Request<T> {
-        Request { message, options: CallOptions::default() }
+        Request {
+            message,
+            options: CallOptions::default(),
+        }
     }
 
     /// A request with `options`.
@@ -109,7 +120,11 @@ pub struct Response<T> {
 
 impl<T> Response<T> {
     pub(crate) fn new(message: T, headers: Metadata, trailers: Metadata) -> Response<T> {
-        Response { message, headers, trailers }
+        Response {
+            message,
+            headers,
+            trailers,
+        }
     }
 
     /// The message.

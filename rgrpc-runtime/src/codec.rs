@@ -30,7 +30,8 @@ pub(crate) fn encode<M: prost::Message>(
     buf.put_u8(0);
     buf.put_u32(len as u32);
     // The buffer was reserved above, so encoding cannot run out of space.
-    msg.encode(buf).map_err(|e| Status::internal(format!("encoding message: {e}")))?;
+    msg.encode(buf)
+        .map_err(|e| Status::internal(format!("encoding message: {e}")))?;
     Ok(buf.split().freeze())
 }
 
@@ -77,7 +78,10 @@ pub(crate) fn decode(buf: &mut BytesMut, max_recv: usize) -> Result<Option<Frame
         return Ok(None);
     }
     buf.advance(HEADER_LEN);
-    Ok(Some(Frame { compressed, payload: buf.split_to(len).freeze() }))
+    Ok(Some(Frame {
+        compressed,
+        payload: buf.split_to(len).freeze(),
+    }))
 }
 
 #[cfg(test)]
@@ -101,8 +105,14 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Frame { compressed: false, payload: Bytes::from_static(b"hello") },
-                Frame { compressed: true, payload: Bytes::new() },
+                Frame {
+                    compressed: false,
+                    payload: Bytes::from_static(b"hello")
+                },
+                Frame {
+                    compressed: true,
+                    payload: Bytes::new()
+                },
             ]
         );
         assert!(buf.is_empty());
@@ -119,14 +129,20 @@ mod tests {
     #[test]
     fn bad_flag_is_internal() {
         let mut buf = BytesMut::from(&[7u8, 0, 0, 0, 0][..]);
-        assert_eq!(decode(&mut buf, 10).unwrap_err().code(), crate::Code::Internal);
+        assert_eq!(
+            decode(&mut buf, 10).unwrap_err().code(),
+            crate::Code::Internal
+        );
     }
 
     #[test]
     fn encode_respects_send_limit() {
         let mut buf = BytesMut::new();
         let big = "x".repeat(100);
-        assert_eq!(encode(&big, &mut buf, 10).unwrap_err().code(), crate::Code::ResourceExhausted);
+        assert_eq!(
+            encode(&big, &mut buf, 10).unwrap_err().code(),
+            crate::Code::ResourceExhausted
+        );
         let ok = encode(&big, &mut buf, 1000).unwrap();
         assert_eq!(&ok[..5], &[0, 0, 0, 0, 102]);
     }

@@ -46,7 +46,11 @@ pub(crate) type StreamKey = u64;
 pub(crate) enum Item {
     /// Put by the client when it has opened a stream with `send_request`; the writer
     /// keeps the stream's send half. Not counted against the write quota.
-    OpenClient { key: StreamKey, send: h2::SendStream<Bytes>, quota: Arc<Semaphore> },
+    OpenClient {
+        key: StreamKey,
+        send: h2::SendStream<Bytes>,
+        quota: Arc<Semaphore>,
+    },
     /// Put by the server's stream task: the response headers. With `end_of_stream` this is
     /// a Trailers-Only response and nothing more follows. Not counted against the quota.
     Respond {
@@ -58,9 +62,17 @@ pub(crate) enum Item {
     },
     /// A framed message (or part of one). Holds `permits` of the stream's write quota,
     /// returned when h2 has taken the bytes. `end_stream` closes the sending side.
-    Data { key: StreamKey, data: Bytes, permits: u32, end_stream: bool },
+    Data {
+        key: StreamKey,
+        data: Bytes,
+        permits: u32,
+        end_stream: bool,
+    },
     /// Server trailers (status); ends the stream.
-    Trailers { key: StreamKey, trailers: http::HeaderMap },
+    Trailers {
+        key: StreamKey,
+        trailers: http::HeaderMap,
+    },
     /// Client close-send: an empty DATA frame with END_STREAM.
     CloseSend { key: StreamKey },
     /// Abort the stream with RST_STREAM; jumps ahead of the stream's queued data.
@@ -77,13 +89,20 @@ impl Writer {
     /// Starts the writer task for one connection.
     pub(crate) fn spawn() -> Writer {
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE_ITEMS);
-        tokio::spawn(WriterTask { rx, streams: HashMap::new(), order: VecDeque::new() });
+        tokio::spawn(WriterTask {
+            rx,
+            streams: HashMap::new(),
+            order: VecDeque::new(),
+        });
         Writer { tx }
     }
 
     /// Queues `item`, waiting for room.
     pub(crate) async fn send(&self, item: Item) -> Result<(), Status> {
-        self.tx.send(item).await.map_err(|_| Status::unavailable("connection closed"))
+        self.tx
+            .send(item)
+            .await
+            .map_err(|_| Status::unavailable("connection closed"))
     }
 
     /// Queues a reset without waiting (for `Drop`); when the queue is full the reset is
@@ -111,7 +130,9 @@ impl Writer {
                 p.forget();
                 Ok(permits)
             }
-            Err(_) => Err(Status::cancelled("stream closed before the message could be sent")),
+            Err(_) => Err(Status::cancelled(
+                "stream closed before the message could be sent",
+            )),
         }
     }
 }
@@ -122,7 +143,11 @@ pub(crate) fn new_quota() -> Arc<Semaphore> {
 }
 
 enum Pending {
-    Data { data: Bytes, permits: u32, end_stream: bool },
+    Data {
+        data: Bytes,
+        permits: u32,
+        end_stream: bool,
+    },
     Trailers(http::HeaderMap),
     End,
 }
@@ -154,19 +179,49 @@ impl WriterTask {
     fn accept(&mut self, item: Item) {
         match item {
             Item::OpenClient { key, send, quota } => {
-                self.streams.insert(key, Out { send, queue: VecDeque::new(), quota });
+                self.streams.insert(
+                    key,
+                    Out {
+                        send,
+                        queue: VecDeque::new(),
+                        quota,
+                    },
+                );
             }
-            Item::Respond { key, mut respond, head, end_of_stream, quota } => {
-                match respond.send_response(head, end_of_stream) {
-                    Ok(send) if !end_of_stream => {
-                        self.streams.insert(key, Out { send, queue: VecDeque::new(), quota });
-                    }
-                    Ok(_) => {}
-                    Err(_) => quota.close(),
+            Item::Respond {
+                key,
+                mut respond,
+                head,
+                end_of_stream,
+                quota,
+            } => match respond.send_response(head, end_of_stream) {
+                Ok(send) if !end_of_stream => {
+                    self.streams.insert(
+                        key,
+                        Out {
+                            send,
+                            queue: VecDeque::new(),
+                            quota,
+                        },
+                    );
                 }
-            }
-            Item::Data { key, data, permits, end_stream } => {
-                self.enqueue(key, Pending::Data { data, permits, end_stream });
+                Ok(_) => {}
+                Err(_) => quota.close(),
+            },
+            Item::Data {
+                key,
+                data,
+                permits,
+                end_stream,
+            } => {
+                self.enqueue(
+                    key,
+                    Pending::Data {
+                        data,
+                        permits,
+                        end_stream,
+                    },
+                );
             }
             Item::Trailers { key, trailers } => self.enqueue(key, Pending::Trailers(trailers)),
             Item::CloseSend { key } => self.enqueue(key, Pending::End),
@@ -191,9 +246,15 @@ impl WriterTask {
 
     /// Gives one stream one turn.
     fn turn(out: &mut Out, cx: &mut Context<'_>) -> Turn {
-        let Some(front) = out.queue.front_mut() else { return Turn::Idle };
+        let Some(front) = out.queue.front_mut() else {
+            return Turn::Idle;
+        };
         match front {
-            Pending::Data { data, permits, end_stream } => {
+            Pending::Data {
+                data,
+                permits,
+                end_stream,
+            } => {
                 if data.is_empty() {
                     let end = *end_stream;
                     out.quota.add_permits(*permits as usize);
@@ -253,8 +314,12 @@ impl WriterTask {
         loop {
             let mut progressed = false;
             for _ in 0..self.order.len() {
-                let Some(key) = self.order.pop_front() else { break };
-                let Some(out) = self.streams.get_mut(&key) else { continue };
+                let Some(key) = self.order.pop_front() else {
+                    break;
+                };
+                let Some(out) = self.streams.get_mut(&key) else {
+                    continue;
+                };
                 match Self::turn(out, cx) {
                     Turn::Progress => {
                         progressed = true;

@@ -12,6 +12,7 @@
 mod call;
 mod client;
 mod codec;
+mod compression;
 mod controlbuf;
 mod metadata;
 mod panic;
@@ -24,6 +25,7 @@ mod timeout;
 pub use call::{CallOptions, Request, Response};
 pub use client::{BidiStreamingCall, Channel, ClientStreamingCall, RequestSink, ResponseStream};
 pub use codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
+pub use compression::Encoding;
 pub use metadata::{Metadata, MetadataError};
 pub use server::{RecvStream, SendStream, Server, ServerContext, ServerStream};
 pub use service::{Handler, MethodDesc, ServiceDesc, StreamDesc};

@@ -70,7 +70,9 @@ impl Metadata {
     pub fn append_bin(&mut self, key: &str, value: &[u8]) -> Result<(), MetadataError> {
         let name = checked_key(key)?;
         if !key.ends_with("-bin") {
-            return Err(error(format!("binary metadata key {key:?} must end in -bin")));
+            return Err(error(format!(
+                "binary metadata key {key:?} must end in -bin"
+            )));
         }
         let encoded = encode_bin(value);
         // Base64 is always a valid header value.
@@ -92,18 +94,28 @@ impl Metadata {
 
     /// All ASCII values under `key`.
     pub fn get_all(&self, key: &str) -> Vec<&str> {
-        self.headers.get_all(key).iter().filter_map(|v| v.to_str().ok()).collect()
+        self.headers
+            .get_all(key)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
     }
 
     /// The first binary value under `key` (a `-bin` key), decoded. `None` when absent or
     /// not valid base64.
     pub fn get_bin(&self, key: &str) -> Option<Vec<u8>> {
-        self.headers.get(key).and_then(|v| decode_bin(v.as_bytes()).ok())
+        self.headers
+            .get(key)
+            .and_then(|v| decode_bin(v.as_bytes()).ok())
     }
 
     /// All binary values under `key`, decoded; values that are not base64 are skipped.
     pub fn get_all_bin(&self, key: &str) -> Vec<Vec<u8>> {
-        self.headers.get_all(key).iter().filter_map(|v| decode_bin(v.as_bytes()).ok()).collect()
+        self.headers
+            .get_all(key)
+            .iter()
+            .filter_map(|v| decode_bin(v.as_bytes()).ok())
+            .collect()
     }
 
     /// Removes every value under `key`.
@@ -156,7 +168,9 @@ impl Metadata {
 
 impl fmt::Debug for Metadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.headers.iter().map(|(k, v)| (k.as_str(), v))).finish()
+        f.debug_map()
+            .entries(self.headers.iter().map(|(k, v)| (k.as_str(), v)))
+            .finish()
     }
 }
 
@@ -183,7 +197,9 @@ pub(crate) fn is_reserved(key: &str) -> bool {
 
 fn checked_key(key: &str) -> Result<HeaderName, MetadataError> {
     let valid = !key.is_empty()
-        && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'_' | b'-' | b'.'));
+        && key
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'_' | b'-' | b'.'));
     if !valid {
         return Err(error(format!(
             "metadata key {key:?} must be non-empty lowercase ASCII letters, digits, '_', '-' or '.'"
@@ -209,7 +225,10 @@ pub(crate) fn encode_bin(value: &[u8]) -> String {
 
 /// Decodes padded or unpadded standard base64.
 pub(crate) fn decode_bin(value: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
-    let trimmed = value.strip_suffix(b"==").or_else(|| value.strip_suffix(b"=")).unwrap_or(value);
+    let trimmed = value
+        .strip_suffix(b"==")
+        .or_else(|| value.strip_suffix(b"="))
+        .unwrap_or(value);
     base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed)
 }
 
@@ -230,7 +249,10 @@ mod tests {
         md.write_headers(&mut map);
         // Emitted unpadded.
         assert_eq!(map.get("x-trace-bin").unwrap(), "AAEC/w");
-        assert_eq!(Metadata::from_headers(&map).get_bin("x-trace-bin"), Some(vec![0, 1, 2, 255]));
+        assert_eq!(
+            Metadata::from_headers(&map).get_bin("x-trace-bin"),
+            Some(vec![0, 1, 2, 255])
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::codec;
+use crate::compression::{self, Encoding};
 use crate::status::{Status, status_from_h2};
 
 /// Reads one stream's messages.
@@ -13,25 +14,48 @@ pub(crate) struct MessageReader {
     buf: BytesMut,
     max_recv: usize,
     eof: bool,
+    /// The peer's `grpc-encoding`, if it declared one.
+    encoding: Option<Encoding>,
+    last_compressed: bool,
 }
 
 impl MessageReader {
-    pub(crate) fn new(body: h2::RecvStream, max_recv: usize) -> MessageReader {
-        MessageReader { body, buf: BytesMut::new(), max_recv, eof: false }
+    pub(crate) fn new(
+        body: h2::RecvStream,
+        max_recv: usize,
+        encoding: Option<Encoding>,
+    ) -> MessageReader {
+        MessageReader {
+            body,
+            buf: BytesMut::new(),
+            max_recv,
+            eof: false,
+            encoding,
+            last_compressed: false,
+        }
+    }
+
+    /// Whether the last message returned by `next` arrived compressed.
+    pub(crate) fn last_compressed(&self) -> bool {
+        self.last_compressed
     }
 
     /// The next message's payload, `None` at the end of the stream.
     pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, Status> {
         loop {
             if let Some(frame) = codec::decode(&mut self.buf, self.max_recv)? {
-                if frame.compressed {
-                    // compression.md: a compressed flag without a negotiated encoding is
-                    // a protocol error.
-                    return Err(Status::internal(
-                        "compressed flag set but no grpc-encoding was negotiated",
-                    ));
+                self.last_compressed = frame.compressed;
+                if !frame.compressed {
+                    return Ok(Some(frame.payload));
                 }
-                return Ok(Some(frame.payload));
+                // compression.md: a compressed flag without a grpc-encoding is a
+                // protocol error.
+                let Some(encoding) = self.encoding else {
+                    return Err(Status::internal(
+                        "compressed flag set but no grpc-encoding was sent",
+                    ));
+                };
+                return compression::decompress(encoding, &frame.payload, self.max_recv).map(Some);
             }
             if self.eof {
                 if !self.buf.is_empty() {

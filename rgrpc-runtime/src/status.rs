@@ -80,7 +80,11 @@ impl Code {
         if value.is_empty() || value.len() > 10 || !value.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        std::str::from_utf8(value).ok()?.parse::<i32>().ok().map(Code::from_i32)
+        std::str::from_utf8(value)
+            .ok()?
+            .parse::<i32>()
+            .ok()
+            .map(Code::from_i32)
     }
 
     /// The static `grpc-status` header value.
@@ -267,7 +271,8 @@ impl Status {
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Status");
-        d.field("code", &self.0.code).field("message", &self.0.message);
+        d.field("code", &self.0.code)
+            .field("message", &self.0.message);
         if !self.0.details.is_empty() {
             d.field("details", &self.0.details);
         }
@@ -333,7 +338,10 @@ mod tests {
         for value in 0..=16 {
             let code = Code::from_i32(value);
             assert_eq!(code as i32, value);
-            assert_eq!(Code::from_header(code.header_value().as_bytes()), Some(code));
+            assert_eq!(
+                Code::from_header(code.header_value().as_bytes()),
+                Some(code)
+            );
         }
         assert_eq!(Code::from_i32(17), Code::Unknown);
         assert_eq!(Code::from_header(b"-1"), None);
@@ -372,13 +380,20 @@ mod tests {
 
     #[test]
     fn trailers_round_trip() {
-        let status = Status::with_details(Code::NotFound, "no such thing", Bytes::from_static(b"\x00\x01"));
+        let status = Status::with_details(
+            Code::NotFound,
+            "no such thing",
+            Bytes::from_static(b"\x00\x01"),
+        );
         let mut map = http::HeaderMap::new();
         status.write_trailers(&mut map);
         let back = Status::from_trailers(&map);
         assert_eq!(back.code(), Code::NotFound);
         assert_eq!(back.message(), "no such thing");
         assert_eq!(back.details().as_ref(), b"\x00\x01");
-        assert_eq!(Status::from_trailers(&http::HeaderMap::new()).code(), Code::Internal);
+        assert_eq!(
+            Status::from_trailers(&http::HeaderMap::new()).code(),
+            Code::Internal
+        );
     }
 }

@@ -10,7 +10,9 @@ pub(crate) fn parse(value: &[u8]) -> Option<Duration> {
     if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n: u64 = digits.iter().fold(0, |acc, d| acc * 10 + u64::from(d - b'0'));
+    let n: u64 = digits
+        .iter()
+        .fold(0, |acc, d| acc * 10 + u64::from(d - b'0'));
     Some(match unit {
         b'H' => Duration::from_secs(n * 3600),
         b'M' => Duration::from_secs(n * 60),
@@ -61,7 +63,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_values() {
-        for bad in [&b""[..], b"S", b"123456789S", b"1x", b"-1S", b"1.5S", b"1 S", b"\xff"] {
+        for bad in [
+            &b""[..],
+            b"S",
+            b"123456789S",
+            b"1x",
+            b"-1S",
+            b"1.5S",
+            b"1 S",
+            b"\xff",
+        ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }
@@ -72,7 +83,10 @@ mod tests {
         assert_eq!(format(Duration::from_secs(1)), "1000000u");
         assert_eq!(format(Duration::from_secs(100)), "100000m");
         assert_eq!(format(Duration::from_secs(1_000_000)), "1000000S");
-        for d in [Duration::from_millis(1234), Duration::from_secs(86400 * 400)] {
+        for d in [
+            Duration::from_millis(1234),
+            Duration::from_secs(86400 * 400),
+        ] {
             let s = format(d);
             assert!(s.len() <= 9, "{s}");
             assert!(parse(s.as_bytes()).unwrap() >= d);

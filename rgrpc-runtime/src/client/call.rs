@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::channel::{Channel, Conn};
 use crate::call::{CallOptions, Request, Response};
-use crate::codec;
+use crate::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::controlbuf::{self, Item, StreamKey, Writer};
 use crate::metadata::Metadata;
 use crate::recv::MessageReader;
@@ -41,6 +41,8 @@ struct SendHalf {
     max_send: usize,
     buf: BytesMut,
     closed: bool,
+    encoding: Option<Encoding>,
+    compress: bool,
 }
 
 impl SendHalf {
@@ -48,19 +50,30 @@ impl SendHalf {
         if self.closed {
             return Err(Status::internal("send after close_send"));
         }
-        let frame = codec::encode(message, &mut self.buf, self.max_send)?;
+        let encoding = self.encoding.filter(|_| self.compress);
+        let frame = compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?;
         let quota = &self.quota;
         let writer = &self.conn.writer;
         let key = self.key;
         let result = until(self.deadline, async move {
             let permits = Writer::acquire(quota, frame.len()).await?;
-            writer.send(Item::Data { key, data: frame, permits, end_stream: end }).await
+            writer
+                .send(Item::Data {
+                    key,
+                    data: frame,
+                    permits,
+                    end_stream: end,
+                })
+                .await
         })
         .await;
         if end {
             self.closed = true;
         }
-        if result.as_ref().is_err_and(|s| s.code() == Code::DeadlineExceeded) {
+        if result
+            .as_ref()
+            .is_err_and(|s| s.code() == Code::DeadlineExceeded)
+        {
             self.conn.writer.reset(self.key, h2::Reason::CANCEL);
         }
         result
@@ -71,7 +84,10 @@ impl SendHalf {
             return Ok(());
         }
         self.closed = true;
-        self.conn.writer.send(Item::CloseSend { key: self.key }).await
+        self.conn
+            .writer
+            .send(Item::CloseSend { key: self.key })
+            .await
     }
 }
 
@@ -79,7 +95,6 @@ impl Drop for SendHalf {
     fn drop(&mut self) {
         // A dropped sender ends the request stream, like a finished iterator in tonic.
         if !self.closed {
-            let _ = self.conn.writer.clone();
             let writer = self.conn.writer.clone();
             let key = self.key;
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -137,8 +152,9 @@ impl RecvHalf {
                     let (parts, body) = response.into_parts();
                     self.headers = Some(Metadata::from_headers(&parts.headers));
                     match check_head(&parts) {
-                        Ok(()) => {
-                            self.state = RecvState::Body(MessageReader::new(body, self.max_recv));
+                        Ok(encoding) => {
+                            self.state =
+                                RecvState::Body(MessageReader::new(body, self.max_recv, encoding));
                         }
                         Err(head_status) => {
                             if parts.headers.contains_key("grpc-status") {
@@ -159,9 +175,7 @@ impl RecvHalf {
     /// The next message, `None` once the call ended with OK.
     async fn message(&mut self) -> Result<Option<Bytes>, Status> {
         if let RecvState::Head(_) = self.state {
-            if let Err(status) = self.headers().await {
-                return Err(status);
-            }
+            self.headers().await?;
         }
         let deadline = self.deadline;
         let reader = match &mut self.state {
@@ -185,7 +199,11 @@ impl RecvHalf {
                     Ok(Some(map)) => {
                         let status = Status::from_trailers(&map);
                         self.trailers = Metadata::from_headers(&map);
-                        if status.code() == Code::Ok { Ok(()) } else { Err(status) }
+                        if status.code() == Code::Ok {
+                            Ok(())
+                        } else {
+                            Err(status)
+                        }
                     }
                     Ok(None) => Err(Status::internal(
                         "server closed the stream without sending trailers",
@@ -210,7 +228,7 @@ impl Drop for RecvHalf {
 
 /// Checks the response headers (PROTOCOL-HTTP2.md, http-grpc-status-mapping.md).
 /// `Ok(())` means messages follow; `Err` carries how the call ended.
-fn check_head(parts: &http::response::Parts) -> Result<(), Result<(), Status>> {
+fn check_head(parts: &http::response::Parts) -> Result<Option<Encoding>, Result<(), Status>> {
     if parts.status != http::StatusCode::OK {
         let code = Code::from_http_status(parts.status.as_u16());
         if parts.headers.contains_key("grpc-status") {
@@ -218,7 +236,10 @@ fn check_head(parts: &http::response::Parts) -> Result<(), Result<(), Status>> {
         }
         return Err(Err(Status::new(
             code,
-            format!("unexpected HTTP status code {} received from server", parts.status.as_u16()),
+            format!(
+                "unexpected HTTP status code {} received from server",
+                parts.status.as_u16()
+            ),
         )));
     }
     if parts.headers.contains_key("grpc-status") {
@@ -226,7 +247,17 @@ fn check_head(parts: &http::response::Parts) -> Result<(), Result<(), Status>> {
     }
     let content_type = parts.headers.get("content-type").map(HeaderValue::as_bytes);
     match content_type {
-        Some(ct) if ct.starts_with(b"application/grpc") => Ok(()),
+        Some(ct) if ct.starts_with(b"application/grpc") => match parts.headers.get("grpc-encoding")
+        {
+            None => Ok(None),
+            Some(value) => match Encoding::parse(value.as_bytes()) {
+                Some(encoding) => Ok(Some(encoding)),
+                None => Err(Err(Status::internal(format!(
+                    "server sent unsupported grpc-encoding {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                )))),
+            },
+        },
         other => Err(Err(Status::unknown(format!(
             "unexpected content-type {:?} in response",
             other.map(String::from_utf8_lossy)
@@ -236,7 +267,11 @@ fn check_head(parts: &http::response::Parts) -> Result<(), Result<(), Status>> {
 
 fn trailers_only(headers: &http::HeaderMap) -> Result<(), Status> {
     let status = Status::from_trailers(headers);
-    if status.code() == Code::Ok { Ok(()) } else { Err(status) }
+    if status.code() == Code::Ok {
+        Ok(())
+    } else {
+        Err(status)
+    }
 }
 
 /// Opens a stream for `path`.
@@ -248,9 +283,14 @@ async fn open(
 ) -> Result<(SendHalf, RecvHalf), Status> {
     let deadline = options.timeout.map(|t| Instant::now() + t);
     let config = channel.config();
-    let max_send = options.max_send_message_size.unwrap_or(config.max_send_message_size);
-    let max_recv = options.max_recv_message_size.unwrap_or(config.max_recv_message_size);
+    let max_send = options
+        .max_send_message_size
+        .unwrap_or(config.max_send_message_size);
+    let max_recv = options
+        .max_recv_message_size
+        .unwrap_or(config.max_recv_message_size);
     let _ = end_stream_after;
+    let encoding = options.compression.filter(|e| *e != Encoding::Identity);
     let conn = until(deadline, channel.conn()).await?;
     let uri = http::Uri::builder()
         .scheme("http")
@@ -266,7 +306,17 @@ async fn open(
     let headers = request.headers_mut();
     headers.insert("content-type", HeaderValue::from_static("application/grpc"));
     headers.insert("te", HeaderValue::from_static("trailers"));
-    headers.insert("user-agent", HeaderValue::from_static(concat!("grpc-rust-rgrpc/", env!("CARGO_PKG_VERSION"))));
+    headers.insert(
+        "user-agent",
+        HeaderValue::from_static(concat!("grpc-rust-rgrpc/", env!("CARGO_PKG_VERSION"))),
+    );
+    headers.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static(ACCEPT_ENCODING),
+    );
+    if let Some(encoding) = options.compression.filter(|e| *e != Encoding::Identity) {
+        headers.insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
+    }
     if let Some(timeout) = options.timeout {
         // Only ASCII digits and a unit letter: always a valid header value.
         if let Ok(value) = HeaderValue::from_str(&timeout::format(timeout)) {
@@ -276,13 +326,26 @@ async fn open(
     options.metadata.write_headers(headers);
     let (response, send) = until(deadline, async {
         // `ready` waits while the server's MAX_CONCURRENT_STREAMS is reached.
-        let mut sender = conn.send_request.clone().ready().await.map_err(|e| status_from_h2(&e))?;
-        sender.send_request(request, false).map_err(|e| status_from_h2(&e))
+        let mut sender = conn
+            .send_request
+            .clone()
+            .ready()
+            .await
+            .map_err(|e| status_from_h2(&e))?;
+        sender
+            .send_request(request, false)
+            .map_err(|e| status_from_h2(&e))
     })
     .await?;
     let key = conn.next_key();
     let quota = controlbuf::new_quota();
-    conn.writer.send(Item::OpenClient { key, send, quota: quota.clone() }).await?;
+    conn.writer
+        .send(Item::OpenClient {
+            key,
+            send,
+            quota: quota.clone(),
+        })
+        .await?;
     let send = SendHalf {
         conn: conn.clone(),
         key,
@@ -291,6 +354,8 @@ async fn open(
         max_send,
         buf: BytesMut::new(),
         closed: false,
+        encoding,
+        compress: true,
     };
     let recv = RecvHalf {
         conn,
@@ -317,7 +382,9 @@ async fn single_response<T: prost::Message + Default>(
     };
     let message = decode::<T>(payload)?;
     if recv.message().await?.is_some() {
-        return Err(Status::unimplemented("server sent more than one response message"));
+        return Err(Status::unimplemented(
+            "server sent more than one response message",
+        ));
     }
     let headers = recv.headers.take().unwrap_or_default();
     let trailers = std::mem::take(&mut recv.trailers);
@@ -354,7 +421,10 @@ impl Channel {
         let (message, options) = request.into_parts();
         let (mut send, recv) = open(self, path, options, None).await?;
         send.send(&message, true).await?;
-        Ok(ResponseStream { recv, _message: PhantomData })
+        Ok(ResponseStream {
+            recv,
+            _message: PhantomData,
+        })
     }
 
     /// A client-streaming call.
@@ -368,7 +438,11 @@ impl Channel {
         Resp: prost::Message + Default,
     {
         let (send, recv) = open(self, path, options, None).await?;
-        Ok(ClientStreamingCall { send, recv, _message: PhantomData })
+        Ok(ClientStreamingCall {
+            send,
+            recv,
+            _message: PhantomData,
+        })
     }
 
     /// A bidirectional-streaming call.
@@ -383,8 +457,14 @@ impl Channel {
     {
         let (send, recv) = open(self, path, options, None).await?;
         Ok(BidiStreamingCall {
-            sender: RequestSink { send, _message: PhantomData },
-            responses: ResponseStream { recv, _message: PhantomData },
+            sender: RequestSink {
+                send,
+                _message: PhantomData,
+            },
+            responses: ResponseStream {
+                recv,
+                _message: PhantomData,
+            },
         })
     }
 }
@@ -415,6 +495,14 @@ impl<T: prost::Message + Default> ResponseStream<T> {
     pub fn trailers(&self) -> &Metadata {
         &self.recv.trailers
     }
+
+    /// Whether the last message returned by `message` arrived compressed.
+    pub fn last_message_compressed(&self) -> bool {
+        match &self.recv.state {
+            RecvState::Body(reader) => reader.last_compressed(),
+            _ => false,
+        }
+    }
 }
 
 /// The request side of a bidi call.
@@ -432,6 +520,12 @@ impl<T: prost::Message> RequestSink<T> {
     /// Closes the request stream (END_STREAM).
     pub async fn close_send(&mut self) -> Result<(), Status> {
         self.send.close().await
+    }
+
+    /// Turns compression of the following messages off or on (only meaningful when the
+    /// call was opened with `CallOptions::compression`).
+    pub fn set_compress(&mut self, compress: bool) {
+        self.send.compress = compress;
     }
 }
 
@@ -451,6 +545,11 @@ impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Re
     /// The server's initial metadata, waiting for it if needed.
     pub async fn headers(&mut self) -> Result<Metadata, Status> {
         self.recv.headers().await.cloned()
+    }
+
+    /// Turns compression of the following messages off or on.
+    pub fn set_compress(&mut self, compress: bool) {
+        self.send.compress = compress;
     }
 
     /// Closes the request stream and waits for the response.
@@ -490,6 +589,11 @@ impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req,
     /// The trailing metadata, once the call has ended.
     pub fn trailers(&self) -> &Metadata {
         self.responses.trailers()
+    }
+
+    /// Turns compression of the following messages off or on.
+    pub fn set_compress(&mut self, compress: bool) {
+        self.sender.set_compress(compress);
     }
 
     /// Splits into a sender and a receiver usable from different tasks.

@@ -69,7 +69,9 @@ impl Conn {
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel").field("target", &self.inner.addr).finish()
+        f.debug_struct("Channel")
+            .field("target", &self.inner.addr)
+            .finish()
     }
 }
 
@@ -101,7 +103,9 @@ impl Channel {
             .parse()
             .map_err(|e| Status::invalid_argument(format!("bad target {target:?}: {e}")))?;
         if authority.port_u16().is_none() {
-            return Err(Status::invalid_argument(format!("target {target:?} has no port")));
+            return Err(Status::invalid_argument(format!(
+                "target {target:?} has no port"
+            )));
         }
         Ok(Channel {
             inner: Arc::new(Inner {
@@ -155,7 +159,10 @@ impl Channel {
 
     fn live(&self) -> Option<Arc<Conn>> {
         let current = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
-        current.as_ref().filter(|c| !c.closed.load(Ordering::Acquire)).cloned()
+        current
+            .as_ref()
+            .filter(|c| !c.closed.load(Ordering::Acquire))
+            .cloned()
     }
 
     async fn dial(&self) -> Result<Conn, Status> {
@@ -165,7 +172,11 @@ impl Channel {
         {
             Ok(Ok(io)) => io,
             Ok(Err(e)) => return Err(Status::unavailable(format!("connecting to {addr}: {e}"))),
-            Err(_) => return Err(Status::unavailable(format!("connecting to {addr}: timed out"))),
+            Err(_) => {
+                return Err(Status::unavailable(format!(
+                    "connecting to {addr}: timed out"
+                )));
+            }
         };
         let _ = io.set_nodelay(true);
         let handshake = h2::client::Builder::new()
@@ -176,8 +187,14 @@ impl Channel {
         let (send_request, connection) =
             match tokio::time::timeout(config.connect_timeout, handshake).await {
                 Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => return Err(Status::unavailable(format!("handshake with {addr}: {e}"))),
-                Err(_) => return Err(Status::unavailable(format!("handshake with {addr}: timed out"))),
+                Ok(Err(e)) => {
+                    return Err(Status::unavailable(format!("handshake with {addr}: {e}")));
+                }
+                Err(_) => {
+                    return Err(Status::unavailable(format!(
+                        "handshake with {addr}: timed out"
+                    )));
+                }
             };
         let closed = Arc::new(AtomicBool::new(false));
         let flag = closed.clone();
@@ -185,6 +202,11 @@ impl Channel {
             let _ = connection.await;
             flag.store(true, Ordering::Release);
         });
-        Ok(Conn { send_request, writer: Writer::spawn(), next_key: AtomicU64::new(1), closed })
+        Ok(Conn {
+            send_request,
+            writer: Writer::spawn(),
+            next_key: AtomicU64::new(1),
+            closed,
+        })
     }
 }

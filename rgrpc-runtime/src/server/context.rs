@@ -2,9 +2,11 @@
 //! metadata it sends back.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::compression::Encoding;
 use crate::metadata::Metadata;
 use crate::status::Status;
 
@@ -21,6 +23,9 @@ struct Inner {
     deadline: Option<Instant>,
     remote_addr: Option<SocketAddr>,
     authority: Option<String>,
+    /// Whether the client accepts gzip responses (its `grpc-accept-encoding`).
+    accepts_gzip: bool,
+    request_compressed: AtomicBool,
     outgoing: Mutex<Outgoing>,
 }
 
@@ -29,6 +34,7 @@ struct Outgoing {
     header: Metadata,
     trailer: Metadata,
     header_sent: bool,
+    compression: Option<Encoding>,
 }
 
 impl ServerContext {
@@ -38,6 +44,8 @@ impl ServerContext {
         deadline: Option<Instant>,
         remote_addr: Option<SocketAddr>,
         authority: Option<String>,
+        accepts_gzip: bool,
+        compression: Option<Encoding>,
     ) -> ServerContext {
         ServerContext {
             inner: Arc::new(Inner {
@@ -46,7 +54,12 @@ impl ServerContext {
                 deadline,
                 remote_addr,
                 authority,
-                outgoing: Mutex::new(Outgoing::default()),
+                accepts_gzip,
+                request_compressed: AtomicBool::new(false),
+                outgoing: Mutex::new(Outgoing {
+                    compression,
+                    ..Outgoing::default()
+                }),
             }),
         }
     }
@@ -76,12 +89,32 @@ impl ServerContext {
         self.inner.authority.as_deref()
     }
 
+    /// Whether the last request message read so far arrived compressed.
+    pub fn request_compressed(&self) -> bool {
+        self.inner.request_compressed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_request_compressed(&self, compressed: bool) {
+        self.inner
+            .request_compressed
+            .store(compressed, Ordering::Relaxed);
+    }
+
+    /// Chooses the response encoding for this call. It takes effect only if the client
+    /// accepts it (compression.md: never compress with an encoding the peer did not
+    /// list) and only before the response headers are sent.
+    pub fn set_compression(&self, encoding: Encoding) {
+        self.outgoing().compression = Some(encoding);
+    }
+
     /// Adds to the initial metadata sent with the response headers. Fails once the
     /// headers have gone out (grpc-go's `SetHeader`).
     pub fn set_header(&self, metadata: Metadata) -> Result<(), Status> {
         let mut out = self.outgoing();
         if out.header_sent {
-            return Err(Status::internal("set_header called after headers were sent"));
+            return Err(Status::internal(
+                "set_header called after headers were sent",
+            ));
         }
         out.header.merge(metadata);
         Ok(())
@@ -94,14 +127,22 @@ impl ServerContext {
 
     fn outgoing(&self) -> std::sync::MutexGuard<'_, Outgoing> {
         // A panic while holding this lock cannot leave it inconsistent (plain merges).
-        self.inner.outgoing.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .outgoing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks the headers sent and returns the initial metadata to put in them.
-    pub(crate) fn take_header(&self) -> Metadata {
+    /// Marks the headers sent and returns the initial metadata to put in them and the
+    /// response encoding.
+    pub(crate) fn take_header(&self) -> (Metadata, Option<Encoding>) {
         let mut out = self.outgoing();
         out.header_sent = true;
-        std::mem::take(&mut out.header)
+        let encoding = match out.compression {
+            Some(Encoding::Gzip) if self.inner.accepts_gzip => Some(Encoding::Gzip),
+            _ => None,
+        };
+        (std::mem::take(&mut out.header), encoding)
     }
 
     pub(crate) fn take_trailer(&self) -> Metadata {

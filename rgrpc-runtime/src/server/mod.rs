@@ -31,6 +31,7 @@ pub(crate) struct ServerConfig {
     pub max_frame_size: u32,
     pub max_header_list_size: u32,
     pub connection_timeout: Duration,
+    pub send_compression: Option<crate::Encoding>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +50,7 @@ impl Default for ServerConfig {
             max_header_list_size: 16 * 1024,
             // grpc-go's default connection timeout: 120 s to finish the handshake.
             connection_timeout: Duration::from_secs(120),
+            send_compression: None,
         }
     }
 }
@@ -72,7 +74,9 @@ impl Router {
                 Status::unimplemented(format!("unknown method {method} for service {service}")),
             ),
             Some((service, _)) => Err(Status::unimplemented(format!("unknown service {service}"))),
-            None => Err(Status::unimplemented(format!("malformed method name: {path:?}"))),
+            None => Err(Status::unimplemented(format!(
+                "malformed method name: {path:?}"
+            ))),
         }
     }
 }
@@ -103,7 +107,10 @@ impl Server {
     /// A server with default settings and no services.
     pub fn new() -> Server {
         Server {
-            router: Router { handlers: HashMap::new(), services: HashSet::new() },
+            router: Router {
+                handlers: HashMap::new(),
+                services: HashSet::new(),
+            },
             config: ServerConfig::default(),
         }
     }
@@ -132,7 +139,9 @@ impl Server {
             desc.service_name
         );
         for (name, handler) in names.zip(handlers) {
-            self.router.handlers.insert(format!("/{}/{}", desc.service_name, name), handler);
+            self.router
+                .handlers
+                .insert(format!("/{}/{}", desc.service_name, name), handler);
         }
     }
 
@@ -179,6 +188,12 @@ impl Server {
         self
     }
 
+    /// Compresses responses with `encoding` by default, for clients that accept it.
+    pub fn send_compression(mut self, encoding: crate::Encoding) -> Server {
+        self.config.send_compression = Some(encoding);
+        self
+    }
+
     /// How long a new connection has to complete the HTTP/2 handshake.
     pub fn connection_timeout(mut self, timeout: Duration) -> Server {
         self.config.connection_timeout = timeout;
@@ -187,12 +202,14 @@ impl Server {
 
     /// Binds `addr` and serves until an I/O error on the listener.
     pub async fn serve(self, addr: SocketAddr) -> std::io::Result<()> {
-        self.serve_with_incoming(TcpListener::bind(addr).await?).await
+        self.serve_with_incoming(TcpListener::bind(addr).await?)
+            .await
     }
 
     /// Serves connections accepted from `listener`.
     pub async fn serve_with_incoming(self, listener: TcpListener) -> std::io::Result<()> {
-        self.serve_with_shutdown(listener, std::future::pending()).await
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
     }
 
     /// Serves until `signal` completes, then stops accepting, asks every connection to

@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::context::ServerContext;
 use super::{Router, ServerConfig};
-use crate::codec;
+use crate::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::controlbuf::{self, Item, StreamKey, Writer};
 use crate::metadata::Metadata;
 use crate::panic::CatchUnwind;
@@ -46,25 +46,65 @@ struct Sender {
     ctx: ServerContext,
     /// Present until the response headers are queued.
     respond: Mutex<Option<SendResponse<Bytes>>>,
+    /// The response encoding, fixed when the headers are sent.
+    encoding: OnceLock<Option<Encoding>>,
 }
 
 impl Sender {
     fn take_respond(&self) -> Option<SendResponse<Bytes>> {
-        self.respond.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.respond
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Sends the response headers if they have not gone out; returns the response
+    /// encoding.
+    async fn start(&self) -> Result<Option<Encoding>, Status> {
+        if let Some(respond) = self.take_respond() {
+            let mut head = grpc_response_head();
+            let (metadata, encoding) = self.ctx.take_header();
+            metadata.write_headers(head.headers_mut());
+            if let Some(encoding) = encoding {
+                head.headers_mut()
+                    .insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
+            }
+            let _ = self.encoding.set(encoding);
+            let quota = self.quota.clone();
+            self.writer
+                .send(Item::Respond {
+                    key: self.key,
+                    respond,
+                    head,
+                    end_of_stream: false,
+                    quota,
+                })
+                .await?;
+        }
+        Ok(self.encoding.get().copied().flatten())
+    }
+
+    /// Encodes, compresses if the call compresses and `compress` allows, and sends.
+    async fn send_message<T: prost::Message>(
+        &self,
+        message: &T,
+        buf: &mut BytesMut,
+        compress: bool,
+    ) -> Result<(), Status> {
+        let encoding = self.start().await?.filter(|_| compress);
+        let frame = compression::encode_frame(message, buf, self.max_send, encoding)?;
+        self.send_frame(frame).await
     }
 
     async fn send_frame(&self, frame: Bytes) -> Result<(), Status> {
-        if let Some(respond) = self.take_respond() {
-            let mut head = grpc_response_head();
-            self.ctx.take_header().write_headers(head.headers_mut());
-            let quota = self.quota.clone();
-            self.writer
-                .send(Item::Respond { key: self.key, respond, head, end_of_stream: false, quota })
-                .await?;
-        }
         let permits = Writer::acquire(&self.quota, frame.len()).await?;
         self.writer
-            .send(Item::Data { key: self.key, data: frame, permits, end_stream: false })
+            .send(Item::Data {
+                key: self.key,
+                data: frame,
+                permits,
+                end_stream: false,
+            })
             .await
     }
 
@@ -72,13 +112,15 @@ impl Sender {
     /// headers went out (PROTOCOL-HTTP2.md, "Trailers-Only").
     async fn finish(&self, status: Result<(), Status>) {
         let mut trailers = HeaderMap::new();
-        let status = status.err().unwrap_or_else(|| Status::new(crate::Code::Ok, ""));
+        let status = status
+            .err()
+            .unwrap_or_else(|| Status::new(crate::Code::Ok, ""));
         status.write_trailers(&mut trailers);
         self.ctx.take_trailer().write_headers(&mut trailers);
         let item = match self.take_respond() {
             Some(respond) => {
                 let mut head = grpc_response_head();
-                self.ctx.take_header().write_headers(head.headers_mut());
+                self.ctx.take_header().0.write_headers(head.headers_mut());
                 head.headers_mut().extend(trailers);
                 Item::Respond {
                     key: self.key,
@@ -88,7 +130,10 @@ impl Sender {
                     quota: self.quota.clone(),
                 }
             }
-            None => Item::Trailers { key: self.key, trailers },
+            None => Item::Trailers {
+                key: self.key,
+                trailers,
+            },
         };
         let _ = self.writer.send(item).await;
     }
@@ -96,7 +141,8 @@ impl Sender {
 
 fn grpc_response_head() -> http::Response<()> {
     let mut head = http::Response::new(());
-    head.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+    head.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/grpc"));
     head
 }
 
@@ -111,9 +157,13 @@ impl ServerStream {
         let Some(payload) = self.reader.next().await? else {
             return Err(Status::internal("request stream ended without a message"));
         };
+        self.ctx
+            .set_request_compressed(self.reader.last_compressed());
         let message = decode::<T>(payload)?;
         if self.reader.next().await?.is_some() {
-            return Err(Status::internal("more than one request message for a single-request method"));
+            return Err(Status::internal(
+                "more than one request message for a single-request method",
+            ));
         }
         Ok(message)
     }
@@ -121,15 +171,23 @@ impl ServerStream {
     /// Sends one response message.
     pub async fn send_message<T: prost::Message>(&mut self, message: &T) -> Result<(), Status> {
         let mut buf = BytesMut::new();
-        let frame = codec::encode(message, &mut buf, self.sender.max_send)?;
-        self.sender.send_frame(frame).await
+        self.sender.send_message(message, &mut buf, true).await
     }
 
     /// Splits into typed halves.
     pub fn split<Req, Resp>(self) -> (RecvStream<Req>, SendStream<Resp>) {
         (
-            RecvStream { reader: self.reader, _message: PhantomData },
-            SendStream { sender: self.sender, buf: BytesMut::new(), _message: PhantomData },
+            RecvStream {
+                reader: self.reader,
+                ctx: self.ctx,
+                _message: PhantomData,
+            },
+            SendStream {
+                sender: self.sender,
+                buf: BytesMut::new(),
+                compress: true,
+                _message: PhantomData,
+            },
         )
     }
 }
@@ -141,6 +199,7 @@ fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
 /// The requests of a client-streaming or bidi call, as the handler reads them.
 pub struct RecvStream<T> {
     reader: MessageReader,
+    ctx: ServerContext,
     _message: PhantomData<fn() -> T>,
 }
 
@@ -148,9 +207,18 @@ impl<T: prost::Message + Default> RecvStream<T> {
     /// The next message, or `None` once the client has closed its side.
     pub async fn message(&mut self) -> Result<Option<T>, Status> {
         match self.reader.next().await? {
-            Some(payload) => decode(payload).map(Some),
+            Some(payload) => {
+                self.ctx
+                    .set_request_compressed(self.reader.last_compressed());
+                decode(payload).map(Some)
+            }
             None => Ok(None),
         }
+    }
+
+    /// Whether the last message returned by `message` arrived compressed.
+    pub fn last_message_compressed(&self) -> bool {
+        self.reader.last_compressed()
     }
 }
 
@@ -160,14 +228,22 @@ pub struct SendStream<T> {
     sender: Arc<Sender>,
     /// Reused encode buffer.
     buf: BytesMut,
+    compress: bool,
     _message: PhantomData<fn(T)>,
 }
 
 impl<T: prost::Message> SendStream<T> {
     /// Sends one message; the response headers go out first if they have not yet.
     pub async fn send(&mut self, message: &T) -> Result<(), Status> {
-        let frame = codec::encode(message, &mut self.buf, self.sender.max_send)?;
-        self.sender.send_frame(frame).await
+        self.sender
+            .send_message(message, &mut self.buf, self.compress)
+            .await
+    }
+
+    /// Turns compression of the following messages off or on; it applies only when the
+    /// call has a response encoding (see [`ServerContext::set_compression`]).
+    pub fn set_compress(&mut self, compress: bool) {
+        self.compress = compress;
     }
 }
 
@@ -200,10 +276,18 @@ pub(crate) async fn serve_stream(
     let reject = |status: Status, respond: SendResponse<Bytes>| {
         let mut head = grpc_response_head();
         status.write_trailers(head.headers_mut());
-        Item::Respond { key, respond, head, end_of_stream: true, quota: quota.clone() }
+        Item::Respond {
+            key,
+            respond,
+            head,
+            end_of_stream: true,
+            quota: quota.clone(),
+        }
     };
     if !subtype_ok {
-        let status = Status::unimplemented("unsupported content-type: only application/grpc+proto is served");
+        let status = Status::unimplemented(
+            "unsupported content-type: only application/grpc+proto is served",
+        );
         let _ = env.writer.send(reject(status, respond)).await;
         return;
     }
@@ -229,12 +313,42 @@ pub(crate) async fn serve_stream(
             }
         },
     };
+    let encoding = match parts.headers.get("grpc-encoding") {
+        None => None,
+        Some(value) => match Encoding::parse(value.as_bytes()) {
+            Some(encoding) => Some(encoding),
+            None => {
+                // compression.md: an unsupported encoding is UNIMPLEMENTED, and the
+                // response lists what the server accepts.
+                let status = Status::unimplemented(format!(
+                    "grpc: Decompressor is not installed for grpc-encoding {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ));
+                let mut item = reject(status, respond);
+                if let Item::Respond { head, .. } = &mut item {
+                    head.headers_mut().insert(
+                        "grpc-accept-encoding",
+                        HeaderValue::from_static(ACCEPT_ENCODING),
+                    );
+                }
+                let _ = env.writer.send(item).await;
+                return;
+            }
+        },
+    };
+    let accepts_gzip = parts
+        .headers
+        .get_all("grpc-accept-encoding")
+        .iter()
+        .any(|v| Encoding::Gzip.accepted_by(v.as_bytes()));
     let ctx = ServerContext::new(
         path.to_owned(),
         Metadata::from_headers(&parts.headers),
         deadline,
         env.remote_addr,
         parts.uri.authority().map(|a| a.to_string()),
+        accepts_gzip,
+        env.config.send_compression,
     );
     let sender = Arc::new(Sender {
         writer: env.writer.clone(),
@@ -243,23 +357,46 @@ pub(crate) async fn serve_stream(
         max_send: env.config.max_send_message_size,
         ctx: ctx.clone(),
         respond: Mutex::new(Some(respond)),
+        encoding: OnceLock::new(),
     });
     let stream = ServerStream {
         ctx,
-        reader: MessageReader::new(body, env.config.max_recv_message_size),
+        reader: MessageReader::new(body, env.config.max_recv_message_size, encoding),
         sender: sender.clone(),
     };
     let call = CatchUnwind::new((handler.call)(stream));
-    let result = match deadline {
-        None => call.await,
-        Some(deadline) => {
-            match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), call).await {
-                Ok(result) => result,
-                Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
-            }
+    let deadline = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+            None => std::future::pending().await,
         }
     };
+    // The handler's future is dropped when the client resets the stream or the deadline
+    // passes: that is how a handler learns it was cancelled, and nothing of the call is
+    // left behind.
+    let result = tokio::select! {
+        result = call => result,
+        () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
+        _reason = client_reset(&sender) => return,
+    };
     sender.finish(result).await;
+}
+
+/// Completes when the client resets the stream before the response headers went out
+/// (later resets surface as errors on the handler's sends and receives).
+async fn client_reset(sender: &Sender) -> h2::Reason {
+    std::future::poll_fn(|cx| {
+        let mut respond = sender.respond.lock().unwrap_or_else(|e| e.into_inner());
+        match respond.as_mut() {
+            Some(respond) => match respond.poll_reset(cx) {
+                std::task::Poll::Ready(Ok(reason)) => std::task::Poll::Ready(reason),
+                std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(h2::Reason::CANCEL),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            },
+            None => std::task::Poll::Pending,
+        }
+    })
+    .await
 }
 
 fn reject_http(respond: &mut SendResponse<Bytes>, status: StatusCode) {
