@@ -184,7 +184,7 @@ impl Channel {
             .initial_connection_window_size(config.initial_connection_window)
             .max_send_buffer_size(crate::controlbuf::STREAM_WRITE_QUOTA)
             .handshake::<_, Bytes>(io);
-        let (send_request, connection) =
+        let (send_request, mut connection) =
             match tokio::time::timeout(config.connect_timeout, handshake).await {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => {
@@ -196,12 +196,30 @@ impl Channel {
                     )));
                 }
             };
+        let ping = connection.ping_pong();
         let closed = Arc::new(AtomicBool::new(false));
         let flag = closed.clone();
         tokio::spawn(async move {
             let _ = connection.await;
             flag.store(true, Ordering::Release);
         });
+        // Like grpc-go, the connection is ready only once the server's SETTINGS have
+        // arrived: before that h2 assumes unlimited concurrent streams and the first
+        // calls could be refused. The server sends SETTINGS before it answers a PING.
+        if let Some(mut ping) = ping {
+            let pong = tokio::time::timeout(config.connect_timeout, ping.ping(h2::Ping::opaque()));
+            match pong.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(Status::unavailable(format!("handshake with {addr}: {e}")));
+                }
+                Err(_) => {
+                    return Err(Status::unavailable(format!(
+                        "handshake with {addr}: timed out"
+                    )));
+                }
+            }
+        }
         Ok(Conn {
             send_request,
             writer: Writer::spawn(),

@@ -1,0 +1,176 @@
+//! Helpers for rgrpc's end-to-end tests: a TestService instrumented to observe flow
+//! control, panics and cancellation, a server on an ephemeral port, and a raw h2 peer.
+
+#![allow(missing_docs)]
+
+pub mod grpc_testing {
+    rgrpc_runtime::include_proto!("grpc.testing");
+}
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use grpc_testing::{
+    Payload, SimpleRequest, SimpleResponse, StreamingOutputCallRequest,
+    StreamingOutputCallResponse, TestServiceServer,
+};
+use rgrpc_runtime::{Code, Metadata, SendStream, Server, ServerContext, Status};
+
+/// Counters the tests read while calls run.
+#[derive(Default, Debug)]
+pub struct Probe {
+    /// Messages the streaming handler has handed to `send` successfully.
+    pub sent: AtomicUsize,
+    /// Handlers whose future was dropped before finishing.
+    pub dropped: AtomicUsize,
+    /// Handlers that ran to completion.
+    pub finished: AtomicUsize,
+}
+
+struct DropGuard(Arc<Probe>, bool);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.finished.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.0.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A TestService for tests:
+/// - UnaryCall: payload of `response_size` zeros; `response_status` is returned as the
+///   status; `fill_username` panics (the panic test); `x-echo` metadata is echoed as a
+///   header and `x-echo-trailer-bin` as a trailer; a `payload.body` of "sleep" sleeps 10 s.
+/// - StreamingOutputCall: one response per `response_parameters` entry.
+/// - EmptyCall is left unimplemented (the default body).
+pub struct Instrumented {
+    pub probe: Arc<Probe>,
+}
+
+impl TestServiceServer for Instrumented {
+    async fn unary_call(
+        &self,
+        ctx: &ServerContext,
+        request: SimpleRequest,
+    ) -> Result<SimpleResponse, Status> {
+        let mut guard = DropGuard(self.probe.clone(), false);
+        if request.fill_username {
+            panic!("handler asked to panic");
+        }
+        if request.payload.as_ref().is_some_and(|p| p.body == b"sleep") {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        if let Some(v) = ctx.metadata().get("x-echo") {
+            let mut md = Metadata::new();
+            md.insert("x-echo", v)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            ctx.set_header(md)?;
+        }
+        if let Some(v) = ctx.metadata().get_bin("x-echo-trailer-bin") {
+            let mut md = Metadata::new();
+            md.insert_bin("x-echo-trailer-bin", &v)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            ctx.set_trailer(md);
+        }
+        if request.response_compressed.is_some_and(|b| b.value) {
+            ctx.set_compression(rgrpc_runtime::Encoding::Gzip);
+        }
+        guard.1 = true;
+        if let Some(status) = request.response_status {
+            return Err(Status::new(Code::from_i32(status.code), status.message));
+        }
+        Ok(SimpleResponse {
+            payload: Some(Payload {
+                body: vec![0; request.response_size as usize],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn streaming_output_call(
+        &self,
+        _ctx: &ServerContext,
+        request: StreamingOutputCallRequest,
+        mut responses: SendStream<StreamingOutputCallResponse>,
+    ) -> Result<(), Status> {
+        let _guard = DropGuard(self.probe.clone(), true);
+        for param in &request.response_parameters {
+            let response = StreamingOutputCallResponse {
+                payload: Some(Payload {
+                    body: vec![7; param.size as usize],
+                    ..Default::default()
+                }),
+            };
+            responses.send(&response).await?;
+            self.probe.sent.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// A running server; shuts down when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub probe: Arc<Probe>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts helloworld, routeguide and the instrumented TestService on 127.0.0.1:0.
+pub async fn start(configure: impl FnOnce(Server) -> Server) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let probe = Arc::new(Probe::default());
+    let mut server = configure(Server::new());
+    rgrpc_examples::helloworld::register_greeter_server(
+        &mut server,
+        rgrpc_examples::greeter::Greeter,
+    );
+    rgrpc_examples::routeguide::register_route_guide_server(
+        &mut server,
+        rgrpc_examples::route_guide::RouteGuide::default(),
+    );
+    grpc_testing::register_test_service_server(
+        &mut server,
+        Instrumented {
+            probe: probe.clone(),
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(server.serve_with_shutdown(listener, async {
+        let _ = stopped.await;
+    }));
+    TestServer {
+        addr,
+        probe,
+        stop: Some(stop),
+    }
+}
+
+impl TestServer {
+    /// `http://addr`.
+    pub fn target(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Bounds a test step: fails the test instead of hanging.
+pub async fn within<T>(secs: u64, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .expect("step timed out")
+}
