@@ -353,8 +353,10 @@ async fn oversized_messages_are_resource_exhausted_both_ways() {
     let err = within(10, client.unary_call(big)).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     // Response larger than the client's per-call limit.
-    let mut options = CallOptions::default();
-    options.max_recv_message_size = Some(100);
+    let options = CallOptions {
+        max_recv_message_size: Some(100),
+        ..Default::default()
+    };
     let request = Request::with_options(
         SimpleRequest {
             response_size: 1000,
