@@ -1,0 +1,221 @@
+//! The interop suite end to end: our client against our server in-process, then the
+//! grpcio peer (tests/interop) against each of our binaries through `run.py`.
+//!
+//! The grpcio tests need `tests/interop/setup.sh` to have been run; without its venv
+//! they fail saying so, unless `RGRPC_SKIP_GRPCIO=1` is set (then they skip).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rgrpc_interop::client::{self, Case, Settings};
+use rgrpc_interop::pb::{StreamingOutputCallRequest, TestServiceStub};
+use rgrpc_interop::server;
+use rgrpc_runtime::{CallOptions, Channel};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Bounds one run.py pairing: 21 cases, the slowest (soak) ~a second each in debug.
+const RUN_PY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Our server on 127.0.0.1:0 in this runtime; send on the sender to stop it.
+async fn start_server() -> (
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(server::serve(listener, async {
+        let _ = stopped.await;
+    }));
+    (addr.to_string(), stop, serving)
+}
+
+async fn stop_server(
+    stop: oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Duration {
+    let began = Instant::now();
+    let _ = stop.send(());
+    let result = tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("server did not stop within 5 s of the shutdown signal");
+    result
+        .expect("server task panicked")
+        .expect("server failed");
+    began.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rgrpc_client_against_rgrpc_server() {
+    let (target, stop, serving) = start_server().await;
+    let settings = Settings {
+        rpc_timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(5),
+        ..Settings::new(target)
+    };
+    let mut failures = Vec::new();
+    for case in Case::ALL {
+        match client::run_case(&settings, case).await {
+            Ok(()) => println!("PASS {}", case.name()),
+            Err(reason) => {
+                println!("FAIL {}: {reason}", case.name());
+                failures.push(format!("{}: {reason}", case.name()));
+            }
+        }
+    }
+    stop_server(stop, serving).await;
+    assert!(
+        failures.is_empty(),
+        "failed cases:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// `serve` must not wait for a client that holds a stream open: the binary has to
+/// stop promptly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_stops_promptly_with_a_stream_open() {
+    let (target, stop, serving) = start_server().await;
+    let channel = tokio::time::timeout(Duration::from_secs(5), Channel::connect(&target))
+        .await
+        .expect("connect timed out")
+        .expect("connect");
+    let stub = TestServiceStub::new(channel);
+    let options = CallOptions::new().with_timeout(Duration::from_secs(30));
+    let mut call = stub
+        .full_duplex_call(options)
+        .await
+        .expect("FullDuplexCall");
+    call.send(&StreamingOutputCallRequest::default())
+        .await
+        .expect("send");
+    // Never half-closed: the handler waits for more requests.
+    let took = stop_server(stop, serving).await;
+    assert!(
+        took < server::SHUTDOWN_GRACE + Duration::from_millis(500),
+        "server took {took:?} to stop"
+    );
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("interop/ has a parent")
+        .to_owned()
+}
+
+/// The venv python of tests/interop, or `None` to skip (RGRPC_SKIP_GRPCIO=1).
+fn grpcio_python() -> Option<PathBuf> {
+    let python = repo_root().join("tests/interop/.venv/bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    if std::env::var_os("RGRPC_SKIP_GRPCIO").is_some_and(|v| v == "1") {
+        println!(
+            "skipped: no {} and RGRPC_SKIP_GRPCIO=1 (run tests/interop/setup.sh to test against grpcio)",
+            python.display()
+        );
+        return None;
+    }
+    panic!(
+        "{} is missing: run tests/interop/setup.sh (needs python3 and PyPI) to test \
+         against grpcio, or set RGRPC_SKIP_GRPCIO=1 to skip",
+        python.display()
+    );
+}
+
+/// Runs `run.py` with `args`, bounded by [`RUN_PY_TIMEOUT`]; returns its output after
+/// asserting it passed every case.
+fn run_py(python: &Path, args: &[&str]) -> String {
+    let root = repo_root();
+    let mut child = Command::new(python)
+        .arg(root.join("tests/interop/run.py"))
+        .args(args)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning run.py");
+    let stdout = reader(&mut child.stdout);
+    let stderr = reader(&mut child.stderr);
+    let deadline = Instant::now() + RUN_PY_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for run.py") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = format!(
+        "{}{}",
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default()
+    );
+    println!("{output}");
+    let status = status.unwrap_or_else(|| {
+        panic!("run.py {args:?} did not finish within {RUN_PY_TIMEOUT:?}:\n{output}")
+    });
+    let summary = output
+        .lines()
+        .rfind(|l| l.ends_with(" failed"))
+        .unwrap_or_default();
+    assert!(
+        status.success() && summary.ends_with(" passed, 0 failed"),
+        "run.py {args:?} failed ({status}):\n{output}"
+    );
+    output
+}
+
+/// Reads a child's pipe to the end on its own thread, so the child never blocks on a
+/// full pipe while we poll it.
+fn reader<R: Read + Send + 'static>(pipe: &mut Option<R>) -> std::thread::JoinHandle<String> {
+    let mut pipe = pipe.take().expect("piped");
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
+}
+
+/// run.py splits its command arguments like a shell (shlex).
+fn shell_quote(path: &str) -> String {
+    format!("'{}'", path.replace('\'', r"'\''"))
+}
+
+#[test]
+fn grpcio_client_against_rgrpc_server() {
+    let Some(python) = grpcio_python() else {
+        return;
+    };
+    let server = shell_quote(env!("CARGO_BIN_EXE_rgrpc-interop-server"));
+    let output = run_py(&python, &["--server", &server]);
+    assert!(
+        output.contains("PASS empty_unary"),
+        "no cases ran:\n{output}"
+    );
+}
+
+#[test]
+fn rgrpc_client_against_grpcio_server() {
+    let Some(python) = grpcio_python() else {
+        return;
+    };
+    let client = shell_quote(env!("CARGO_BIN_EXE_rgrpc-interop-client"));
+    let output = run_py(&python, &["--client", &client]);
+    for case in Case::ALL {
+        assert!(
+            output.contains(&format!("PASS {}\n", case.name())),
+            "{} did not pass:\n{output}",
+            case.name()
+        );
+    }
+}
