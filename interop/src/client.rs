@@ -816,24 +816,26 @@ async fn unimplemented_service(ctx: &Ctx<'_>) -> Result<(), String> {
     )
 }
 
-/// cancel_after_begin: start StreamingInputCall, cancel at once.
-///
-/// rgrpc cancels a call by dropping it, which resets the stream with CANCEL
-/// (PROTOCOL-HTTP2.md); there is no handle left that reports a status. What can be
-/// observed is asserted: the call was open when it was cancelled, and the cancel
-/// reset only that stream (the channel's next call succeeds).
+/// cancel_after_begin: start StreamingInputCall, cancel at once; the call ends with
+/// CANCELLED, and the cancel reset only that stream (the channel's next call succeeds).
 async fn cancel_after_begin(ctx: &Ctx<'_>) -> Result<(), String> {
-    let call = ctx
+    let mut call = ctx
         .stub
         .streaming_input_call(ctx.options())
         .await
         .map_err(failed("StreamingInputCall"))?;
-    drop(call);
+    call.cancel();
+    expect_status(
+        call.close_and_recv().await,
+        Code::Cancelled,
+        None,
+        "cancelled StreamingInputCall",
+    )?;
     after_cancel(ctx).await
 }
 
-/// cancel_after_first_response: FullDuplexCall, one exchange, then cancel (see
-/// [`cancel_after_begin`] for what is asserted).
+/// cancel_after_first_response: FullDuplexCall, one exchange, then cancel; the call
+/// ends with CANCELLED.
 async fn cancel_after_first_response(ctx: &Ctx<'_>) -> Result<(), String> {
     let mut call = ctx
         .stub
@@ -847,7 +849,13 @@ async fn cancel_after_first_response(ctx: &Ctx<'_>) -> Result<(), String> {
         return Err("stream ended before the first response".to_owned());
     };
     check_payload(response.payload.as_ref(), 31415, "first response")?;
-    drop(call);
+    call.cancel();
+    expect_status(
+        call.message().await,
+        Code::Cancelled,
+        None,
+        "cancelled FullDuplexCall",
+    )?;
     after_cancel(ctx).await
 }
 

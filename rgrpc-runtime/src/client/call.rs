@@ -124,9 +124,20 @@ struct RecvHalf {
     state: RecvState,
     headers: Option<Metadata>,
     trailers: Metadata,
+    /// Whether the last message returned arrived compressed.
+    last_compressed: bool,
 }
 
 impl RecvHalf {
+    /// Cancels the call: resets the stream (RST_STREAM CANCEL) and ends it locally with
+    /// CANCELLED. A call that already ended keeps its status.
+    fn cancel(&mut self) {
+        if !matches!(self.state, RecvState::Done(_)) {
+            self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+            self.state = RecvState::Done(Err(Status::cancelled("call cancelled by the client")));
+        }
+    }
+
     fn finish(&mut self, result: Result<(), Status>) -> Result<(), Status> {
         if let Err(status) = &result {
             if status.code() == Code::DeadlineExceeded || status.code() == Code::Cancelled {
@@ -191,7 +202,10 @@ impl RecvHalf {
         })
         .await;
         match next {
-            Ok(Some(payload)) => Ok(Some(payload)),
+            Ok(Some(payload)) => {
+                self.last_compressed = reader.last_compressed();
+                Ok(Some(payload))
+            }
             Err(status) => self.finish(Err(status)).map(|()| None),
             Ok(None) => {
                 let trailers = until(deadline, reader.trailers()).await;
@@ -365,6 +379,7 @@ async fn open(
         state: RecvState::Head(response),
         headers: None,
         trailers: Metadata::new(),
+        last_compressed: false,
     };
     Ok((send, recv))
 }
@@ -498,10 +513,12 @@ impl<T: prost::Message + Default> ResponseStream<T> {
 
     /// Whether the last message returned by `message` arrived compressed.
     pub fn last_message_compressed(&self) -> bool {
-        match &self.recv.state {
-            RecvState::Body(reader) => reader.last_compressed(),
-            _ => false,
-        }
+        self.recv.last_compressed
+    }
+
+    /// Cancels the call: the stream is reset and `message` returns CANCELLED.
+    pub fn cancel(&mut self) {
+        self.recv.cancel();
     }
 }
 
@@ -552,6 +569,11 @@ impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Re
         self.send.compress = compress;
     }
 
+    /// Cancels the call: the stream is reset and `close_and_recv` returns CANCELLED.
+    pub fn cancel(&mut self) {
+        self.recv.cancel();
+    }
+
     /// Closes the request stream and waits for the response.
     pub async fn close_and_recv(mut self) -> Result<Response<Resp>, Status> {
         self.send.close().await?;
@@ -594,6 +616,11 @@ impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req,
     /// Turns compression of the following messages off or on.
     pub fn set_compress(&mut self, compress: bool) {
         self.sender.set_compress(compress);
+    }
+
+    /// Cancels the call: the stream is reset and `message` returns CANCELLED.
+    pub fn cancel(&mut self) {
+        self.responses.cancel();
     }
 
     /// Splits into a sender and a receiver usable from different tasks.
