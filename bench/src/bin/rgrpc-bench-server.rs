@@ -1,0 +1,53 @@
+//! `rgrpc-bench-server [--port N] [--max_concurrent_streams N] [--handler_delay_ms N]
+//! [--max_seconds N]`: serves grpc.testing.BenchmarkService on 127.0.0.1 and prints
+//! `LISTENING stack=rgrpc pid=<pid> port=<port>`.
+
+use std::process::ExitCode;
+
+use rgrpc_bench::common::{ServerSettings, announce};
+use rgrpc_bench::pb::register_benchmark_service_server;
+use rgrpc_bench::server::BenchmarkService;
+use rgrpc_runtime::Server;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match ServerSettings::from_args() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rgrpc-bench-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", settings.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rgrpc-bench-server: bind: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut server = Server::new();
+    if let Some(n) = settings.max_concurrent_streams {
+        server = server.max_concurrent_streams(n);
+    }
+    register_benchmark_service_server(
+        &mut server,
+        BenchmarkService {
+            handler_delay: settings.handler_delay,
+        },
+    );
+    announce("rgrpc", port);
+    let stop = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = tokio::time::sleep(settings.max_lifetime) => {}
+        }
+    };
+    match server.serve_with_shutdown(listener, stop).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rgrpc-bench-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

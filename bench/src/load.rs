@@ -1,0 +1,133 @@
+//! The load generator's workers over rgrpc: one [`Step`] per call kind.
+
+use rgrpc_runtime::{BidiStreamingCall, CallOptions, Channel, ResponseStream};
+
+use crate::common::{ClientSettings, Mode, Step};
+use crate::pb::{BenchmarkServiceStub, Payload, SimpleRequest, SimpleResponse};
+
+/// The request every step sends: `payload` bytes, asking for as many back.
+pub fn request(payload: usize) -> SimpleRequest {
+    SimpleRequest {
+        response_size: payload as i32,
+        payload: Some(Payload {
+            r#type: 0,
+            body: vec![0; payload],
+        }),
+        ..Default::default()
+    }
+}
+
+fn payload_len(response: &SimpleResponse) -> usize {
+    response.payload.as_ref().map_or(0, |p| p.body.len())
+}
+
+/// Unary: one UnaryCall per step. Cheap to clone (open loop clones it per call).
+#[derive(Clone, Debug)]
+pub struct Unary {
+    stub: BenchmarkServiceStub,
+    request: SimpleRequest,
+}
+
+impl Step for Unary {
+    async fn step(&mut self) -> Result<usize, String> {
+        let response = self
+            .stub
+            .unary_call(self.request.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(payload_len(response.get_ref()))
+    }
+}
+
+/// Server streaming: one StreamingFromServer call; each step receives one message.
+pub struct ServerStream {
+    stream: ResponseStream<SimpleResponse>,
+}
+
+impl Step for ServerStream {
+    async fn step(&mut self) -> Result<usize, String> {
+        match self.stream.message().await {
+            Ok(Some(m)) => Ok(payload_len(&m)),
+            Ok(None) => Err("server ended the stream".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Ping-pong: one StreamingCall; each step sends a request and waits for its reply.
+pub struct PingPong {
+    call: BidiStreamingCall<SimpleRequest, SimpleResponse>,
+    request: SimpleRequest,
+}
+
+impl Step for PingPong {
+    async fn step(&mut self) -> Result<usize, String> {
+        self.call
+            .send(&self.request)
+            .await
+            .map_err(|e| e.to_string())?;
+        match self.call.message().await {
+            Ok(Some(m)) => Ok(payload_len(&m)),
+            Ok(None) => Err("server ended the stream".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Opens the connections of `s` and runs its load, printing the `RESULT` line.
+pub async fn run(s: &ClientSettings) -> Result<(), String> {
+    let mut stubs = Vec::with_capacity(s.connections);
+    for _ in 0..s.connections {
+        // One Channel is one HTTP/2 connection.
+        let channel = Channel::connect(&s.target)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", s.target))?;
+        stubs.push(BenchmarkServiceStub::new(channel));
+    }
+    let req = request(s.payload);
+    let per_conn = if s.rate > 0 { 1 } else { s.concurrency };
+    let stubs = stubs
+        .iter()
+        .flat_map(|stub| std::iter::repeat_n(stub.clone(), per_conn));
+    match s.mode {
+        Mode::Unary => {
+            let workers: Vec<Unary> = stubs
+                .map(|stub| Unary {
+                    stub,
+                    request: req.clone(),
+                })
+                .collect();
+            if s.rate > 0 {
+                crate::common::run_open(s, "rgrpc", workers).await;
+            } else {
+                crate::common::run_closed(s, "rgrpc", workers).await;
+            }
+        }
+        Mode::ServerStream => {
+            let mut workers = Vec::new();
+            for stub in stubs {
+                let stream = stub
+                    .streaming_from_server(req.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                workers.push(ServerStream { stream });
+            }
+            crate::common::run_closed(s, "rgrpc", workers).await;
+        }
+        Mode::PingPong => {
+            let mut workers = Vec::new();
+            for stub in stubs {
+                let call = stub
+                    .streaming_call(CallOptions::new())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                workers.push(PingPong {
+                    call,
+                    request: req.clone(),
+                });
+            }
+            crate::common::run_closed(s, "rgrpc", workers).await;
+        }
+    }
+    Ok(())
+}
