@@ -43,7 +43,8 @@ impl Drop for DropGuard {
 
 /// A TestService for tests:
 /// - UnaryCall: payload of `response_size` zeros; `response_status` is returned as the
-///   status; `fill_username` panics (the panic test); `x-echo` metadata is echoed as a
+///   status (a message `details:X` returns binary details X); `fill_oauth_scope` echoes
+///   the peer address and authority as headers; `fill_username` panics (the panic test); `x-echo` metadata is echoed as a
 ///   header and `x-echo-trailer-bin` as a trailer; a `payload.body` of "sleep" sleeps 10 s.
 /// - StreamingOutputCall: one response per `response_parameters` entry.
 /// - EmptyCall is left unimplemented (the default body).
@@ -76,11 +77,31 @@ impl TestServiceServer for Instrumented {
                 .map_err(|e| Status::internal(e.to_string()))?;
             ctx.set_trailer(md);
         }
+        if request.fill_oauth_scope {
+            // Peer information, echoed for the test to check.
+            let mut md = Metadata::new();
+            let remote = ctx
+                .remote_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            md.insert("x-remote-ip", &remote)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            md.insert("x-authority", ctx.authority().unwrap_or(""))
+                .map_err(|e| Status::internal(e.to_string()))?;
+            ctx.set_header(md)?;
+        }
         if request.response_compressed.is_some_and(|b| b.value) {
             ctx.set_compression(rgrpc_runtime::Encoding::Gzip);
         }
         guard.1 = true;
         if let Some(status) = request.response_status {
+            if let Some(details) = status.message.strip_prefix("details:") {
+                return Err(Status::with_details(
+                    Code::from_i32(status.code),
+                    "with details",
+                    bytes::Bytes::copy_from_slice(details.as_bytes()),
+                ));
+            }
             return Err(Status::new(Code::from_i32(status.code), status.message));
         }
         Ok(SimpleResponse {

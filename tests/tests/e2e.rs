@@ -458,3 +458,39 @@ fn metadata_rejects_bad_keys_without_panicking() {
     assert!(md.insert("grpc-timeout", "1S").is_err());
     assert!(md.insert_bin("x-bin", &[0, 255]).is_ok());
 }
+
+#[tokio::test]
+async fn status_details_and_peer_information() {
+    let server = start(|s| s).await;
+    let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
+    let err = within(
+        10,
+        client.unary_call(SimpleRequest {
+            response_status: Some(EchoStatus {
+                code: 9,
+                message: "details:\u{1}rich".into(),
+            }),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(err.message(), "with details");
+    assert_eq!(err.details().as_ref(), b"\x01rich");
+
+    let response = within(
+        10,
+        client.unary_call(SimpleRequest {
+            fill_oauth_scope: true,
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.headers().get("x-remote-ip"), Some("127.0.0.1"));
+    assert_eq!(
+        response.headers().get("x-authority"),
+        Some(server.addr.to_string().as_str())
+    );
+}
