@@ -46,13 +46,28 @@ pub(crate) type StreamKey = u64;
 pub(crate) enum Item {
     /// Put by the client when it has opened a stream with `send_request`; the writer
     /// keeps the stream's send half. Not counted against the write quota.
+    /// Put by the client when it has opened a stream with `send_request`; the writer
+    /// keeps the stream's send half. `first`, when present, is the call's only request
+    /// message (unary, server-streaming), sent with END_STREAM: one item per request
+    /// instead of two. Not counted against the write quota; bounded by the message
+    /// size limit and the queue's item count.
     OpenClient {
         key: StreamKey,
         send: h2::SendStream<Bytes>,
         quota: Arc<Semaphore>,
+        first: Option<Bytes>,
     },
-    /// Put by the server's stream task: the response headers. With `end_of_stream` this is
-    /// a Trailers-Only response and nothing more follows. Not counted against the quota.
+    /// Put by the server's stream task: the whole response of a unary call (headers,
+    /// the one message, trailers) in one item, so a unary reply costs one queue slot
+    /// and one writer wake-up. Not counted against the quota, bounded like `first`.
+    Unary {
+        key: StreamKey,
+        respond: SendResponse<Bytes>,
+        head: http::Response<()>,
+        data: Bytes,
+        trailers: http::HeaderMap,
+        quota: Arc<Semaphore>,
+    },
     Respond {
         key: StreamKey,
         respond: SendResponse<Bytes>,
@@ -178,16 +193,58 @@ enum Turn {
 impl WriterTask {
     fn accept(&mut self, item: Item) {
         match item {
-            Item::OpenClient { key, send, quota } => {
-                self.streams.insert(
-                    key,
-                    Out {
+            Item::OpenClient {
+                key,
+                send,
+                quota,
+                first,
+            } => {
+                let out = Out {
+                    send,
+                    queue: VecDeque::new(),
+                    quota,
+                };
+                self.streams.insert(key, out);
+                if let Some(data) = first {
+                    let end_stream = true;
+                    self.enqueue(
+                        key,
+                        Pending::Data {
+                            data,
+                            permits: 0,
+                            end_stream,
+                        },
+                    );
+                }
+            }
+            Item::Unary {
+                key,
+                mut respond,
+                head,
+                data,
+                trailers,
+                quota,
+            } => match respond.send_response(head, false) {
+                Ok(send) => {
+                    let out = Out {
                         send,
                         queue: VecDeque::new(),
                         quota,
-                    },
-                );
-            }
+                    };
+                    self.streams.insert(key, out);
+                    let end_stream = false;
+                    self.enqueue(
+                        key,
+                        Pending::Data {
+                            data,
+                            permits: 0,
+                            end_stream,
+                        },
+                    );
+                    self.enqueue(key, Pending::Trailers(trailers));
+                }
+                Err(_) => quota.close(),
+            },
             Item::Respond {
                 key,
                 mut respond,

@@ -74,7 +74,7 @@ impl Handler {
                 Box::pin(async move {
                     let request: Req = stream.recv_single().await?;
                     let response = f(stream.context(), request).await?;
-                    stream.send_message(&response).await
+                    stream.send_unary(&response).await
                 })
             }),
         }

@@ -289,11 +289,13 @@ fn trailers_only(headers: &http::HeaderMap) -> Result<(), Status> {
 }
 
 /// Opens a stream for `path`.
-async fn open(
+/// Opens a stream for `path`. `first`, when given, is the call's only request message:
+/// it is queued with the stream and the request side is closed.
+async fn open<M: prost::Message>(
     channel: &Channel,
     path: &'static str,
     options: CallOptions,
-    end_stream_after: Option<Bytes>,
+    first: Option<&M>,
 ) -> Result<(SendHalf, RecvHalf), Status> {
     let deadline = options.timeout.map(|t| Instant::now() + t);
     let config = channel.config();
@@ -303,8 +305,15 @@ async fn open(
     let max_recv = options
         .max_recv_message_size
         .unwrap_or(config.max_recv_message_size);
-    let _ = end_stream_after;
     let encoding = options.compression.filter(|e| *e != Encoding::Identity);
+    let mut buf = BytesMut::new();
+    let first = match first {
+        Some(message) => Some(compression::encode_frame(
+            message, &mut buf, max_send, encoding,
+        )?),
+        None => None,
+    };
+    let closed = first.is_some();
     let conn = until(deadline, channel.conn()).await?;
     let uri = http::Uri::builder()
         .scheme("http")
@@ -353,21 +362,21 @@ async fn open(
     .await?;
     let key = conn.next_key();
     let quota = controlbuf::new_quota();
-    conn.writer
-        .send(Item::OpenClient {
-            key,
-            send,
-            quota: quota.clone(),
-        })
-        .await?;
+    let open = Item::OpenClient {
+        key,
+        send,
+        quota: quota.clone(),
+        first,
+    };
+    until(deadline, conn.writer.send(open)).await?;
     let send = SendHalf {
         conn: conn.clone(),
         key,
         quota,
         deadline,
         max_send,
-        buf: BytesMut::new(),
-        closed: false,
+        buf,
+        closed,
         encoding,
         compress: true,
     };
@@ -418,8 +427,7 @@ impl Channel {
         Resp: prost::Message + Default,
     {
         let (message, options) = request.into_parts();
-        let (mut send, recv) = open(self, path, options, None).await?;
-        send.send(&message, true).await?;
+        let (_send, recv) = open(self, path, options, Some(&message)).await?;
         single_response(recv).await
     }
 
@@ -434,8 +442,7 @@ impl Channel {
         Resp: prost::Message + Default,
     {
         let (message, options) = request.into_parts();
-        let (mut send, recv) = open(self, path, options, None).await?;
-        send.send(&message, true).await?;
+        let (_send, recv) = open(self, path, options, Some(&message)).await?;
         Ok(ResponseStream {
             recv,
             _message: PhantomData,
@@ -452,7 +459,7 @@ impl Channel {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let (send, recv) = open(self, path, options, None).await?;
+        let (send, recv) = open::<Req>(self, path, options, None).await?;
         Ok(ClientStreamingCall {
             send,
             recv,
@@ -470,7 +477,7 @@ impl Channel {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let (send, recv) = open(self, path, options, None).await?;
+        let (send, recv) = open::<Req>(self, path, options, None).await?;
         Ok(BidiStreamingCall {
             sender: RequestSink {
                 send,

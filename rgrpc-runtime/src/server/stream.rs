@@ -3,6 +3,7 @@
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -48,6 +49,8 @@ struct Sender {
     respond: Mutex<Option<SendResponse<Bytes>>>,
     /// The response encoding, fixed when the headers are sent.
     encoding: OnceLock<Option<Encoding>>,
+    /// Set once the whole response, status included, has been queued.
+    finished: AtomicBool,
 }
 
 impl Sender {
@@ -62,26 +65,71 @@ impl Sender {
     /// encoding.
     async fn start(&self) -> Result<Option<Encoding>, Status> {
         if let Some(respond) = self.take_respond() {
-            let mut head = grpc_response_head();
-            let (metadata, encoding) = self.ctx.take_header();
-            metadata.write_headers(head.headers_mut());
-            if let Some(encoding) = encoding {
-                head.headers_mut()
-                    .insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
-            }
+            let (head, encoding) = self.response_head();
             let _ = self.encoding.set(encoding);
             let quota = self.quota.clone();
-            self.writer
-                .send(Item::Respond {
-                    key: self.key,
-                    respond,
-                    head,
-                    end_of_stream: false,
-                    quota,
-                })
-                .await?;
+            let item = Item::Respond {
+                key: self.key,
+                respond,
+                head,
+                end_of_stream: false,
+                quota,
+            };
+            self.writer.send(item).await?;
         }
         Ok(self.encoding.get().copied().flatten())
+    }
+
+    /// The response headers (with the handler's initial metadata) and the encoding.
+    fn response_head(&self) -> (http::Response<()>, Option<Encoding>) {
+        let mut head = grpc_response_head();
+        let (metadata, encoding) = self.ctx.take_header();
+        metadata.write_headers(head.headers_mut());
+        if let Some(encoding) = encoding {
+            head.headers_mut()
+                .insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
+        }
+        (head, encoding)
+    }
+
+    /// The OK trailers with the handler's trailing metadata.
+    fn ok_trailers(&self) -> HeaderMap {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        self.ctx.take_trailer().write_headers(&mut trailers);
+        trailers
+    }
+
+    /// Sends a unary call's whole response (headers, message, OK trailers) as one item.
+    async fn send_unary<T: prost::Message>(&self, message: &T) -> Result<(), Status> {
+        let Some(respond) = self.take_respond() else {
+            return self.send_message(message, &mut BytesMut::new(), true).await;
+        };
+        let (head, encoding) = self.response_head();
+        let _ = self.encoding.set(encoding);
+        let mut buf = BytesMut::new();
+        let data = compression::encode_frame(message, &mut buf, self.max_send, encoding);
+        let data = match data {
+            Ok(data) => data,
+            Err(status) => {
+                // Nothing went out yet: put the handle back so the status is sent as a
+                // Trailers-Only response.
+                *self.respond.lock().unwrap_or_else(|e| e.into_inner()) = Some(respond);
+                return Err(status);
+            }
+        };
+        let trailers = self.ok_trailers();
+        let quota = self.quota.clone();
+        self.finished.store(true, Ordering::Release);
+        let item = Item::Unary {
+            key: self.key,
+            respond,
+            head,
+            data,
+            trailers,
+            quota,
+        };
+        self.writer.send(item).await
     }
 
     /// Encodes, compresses if the call compresses and `compress` allows, and sends.
@@ -111,6 +159,9 @@ impl Sender {
     /// Sends the status: in the trailers, or as a Trailers-Only response when no
     /// headers went out (PROTOCOL-HTTP2.md, "Trailers-Only").
     async fn finish(&self, status: Result<(), Status>) {
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let mut trailers = HeaderMap::new();
         let status = status
             .err()
@@ -172,6 +223,14 @@ impl ServerStream {
     pub async fn send_message<T: prost::Message>(&mut self, message: &T) -> Result<(), Status> {
         let mut buf = BytesMut::new();
         self.sender.send_message(message, &mut buf, true).await
+    }
+
+    /// Sends a unary call's response with its OK status in one control-buffer item.
+    pub(crate) async fn send_unary<T: prost::Message>(
+        &mut self,
+        message: &T,
+    ) -> Result<(), Status> {
+        self.sender.send_unary(message).await
     }
 
     /// Splits into typed halves.
@@ -358,6 +417,7 @@ pub(crate) async fn serve_stream(
         ctx: ctx.clone(),
         respond: Mutex::new(Some(respond)),
         encoding: OnceLock::new(),
+        finished: AtomicBool::new(false),
     });
     let stream = ServerStream {
         ctx,
