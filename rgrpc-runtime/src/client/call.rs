@@ -1,8 +1,7 @@
-//! One client call: open a stream, send, close-send, receive headers, messages and
-//! trailers. Unary is this same path with one message each way (grpc-go `invoke`).
+//! One client call, untyped: open a stream, send, close-send, receive headers,
+//! messages and trailers. Unary is this same path with one message each way (grpc-go `invoke`).
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +10,7 @@ use http::HeaderValue;
 use tokio::sync::Semaphore;
 
 use super::channel::{Channel, Conn};
-use crate::call::{CallOptions, Request, Response};
+use crate::call::CallOptions;
 use crate::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::controlbuf::{self, Item, StreamKey, Writer};
 use crate::metadata::Metadata;
@@ -33,7 +32,7 @@ async fn until<T>(
 }
 
 /// The sending half of a call.
-struct SendHalf {
+pub(super) struct SendHalf {
     conn: Arc<Conn>,
     key: StreamKey,
     quota: Arc<Semaphore>,
@@ -42,11 +41,15 @@ struct SendHalf {
     buf: BytesMut,
     closed: bool,
     encoding: Option<Encoding>,
-    compress: bool,
+    pub(super) compress: bool,
 }
 
 impl SendHalf {
-    async fn send<T: prost::Message>(&mut self, message: &T, end: bool) -> Result<(), Status> {
+    pub(super) async fn send<T: prost::Message>(
+        &mut self,
+        message: &T,
+        end: bool,
+    ) -> Result<(), Status> {
         if self.closed {
             return Err(Status::internal("send after close_send"));
         }
@@ -79,7 +82,7 @@ impl SendHalf {
         result
     }
 
-    async fn close(&mut self) -> Result<(), Status> {
+    pub(super) async fn close(&mut self) -> Result<(), Status> {
         if self.closed {
             return Ok(());
         }
@@ -116,22 +119,22 @@ enum RecvState {
 }
 
 /// The receiving half of a call.
-struct RecvHalf {
+pub(super) struct RecvHalf {
     conn: Arc<Conn>,
     key: StreamKey,
     deadline: Option<Instant>,
     max_recv: usize,
     state: RecvState,
-    headers: Option<Metadata>,
-    trailers: Metadata,
+    pub(super) headers: Option<Metadata>,
+    pub(super) trailers: Metadata,
     /// Whether the last message returned arrived compressed.
-    last_compressed: bool,
+    pub(super) last_compressed: bool,
 }
 
 impl RecvHalf {
     /// Cancels the call: resets the stream (RST_STREAM CANCEL) and ends it locally with
     /// CANCELLED. A call that already ended keeps its status.
-    fn cancel(&mut self) {
+    pub(super) fn cancel(&mut self) {
         if !matches!(self.state, RecvState::Done(_)) {
             self.conn.writer.reset(self.key, h2::Reason::CANCEL);
             self.state = RecvState::Done(Err(Status::cancelled("call cancelled by the client")));
@@ -149,7 +152,7 @@ impl RecvHalf {
     }
 
     /// Waits for the response headers; a Trailers-Only response ends the call here.
-    async fn headers(&mut self) -> Result<&Metadata, Status> {
+    pub(super) async fn headers(&mut self) -> Result<&Metadata, Status> {
         if let RecvState::Head(fut) = &mut self.state {
             let result = until(self.deadline, async {
                 fut.await.map_err(|e| status_from_h2(&e))
@@ -184,7 +187,7 @@ impl RecvHalf {
     }
 
     /// The next message, `None` once the call ended with OK.
-    async fn message(&mut self) -> Result<Option<Bytes>, Status> {
+    pub(super) async fn message(&mut self) -> Result<Option<Bytes>, Status> {
         if let RecvState::Head(_) = self.state {
             self.headers().await?;
         }
@@ -291,7 +294,7 @@ fn trailers_only(headers: &http::HeaderMap) -> Result<(), Status> {
 /// Opens a stream for `path`.
 /// Opens a stream for `path`. `first`, when given, is the call's only request message:
 /// it is queued with the stream and the request side is closed.
-async fn open<M: prost::Message>(
+pub(super) async fn open<M: prost::Message>(
     channel: &Channel,
     path: &'static str,
     options: CallOptions,
@@ -391,247 +394,4 @@ async fn open<M: prost::Message>(
         last_compressed: false,
     };
     Ok((send, recv))
-}
-
-fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
-    T::decode(payload).map_err(|e| Status::internal(format!("failed to decode response: {e}")))
-}
-
-/// Reads the single response of a unary or client-streaming call, then the status.
-async fn single_response<T: prost::Message + Default>(
-    mut recv: RecvHalf,
-) -> Result<Response<T>, Status> {
-    let Some(payload) = recv.message().await? else {
-        return Err(Status::unimplemented("server sent no response message"));
-    };
-    let message = decode::<T>(payload)?;
-    if recv.message().await?.is_some() {
-        return Err(Status::unimplemented(
-            "server sent more than one response message",
-        ));
-    }
-    let headers = recv.headers.take().unwrap_or_default();
-    let trailers = std::mem::take(&mut recv.trailers);
-    Ok(Response::new(message, headers, trailers))
-}
-
-impl Channel {
-    /// A unary call: one request, one response.
-    pub async fn invoke<Req, Resp>(
-        &self,
-        path: &'static str,
-        request: Request<Req>,
-    ) -> Result<Response<Resp>, Status>
-    where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
-    {
-        let (message, options) = request.into_parts();
-        let (_send, recv) = open(self, path, options, Some(&message)).await?;
-        single_response(recv).await
-    }
-
-    /// A server-streaming call: one request, a stream of responses.
-    pub async fn server_streaming<Req, Resp>(
-        &self,
-        path: &'static str,
-        request: Request<Req>,
-    ) -> Result<ResponseStream<Resp>, Status>
-    where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
-    {
-        let (message, options) = request.into_parts();
-        let (_send, recv) = open(self, path, options, Some(&message)).await?;
-        Ok(ResponseStream {
-            recv,
-            _message: PhantomData,
-        })
-    }
-
-    /// A client-streaming call.
-    pub async fn client_streaming<Req, Resp>(
-        &self,
-        path: &'static str,
-        options: CallOptions,
-    ) -> Result<ClientStreamingCall<Req, Resp>, Status>
-    where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
-    {
-        let (send, recv) = open::<Req>(self, path, options, None).await?;
-        Ok(ClientStreamingCall {
-            send,
-            recv,
-            _message: PhantomData,
-        })
-    }
-
-    /// A bidirectional-streaming call.
-    pub async fn bidi_streaming<Req, Resp>(
-        &self,
-        path: &'static str,
-        options: CallOptions,
-    ) -> Result<BidiStreamingCall<Req, Resp>, Status>
-    where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
-    {
-        let (send, recv) = open::<Req>(self, path, options, None).await?;
-        Ok(BidiStreamingCall {
-            sender: RequestSink {
-                send,
-                _message: PhantomData,
-            },
-            responses: ResponseStream {
-                recv,
-                _message: PhantomData,
-            },
-        })
-    }
-}
-
-/// The responses of a server-streaming (or bidi) call. Dropping it before the end
-/// cancels the call.
-pub struct ResponseStream<T> {
-    recv: RecvHalf,
-    _message: PhantomData<fn() -> T>,
-}
-
-impl<T: prost::Message + Default> ResponseStream<T> {
-    /// The next message; `None` once the server ended the call with OK, `Err` with
-    /// any other status.
-    pub async fn message(&mut self) -> Result<Option<T>, Status> {
-        match self.recv.message().await? {
-            Some(payload) => decode(payload).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The server's initial metadata, waiting for it if needed.
-    pub async fn headers(&mut self) -> Result<Metadata, Status> {
-        self.recv.headers().await.cloned()
-    }
-
-    /// The trailing metadata; complete once `message` has returned `None` or an error.
-    pub fn trailers(&self) -> &Metadata {
-        &self.recv.trailers
-    }
-
-    /// Whether the last message returned by `message` arrived compressed.
-    pub fn last_message_compressed(&self) -> bool {
-        self.recv.last_compressed
-    }
-
-    /// Cancels the call: the stream is reset and `message` returns CANCELLED.
-    pub fn cancel(&mut self) {
-        self.recv.cancel();
-    }
-}
-
-/// The request side of a bidi call.
-pub struct RequestSink<T> {
-    send: SendHalf,
-    _message: PhantomData<fn(T)>,
-}
-
-impl<T: prost::Message> RequestSink<T> {
-    /// Sends one message, waiting while the server is not reading.
-    pub async fn send(&mut self, message: &T) -> Result<(), Status> {
-        self.send.send(message, false).await
-    }
-
-    /// Closes the request stream (END_STREAM).
-    pub async fn close_send(&mut self) -> Result<(), Status> {
-        self.send.close().await
-    }
-
-    /// Turns compression of the following messages off or on (only meaningful when the
-    /// call was opened with `CallOptions::compression`).
-    pub fn set_compress(&mut self, compress: bool) {
-        self.send.compress = compress;
-    }
-}
-
-/// A client-streaming call in progress.
-pub struct ClientStreamingCall<Req, Resp> {
-    send: SendHalf,
-    recv: RecvHalf,
-    _message: PhantomData<fn(Req) -> Resp>,
-}
-
-impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Req, Resp> {
-    /// Sends one message, waiting while the server is not reading.
-    pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
-        self.send.send(message, false).await
-    }
-
-    /// The server's initial metadata, waiting for it if needed.
-    pub async fn headers(&mut self) -> Result<Metadata, Status> {
-        self.recv.headers().await.cloned()
-    }
-
-    /// Turns compression of the following messages off or on.
-    pub fn set_compress(&mut self, compress: bool) {
-        self.send.compress = compress;
-    }
-
-    /// Cancels the call: the stream is reset and `close_and_recv` returns CANCELLED.
-    pub fn cancel(&mut self) {
-        self.recv.cancel();
-    }
-
-    /// Closes the request stream and waits for the response.
-    pub async fn close_and_recv(mut self) -> Result<Response<Resp>, Status> {
-        self.send.close().await?;
-        single_response(self.recv).await
-    }
-}
-
-/// A bidirectional-streaming call in progress.
-pub struct BidiStreamingCall<Req, Resp> {
-    sender: RequestSink<Req>,
-    responses: ResponseStream<Resp>,
-}
-
-impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req, Resp> {
-    /// Sends one message.
-    pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
-        self.sender.send(message).await
-    }
-
-    /// Closes the request stream.
-    pub async fn close_send(&mut self) -> Result<(), Status> {
-        self.sender.close_send().await
-    }
-
-    /// The next response; see [`ResponseStream::message`].
-    pub async fn message(&mut self) -> Result<Option<Resp>, Status> {
-        self.responses.message().await
-    }
-
-    /// The server's initial metadata.
-    pub async fn headers(&mut self) -> Result<Metadata, Status> {
-        self.responses.headers().await
-    }
-
-    /// The trailing metadata, once the call has ended.
-    pub fn trailers(&self) -> &Metadata {
-        self.responses.trailers()
-    }
-
-    /// Turns compression of the following messages off or on.
-    pub fn set_compress(&mut self, compress: bool) {
-        self.sender.set_compress(compress);
-    }
-
-    /// Cancels the call: the stream is reset and `message` returns CANCELLED.
-    pub fn cancel(&mut self) {
-        self.responses.cancel();
-    }
-
-    /// Splits into a sender and a receiver usable from different tasks.
-    pub fn split(self) -> (RequestSink<Req>, ResponseStream<Resp>) {
-        (self.sender, self.responses)
-    }
 }

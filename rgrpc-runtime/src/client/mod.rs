@@ -2,6 +2,7 @@
 
 mod call;
 mod channel;
+mod handles;
 
-pub use call::{BidiStreamingCall, ClientStreamingCall, RequestSink, ResponseStream};
 pub use channel::Channel;
+pub use handles::{BidiStreamingCall, ClientStreamingCall, RequestSink, ResponseStream};

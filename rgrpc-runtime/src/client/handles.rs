@@ -1,0 +1,255 @@
+//! The typed face of a call: `Channel`'s four call methods and the handles of
+//! streaming calls, thin shells over the untyped halves in `call.rs`.
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+
+use super::call::{RecvHalf, SendHalf, open};
+use super::channel::Channel;
+use crate::call::{CallOptions, Request, Response};
+use crate::metadata::Metadata;
+use crate::status::Status;
+
+fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
+    T::decode(payload).map_err(|e| Status::internal(format!("failed to decode response: {e}")))
+}
+
+/// Reads the single response of a unary or client-streaming call, then the status.
+async fn single_response<T: prost::Message + Default>(
+    mut recv: RecvHalf,
+) -> Result<Response<T>, Status> {
+    let Some(payload) = recv.message().await? else {
+        return Err(Status::unimplemented("server sent no response message"));
+    };
+    let message = decode::<T>(payload)?;
+    if recv.message().await?.is_some() {
+        return Err(Status::unimplemented(
+            "server sent more than one response message",
+        ));
+    }
+    let headers = recv.headers.take().unwrap_or_default();
+    let trailers = std::mem::take(&mut recv.trailers);
+    Ok(Response::new(message, headers, trailers))
+}
+
+impl Channel {
+    /// A unary call: one request, one response.
+    pub async fn invoke<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (message, options) = request.into_parts();
+        let (_send, recv) = open(self, path, options, Some(&message)).await?;
+        single_response(recv).await
+    }
+
+    /// A server-streaming call: one request, a stream of responses.
+    pub async fn server_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<ResponseStream<Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (message, options) = request.into_parts();
+        let (_send, recv) = open(self, path, options, Some(&message)).await?;
+        Ok(ResponseStream {
+            recv,
+            _message: PhantomData,
+        })
+    }
+
+    /// A client-streaming call.
+    pub async fn client_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        options: CallOptions,
+    ) -> Result<ClientStreamingCall<Req, Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (send, recv) = open::<Req>(self, path, options, None).await?;
+        Ok(ClientStreamingCall {
+            send,
+            recv,
+            _message: PhantomData,
+        })
+    }
+
+    /// A bidirectional-streaming call.
+    pub async fn bidi_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        options: CallOptions,
+    ) -> Result<BidiStreamingCall<Req, Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (send, recv) = open::<Req>(self, path, options, None).await?;
+        Ok(BidiStreamingCall {
+            sender: RequestSink {
+                send,
+                _message: PhantomData,
+            },
+            responses: ResponseStream {
+                recv,
+                _message: PhantomData,
+            },
+        })
+    }
+}
+
+/// The responses of a server-streaming (or bidi) call. Dropping it before the end
+/// cancels the call.
+pub struct ResponseStream<T> {
+    recv: RecvHalf,
+    _message: PhantomData<fn() -> T>,
+}
+
+impl<T: prost::Message + Default> ResponseStream<T> {
+    /// The next message; `None` once the server ended the call with OK, `Err` with
+    /// any other status.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        match self.recv.message().await? {
+            Some(payload) => decode(payload).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The server's initial metadata, waiting for it if needed.
+    pub async fn headers(&mut self) -> Result<Metadata, Status> {
+        self.recv.headers().await.cloned()
+    }
+
+    /// The trailing metadata; complete once `message` has returned `None` or an error.
+    pub fn trailers(&self) -> &Metadata {
+        &self.recv.trailers
+    }
+
+    /// Whether the last message returned by `message` arrived compressed.
+    pub fn last_message_compressed(&self) -> bool {
+        self.recv.last_compressed
+    }
+
+    /// Cancels the call: the stream is reset and `message` returns CANCELLED.
+    pub fn cancel(&mut self) {
+        self.recv.cancel();
+    }
+}
+
+/// The request side of a bidi call.
+pub struct RequestSink<T> {
+    send: SendHalf,
+    _message: PhantomData<fn(T)>,
+}
+
+impl<T: prost::Message> RequestSink<T> {
+    /// Sends one message, waiting while the server is not reading.
+    pub async fn send(&mut self, message: &T) -> Result<(), Status> {
+        self.send.send(message, false).await
+    }
+
+    /// Closes the request stream (END_STREAM).
+    pub async fn close_send(&mut self) -> Result<(), Status> {
+        self.send.close().await
+    }
+
+    /// Turns compression of the following messages off or on (only meaningful when the
+    /// call was opened with `CallOptions::compression`).
+    pub fn set_compress(&mut self, compress: bool) {
+        self.send.compress = compress;
+    }
+}
+
+/// A client-streaming call in progress.
+pub struct ClientStreamingCall<Req, Resp> {
+    send: SendHalf,
+    recv: RecvHalf,
+    _message: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Req, Resp> {
+    /// Sends one message, waiting while the server is not reading.
+    pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
+        self.send.send(message, false).await
+    }
+
+    /// The server's initial metadata, waiting for it if needed.
+    pub async fn headers(&mut self) -> Result<Metadata, Status> {
+        self.recv.headers().await.cloned()
+    }
+
+    /// Turns compression of the following messages off or on.
+    pub fn set_compress(&mut self, compress: bool) {
+        self.send.compress = compress;
+    }
+
+    /// Cancels the call: the stream is reset and `close_and_recv` returns CANCELLED.
+    pub fn cancel(&mut self) {
+        self.recv.cancel();
+    }
+
+    /// Closes the request stream and waits for the response.
+    pub async fn close_and_recv(mut self) -> Result<Response<Resp>, Status> {
+        self.send.close().await?;
+        single_response(self.recv).await
+    }
+}
+
+/// A bidirectional-streaming call in progress.
+pub struct BidiStreamingCall<Req, Resp> {
+    sender: RequestSink<Req>,
+    responses: ResponseStream<Resp>,
+}
+
+impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req, Resp> {
+    /// Sends one message.
+    pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
+        self.sender.send(message).await
+    }
+
+    /// Closes the request stream.
+    pub async fn close_send(&mut self) -> Result<(), Status> {
+        self.sender.close_send().await
+    }
+
+    /// The next response; see [`ResponseStream::message`].
+    pub async fn message(&mut self) -> Result<Option<Resp>, Status> {
+        self.responses.message().await
+    }
+
+    /// The server's initial metadata.
+    pub async fn headers(&mut self) -> Result<Metadata, Status> {
+        self.responses.headers().await
+    }
+
+    /// The trailing metadata, once the call has ended.
+    pub fn trailers(&self) -> &Metadata {
+        self.responses.trailers()
+    }
+
+    /// Turns compression of the following messages off or on.
+    pub fn set_compress(&mut self, compress: bool) {
+        self.sender.set_compress(compress);
+    }
+
+    /// Cancels the call: the stream is reset and `message` returns CANCELLED.
+    pub fn cancel(&mut self) {
+        self.responses.cancel();
+    }
+
+    /// Splits into a sender and a receiver usable from different tasks.
+    pub fn split(self) -> (RequestSink<Req>, ResponseStream<Resp>) {
+        (self.sender, self.responses)
+    }
+}
