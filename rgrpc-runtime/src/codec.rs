@@ -147,3 +147,54 @@ mod tests {
         assert_eq!(&ok[..5], &[0, 0, 0, 0, 102]);
     }
 }
+
+/// Random-input checks of the pure decoders (a poor man's fuzz target, run on every
+/// `cargo test`): no input may panic, and every accepted frame respects the limit.
+#[cfg(test)]
+mod random_input {
+    use super::*;
+
+    /// xorshift64*: deterministic, dependency-free.
+    struct Rng(u64);
+
+    impl Rng {
+        fn new(seed: u64) -> Rng {
+            Rng(seed | 1)
+        }
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn bytes(&mut self, max_len: usize) -> Vec<u8> {
+            let len = (self.next() as usize) % (max_len + 1);
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    #[test]
+    fn decoders_never_panic_on_random_bytes() {
+        let mut rng = Rng::new(0x5eed);
+        for _ in 0..20_000 {
+            let input = rng.bytes(64);
+            let mut buf = BytesMut::from(&input[..]);
+            let max = (rng.next() % 64) as usize;
+            while let Ok(Some(frame)) = decode(&mut buf, max) {
+                assert!(frame.payload.len() <= max);
+            }
+            let _ = crate::timeout::parse(&input);
+            let _ = crate::status::Code::from_header(&input);
+            let _ = crate::status::decode_message(&input);
+            let _ = crate::metadata::decode_bin(&input);
+            let _ = crate::compression::decompress(crate::Encoding::Gzip, &input, max);
+            let mut map = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_bytes(&input) {
+                map.insert("grpc-status", v.clone());
+                map.insert("grpc-message", v.clone());
+                map.insert("grpc-status-details-bin", v);
+                let _ = crate::Status::from_trailers(&map);
+            }
+        }
+    }
+}
