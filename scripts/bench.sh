@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# rgrpc vs tonic 0.14, side by side in one run: `scripts/bench.sh` (from any directory).
+#
+# The server is pinned to one core and the load (our load generators, h2load) to the
+# other with taskset; everything talks over 127.0.0.1. Prints a markdown table of
+# rgrpc/tonic ratios at the end and keeps every raw line in $OUT.
+#
+# Scenarios: unary 10 B and 1 KiB (each stack's client against its own server);
+# server-streaming 64 KiB and 1 MiB messages (MB/s); unary and bidi ping-pong latency at
+# concurrency 1; client side (both load generators against the same server); h2load
+# against both servers with a fixed gRPC request body (server only); idle RSS per
+# server and per idle connection; overload (open-loop client against a slow handler and
+# against MAX_CONCURRENT_STREAMS=1, RSS of both processes sampled over time).
+#
+# Environment (defaults give a full run of about 6-8 minutes on 2 cores, builds aside):
+#   DURATION=8 WARMUP=2     seconds measured / warmed up per load-generator run
+#   H2LOAD_SECS=8           seconds per h2load run
+#   CONNS=8 STREAMS=50      connections x concurrent calls per connection
+#   STREAM_CONNS=1 STREAM_CALLS=4   server-streaming connections x calls
+#   OVERLOAD_SECS=10 OVERLOAD_RATE=20000 OVERLOAD_DELAY_MS=100 OVERLOAD_OUTSTANDING=50000
+#   IDLE_CONNS=100          idle HTTP/2 connections held for the per-connection RSS
+#   SERVER_CPU=0 LOAD_CPU=1 cores for taskset
+#   JOBS=1                  cargo build jobs (the machine may be shared)
+#   SKIP_BUILD=1            reuse the release binaries already built
+#   OUT=target/bench        where results.txt, rss-*.txt and the table go
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-2}
+H2LOAD_SECS=${H2LOAD_SECS:-8}
+CONNS=${CONNS:-8}
+STREAMS=${STREAMS:-50}
+STREAM_CONNS=${STREAM_CONNS:-1}
+STREAM_CALLS=${STREAM_CALLS:-4}
+OVERLOAD_SECS=${OVERLOAD_SECS:-10}
+OVERLOAD_RATE=${OVERLOAD_RATE:-20000}
+OVERLOAD_DELAY_MS=${OVERLOAD_DELAY_MS:-100}
+OVERLOAD_OUTSTANDING=${OVERLOAD_OUTSTANDING:-50000}
+IDLE_CONNS=${IDLE_CONNS:-100}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+JOBS=${JOBS:-1}
+OUT=${OUT:-$ROOT/target/bench}
+RGRPC_TARGET=${RGRPC_TARGET:-$ROOT/target}
+TONIC_TARGET=${TONIC_TARGET:-$ROOT/bench-tonic/target}
+
+mkdir -p "$OUT"
+RESULTS=$OUT/results.txt
+: >"$RESULTS"
+log() { echo "== $*" >&2; }
+
+# --- build (release) ----------------------------------------------------------------
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    log "building rgrpc-bench (release, -j $JOBS)"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$RGRPC_TARGET cargo build --release -j "$JOBS" -p rgrpc-bench)
+    log "building bench-tonic (release, -j $JOBS)"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TONIC_TARGET cargo build --release -j "$JOBS" \
+        --manifest-path bench-tonic/Cargo.toml)
+fi
+declare -A SERVER_BIN=([rgrpc]=$RGRPC_TARGET/release/rgrpc-bench-server
+    [tonic]=$TONIC_TARGET/release/bench-tonic-server)
+declare -A CLIENT_BIN=([rgrpc]=$RGRPC_TARGET/release/rgrpc-bench-client
+    [tonic]=$TONIC_TARGET/release/bench-tonic-client)
+
+if ! command -v h2load >/dev/null; then
+    log "installing h2load (nghttp2-client)"
+    (apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null) ||
+        log "h2load unavailable: skipping the h2load rows"
+fi
+
+# --- server lifecycle -----------------------------------------------------------------
+SPID=""
+SPORT=""
+# start_server STACK [server flags...]: starts it pinned to SERVER_CPU; sets SPID/SPORT.
+start_server() {
+    local stack=$1
+    shift
+    local log_file=$OUT/server-$stack.log
+    taskset -c "$SERVER_CPU" "${SERVER_BIN[$stack]}" --max_seconds 1800 "$@" >"$log_file" 2>&1 &
+    SPID=$!
+    SPORT=""
+    for _ in $(seq 100); do # up to 10 s
+        SPORT=$(sed -n 's/^LISTENING .*port=\([0-9]*\).*/\1/p' "$log_file")
+        [[ -n "$SPORT" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$SPORT" ]] || { log "server $stack did not start"; cat "$log_file" >&2; exit 1; }
+}
+stop_server() {
+    if [[ -n "$SPID" ]]; then
+        kill "$SPID" 2>/dev/null || true
+        wait "$SPID" 2>/dev/null || true
+        SPID=""
+    fi
+}
+trap stop_server EXIT
+
+# client CLIENT_STACK LABEL [client flags...]: one load-generator run against the
+# running server; its RESULT line goes to $RESULTS.
+client() {
+    local stack=$1 label=$2
+    shift 2
+    log "$label"
+    taskset -c "$LOAD_CPU" "${CLIENT_BIN[$stack]}" --target "127.0.0.1:$SPORT" \
+        --server_pid "$SPID" --warmup "$WARMUP" --duration "$DURATION" --label "$label" "$@" \
+        | tee -a "$RESULTS" >"$OUT/last-client.txt"
+}
+
+# get LABEL KEY: a field of a RESULT line.
+get() {
+    grep -F "label=$1 " "$RESULTS" | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# --- load-generator scenarios, each stack end to end ---------------------------------
+for stack in rgrpc tonic; do
+    start_server "$stack"
+    client "$stack" "unary10/$stack" --mode unary --connections "$CONNS" --concurrency "$STREAMS" --payload 10
+    client "$stack" "unary1k/$stack" --mode unary --connections "$CONNS" --concurrency "$STREAMS" --payload 1024
+    client "$stack" "stream64k/$stack" --mode server-stream --connections "$STREAM_CONNS" --concurrency "$STREAM_CALLS" --payload 65536
+    client "$stack" "stream1m/$stack" --mode server-stream --connections "$STREAM_CONNS" --concurrency "$STREAM_CALLS" --payload 1048576
+    client "$stack" "unary-c1/$stack" --mode unary --connections 1 --concurrency 1 --payload 10
+    client "$stack" "pingpong-c1/$stack" --mode ping-pong --connections 1 --concurrency 1 --payload 10
+    other=$([[ $stack == rgrpc ]] && echo tonic || echo rgrpc)
+    # Client side: the other stack's load generator against this server.
+    client "$other" "unary10-client/$other-vs-$stack" --mode unary --connections "$CONNS" --concurrency "$STREAMS" --payload 10
+    stop_server
+done
+
+# --- h2load: the servers alone ----------------------------------------------------------
+H2=()
+if command -v h2load >/dev/null; then
+    for size in 10 1024 65536; do
+        "${CLIENT_BIN[rgrpc]}" --payload "$size" --write_h2load_body "$OUT/body-$size.bin"
+    done
+    for stack in rgrpc tonic; do
+        start_server "$stack"
+        for size in 10 1024 65536; do
+            log "h2load $stack $size B"
+            out=$OUT/h2load-$stack-$size.txt
+            cpu0=$(awk '{print $14+$15}' "/proc/$SPID/stat")
+            taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$STREAMS" -D "$H2LOAD_SECS" \
+                --warm-up-time=1 -d "$OUT/body-$size.bin" \
+                -H 'content-type: application/grpc' -H 'te: trailers' \
+                "http://127.0.0.1:$SPORT/grpc.testing.BenchmarkService/UnaryCall" >"$out" 2>&1 || true
+            cpu1=$(awk '{print $14+$15}' "/proc/$SPID/stat")
+            rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$out")
+            ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$out")
+            echo "H2LOAD stack=$stack payload=$size rps=${rps:-0} succeeded=${ok:-0} server_cpu_ticks=$((cpu1 - cpu0))" | tee -a "$RESULTS"
+        done
+        stop_server
+    done
+    H2=(10 1024 65536)
+fi
+
+# --- idle RSS --------------------------------------------------------------------------
+# hold_conns PORT N SECS: N idle HTTP/2 connections (preface + empty SETTINGS), held.
+hold_conns() {
+    python3 - "$@" <<'EOF'
+import socket, sys, time
+port, n, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    socks.append(s)
+time.sleep(secs)
+EOF
+}
+for stack in rgrpc tonic; do
+    start_server "$stack"
+    sleep 1
+    idle=$(awk '/^VmRSS/{print $2}' "/proc/$SPID/status")
+    hold_conns "$SPORT" "$IDLE_CONNS" 3 &
+    holder=$!
+    sleep 2
+    with=$(awk '/^VmRSS/{print $2}' "/proc/$SPID/status")
+    wait "$holder" || true
+    echo "IDLE stack=$stack idle_rss_kib=$idle rss_with_${IDLE_CONNS}_conns_kib=$with per_conn_kib=$(((with - idle) / IDLE_CONNS))" | tee -a "$RESULTS"
+    stop_server
+done
+
+# --- overload ----------------------------------------------------------------------------
+for stack in rgrpc tonic; do
+    for variant in slow mcs1; do
+        if [[ $variant == slow ]]; then
+            start_server "$stack" --handler_delay_ms "$OVERLOAD_DELAY_MS"
+        else
+            start_server "$stack" --handler_delay_ms 1 --max_concurrent_streams 1
+        fi
+        DURATION=$OVERLOAD_SECS WARMUP=0 client "$stack" "overload-$variant/$stack" \
+            --mode unary --connections 1 --rate "$OVERLOAD_RATE" \
+            --max_outstanding "$OVERLOAD_OUTSTANDING" --call_timeout 5 --rss_sample_ms 500
+        grep '^RSS ' "$OUT/last-client.txt" >"$OUT/rss-overload-$variant-$stack.txt" || true
+        stop_server
+    done
+done
+
+# --- the table -----------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+row() { # row SCENARIO METRIC RGRPC TONIC GOAL
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$3" "$4")" "$5"
+}
+{
+    echo "| scenario | metric | rgrpc | tonic | rgrpc/tonic | goal |"
+    echo "|---|---|---|---|---|---|"
+    row "unary 10 B, ${CONNS}x${STREAMS}" "QPS" "$(get unary10/rgrpc qps)" "$(get unary10/tonic qps)" ">= 2.0"
+    row "unary 10 B, ${CONNS}x${STREAMS}" "p99 us" "$(get unary10/rgrpc p99_us)" "$(get unary10/tonic p99_us)" ""
+    row "unary 10 B" "server CPU ms / 1k RPCs" "$(get unary10/rgrpc server_cpu_ms_per_1k)" "$(get unary10/tonic server_cpu_ms_per_1k)" "lower"
+    row "unary 10 B" "client CPU ms / 1k RPCs" "$(get unary10/rgrpc client_cpu_ms_per_1k)" "$(get unary10/tonic client_cpu_ms_per_1k)" "lower"
+    row "unary 1 KiB, ${CONNS}x${STREAMS}" "QPS" "$(get unary1k/rgrpc qps)" "$(get unary1k/tonic qps)" ">= 1.5"
+    row "unary 1 KiB" "server CPU ms / 1k RPCs" "$(get unary1k/rgrpc server_cpu_ms_per_1k)" "$(get unary1k/tonic server_cpu_ms_per_1k)" "lower"
+    row "server-stream 64 KiB" "MB/s" "$(get stream64k/rgrpc mbps)" "$(get stream64k/tonic mbps)" ">= 1.2"
+    row "server-stream 1 MiB" "MB/s" "$(get stream1m/rgrpc mbps)" "$(get stream1m/tonic mbps)" ""
+    row "unary c=1" "p50 us" "$(get unary-c1/rgrpc p50_us)" "$(get unary-c1/tonic p50_us)" "<= 0.7"
+    row "unary c=1" "p99 us" "$(get unary-c1/rgrpc p99_us)" "$(get unary-c1/tonic p99_us)" "<= 0.7"
+    row "ping-pong c=1" "p50 us" "$(get pingpong-c1/rgrpc p50_us)" "$(get pingpong-c1/tonic p50_us)" "<= 0.7"
+    row "ping-pong c=1" "p99 us" "$(get pingpong-c1/rgrpc p99_us)" "$(get pingpong-c1/tonic p99_us)" "<= 0.7"
+    row "client side vs rgrpc server" "QPS" "$(get unary10/rgrpc qps)" "$(get unary10-client/tonic-vs-rgrpc qps)" ">= 1.3"
+    row "client side vs tonic server" "QPS" "$(get unary10-client/rgrpc-vs-tonic qps)" "$(get unary10/tonic qps)" ">= 1.3"
+    row "client side vs rgrpc server" "client CPU ms / 1k" "$(get unary10/rgrpc client_cpu_ms_per_1k)" "$(get unary10-client/tonic-vs-rgrpc client_cpu_ms_per_1k)" "lower"
+    row "client side vs tonic server" "client CPU ms / 1k" "$(get unary10-client/rgrpc-vs-tonic client_cpu_ms_per_1k)" "$(get unary10/tonic client_cpu_ms_per_1k)" "lower"
+    for size in "${H2[@]}"; do
+        r=$(grep "^H2LOAD stack=rgrpc payload=$size " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
+        t=$(grep "^H2LOAD stack=tonic payload=$size " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
+        goal=$(case $size in 10) echo ">= 2.0" ;; 1024) echo ">= 1.5" ;; *) echo ">= 1.2" ;; esac)
+        row "h2load unary $size B, ${CONNS}x${STREAMS}" "req/s" "$r" "$t" "$goal"
+    done
+    idle() { grep "^IDLE stack=$1 " "$RESULTS" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+    row "idle server" "RSS KiB" "$(idle rgrpc idle_rss_kib)" "$(idle tonic idle_rss_kib)" "<= 1.0"
+    row "idle, per connection" "RSS KiB" "$(idle rgrpc per_conn_kib)" "$(idle tonic per_conn_kib)" "<= 1.0"
+    for v in slow mcs1; do
+        row "overload $v" "server peak RSS KiB" "$(get overload-$v/rgrpc server_rss_peak_kib)" "$(get overload-$v/tonic server_rss_peak_kib)" "flat"
+        row "overload $v" "client peak RSS KiB" "$(get overload-$v/rgrpc client_rss_peak_kib)" "$(get overload-$v/tonic client_rss_peak_kib)" ""
+        row "overload $v" "completed QPS" "$(get overload-$v/rgrpc qps)" "$(get overload-$v/tonic qps)" ""
+    done
+} | tee "$OUT/table.md"
+echo
+echo "raw results: $RESULTS; RSS over time: $OUT/rss-overload-*.txt"
