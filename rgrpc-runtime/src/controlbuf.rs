@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use h2::Reason;
 use h2::server::SendResponse;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::status::Status;
 
@@ -68,11 +68,16 @@ pub(crate) enum Item {
         trailers: http::HeaderMap,
         quota: Arc<Semaphore>,
     },
+    /// Put by the server's stream task: the response headers. With `end_of_stream` this is
+    /// a Trailers-Only response and nothing more follows. `on_reset` fires if the client
+    /// resets the stream while the writer holds it idle, so the stream task can drop the
+    /// handler at once. Not counted against the quota.
     Respond {
         key: StreamKey,
         respond: SendResponse<Bytes>,
         head: http::Response<()>,
         end_of_stream: bool,
+        on_reset: Option<oneshot::Sender<()>>,
         quota: Arc<Semaphore>,
     },
     /// A framed message (or part of one). Holds `permits` of the stream's write quota,
@@ -171,6 +176,8 @@ struct Out {
     send: h2::SendStream<Bytes>,
     queue: VecDeque<Pending>,
     quota: Arc<Semaphore>,
+    /// Server streams: told when the client resets the stream (see `watch_resets`).
+    on_reset: Option<oneshot::Sender<()>>,
 }
 
 struct WriterTask {
@@ -203,6 +210,7 @@ impl WriterTask {
                     send,
                     queue: VecDeque::new(),
                     quota,
+                    on_reset: None,
                 };
                 self.streams.insert(key, out);
                 if let Some(data) = first {
@@ -230,6 +238,7 @@ impl WriterTask {
                         send,
                         queue: VecDeque::new(),
                         quota,
+                        on_reset: None,
                     };
                     self.streams.insert(key, out);
                     let end_stream = false;
@@ -250,17 +259,17 @@ impl WriterTask {
                 mut respond,
                 head,
                 end_of_stream,
+                on_reset,
                 quota,
             } => match respond.send_response(head, end_of_stream) {
                 Ok(send) if !end_of_stream => {
-                    self.streams.insert(
-                        key,
-                        Out {
-                            send,
-                            queue: VecDeque::new(),
-                            quota,
-                        },
-                    );
+                    let out = Out {
+                        send,
+                        queue: VecDeque::new(),
+                        quota,
+                        on_reset,
+                    };
+                    self.streams.insert(key, out);
                 }
                 Ok(_) => {}
                 Err(_) => quota.close(),
@@ -366,6 +375,32 @@ impl WriterTask {
         }
     }
 
+    /// Server streams held idle (headers sent, nothing queued) learn of a client reset
+    /// only here: h2 reports it through `poll_reset`, and the stream task is told so it
+    /// drops the handler (issue: a streaming handler that is not sending or receiving
+    /// would otherwise run on). Streams with queued data see the reset as a failed
+    /// `poll_capacity`/`send_data` in `turn`. Cost: one poll per idle server stream
+    /// per writer wake-up; unary replies never sit idle here.
+    fn watch_resets(&mut self, cx: &mut Context<'_>) {
+        let mut reset = Vec::new();
+        for (key, out) in &mut self.streams {
+            if out.on_reset.is_none() || !out.queue.is_empty() {
+                continue;
+            }
+            if out.send.poll_reset(cx).is_ready() {
+                reset.push(*key);
+            }
+        }
+        for key in reset {
+            if let Some(mut out) = self.streams.remove(&key) {
+                out.quota.close();
+                if let Some(tx) = out.on_reset.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+
     /// Round-robins the streams with queued work until none can progress.
     fn drain(&mut self, cx: &mut Context<'_>) {
         loop {
@@ -425,6 +460,7 @@ impl Future for WriterTask {
             }
         }
         this.drain(cx);
+        this.watch_resets(cx);
         if closed && this.order.is_empty() {
             return Poll::Ready(());
         }

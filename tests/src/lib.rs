@@ -46,7 +46,8 @@ impl Drop for DropGuard {
 ///   status (a message `details:X` returns binary details X); `fill_oauth_scope` echoes
 ///   the peer address and authority as headers; `fill_username` panics (the panic test); `x-echo` metadata is echoed as a
 ///   header and `x-echo-trailer-bin` as a trailer; a `payload.body` of "sleep" sleeps 10 s.
-/// - StreamingOutputCall: one response per `response_parameters` entry.
+/// - StreamingOutputCall: one response per `response_parameters` entry, each after
+///   its `interval_us`.
 /// - EmptyCall is left unimplemented (the default body).
 pub struct Instrumented {
     pub probe: Arc<Probe>,
@@ -119,8 +120,11 @@ impl TestServiceServer for Instrumented {
         request: StreamingOutputCallRequest,
         mut responses: SendStream<StreamingOutputCallResponse>,
     ) -> Result<(), Status> {
-        let _guard = DropGuard(self.probe.clone(), true);
+        let mut guard = DropGuard(self.probe.clone(), false);
         for param in &request.response_parameters {
+            if param.interval_us > 0 {
+                tokio::time::sleep(Duration::from_micros(param.interval_us as u64)).await;
+            }
             let response = StreamingOutputCallResponse {
                 payload: Some(Payload {
                     body: vec![7; param.size as usize],
@@ -130,6 +134,7 @@ impl TestServiceServer for Instrumented {
             responses.send(&response).await?;
             self.probe.sent.fetch_add(1, Ordering::SeqCst);
         }
+        guard.1 = true;
         Ok(())
     }
 }

@@ -494,3 +494,41 @@ async fn status_details_and_peer_information() {
         Some(server.addr.to_string().as_str())
     );
 }
+
+#[tokio::test]
+async fn cancelling_a_stream_after_its_headers_drops_the_idle_handler() {
+    let server = start(|s| s).await;
+    let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
+    let request = StreamingOutputCallRequest {
+        response_parameters: vec![
+            ResponseParameters {
+                size: 10,
+                ..Default::default()
+            },
+            // The handler then sleeps 20 s before its second message: it is neither
+            // sending nor receiving when the client goes away.
+            ResponseParameters {
+                size: 10,
+                interval_us: 20_000_000,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let mut stream = within(10, client.streaming_output_call(request))
+        .await
+        .unwrap();
+    assert!(within(10, stream.message()).await.unwrap().is_some());
+    stream.cancel();
+    assert_eq!(
+        within(10, stream.message()).await.unwrap_err().code(),
+        Code::Cancelled
+    );
+    within(10, async {
+        while server.probe.dropped.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
+}

@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore, oneshot};
 
 use super::context::ServerContext;
 use super::{Router, ServerConfig};
@@ -51,6 +51,10 @@ struct Sender {
     encoding: OnceLock<Option<Encoding>>,
     /// Set once the whole response, status included, has been queued.
     finished: AtomicBool,
+    /// Fires when the writer sees the client reset the stream after the headers.
+    reset: Mutex<Option<oneshot::Receiver<()>>>,
+    /// Notified when the response handle goes to the writer with the headers.
+    headers_sent: Notify,
 }
 
 impl Sender {
@@ -68,11 +72,15 @@ impl Sender {
             let (head, encoding) = self.response_head();
             let _ = self.encoding.set(encoding);
             let quota = self.quota.clone();
+            let (on_reset, reset) = oneshot::channel();
+            *self.reset.lock().unwrap_or_else(|e| e.into_inner()) = Some(reset);
+            self.headers_sent.notify_one();
             let item = Item::Respond {
                 key: self.key,
                 respond,
                 head,
                 end_of_stream: false,
+                on_reset: Some(on_reset),
                 quota,
             };
             self.writer.send(item).await?;
@@ -178,6 +186,7 @@ impl Sender {
                     respond,
                     head,
                     end_of_stream: true,
+                    on_reset: None,
                     quota: self.quota.clone(),
                 }
             }
@@ -340,6 +349,7 @@ pub(crate) async fn serve_stream(
             respond,
             head,
             end_of_stream: true,
+            on_reset: None,
             quota: quota.clone(),
         }
     };
@@ -418,6 +428,8 @@ pub(crate) async fn serve_stream(
         respond: Mutex::new(Some(respond)),
         encoding: OnceLock::new(),
         finished: AtomicBool::new(false),
+        reset: Mutex::new(None),
+        headers_sent: Notify::new(),
     });
     let stream = ServerStream {
         ctx,
@@ -437,26 +449,42 @@ pub(crate) async fn serve_stream(
     let result = tokio::select! {
         result = call => result,
         () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
-        _reason = client_reset(&sender) => return,
+        () = client_reset(&sender) => return,
     };
     sender.finish(result).await;
 }
 
-/// Completes when the client resets the stream before the response headers went out
-/// (later resets surface as errors on the handler's sends and receives).
-async fn client_reset(sender: &Sender) -> h2::Reason {
-    std::future::poll_fn(|cx| {
+/// Completes when the client resets the stream. Before the response headers go out the
+/// stream task holds the response handle and asks h2 directly; afterwards the writer
+/// holds the stream and reports the reset through a oneshot (controlbuf `watch_resets`).
+async fn client_reset(sender: &Sender) {
+    let headers_sent = sender.headers_sent.notified();
+    let early = std::future::poll_fn(|cx| {
         let mut respond = sender.respond.lock().unwrap_or_else(|e| e.into_inner());
         match respond.as_mut() {
-            Some(respond) => match respond.poll_reset(cx) {
-                std::task::Poll::Ready(Ok(reason)) => std::task::Poll::Ready(reason),
-                std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(h2::Reason::CANCEL),
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            },
-            None => std::task::Poll::Pending,
+            Some(respond) => respond.poll_reset(cx).map(|_| true),
+            None => std::task::Poll::Ready(false),
         }
-    })
-    .await
+    });
+    let reset_early = tokio::select! {
+        reset = early => reset,
+        () = headers_sent => false,
+    };
+    if reset_early {
+        return;
+    }
+    let later = sender
+        .reset
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(later) = later {
+        if later.await.is_ok() {
+            return;
+        }
+    }
+    // The stream finished normally (or went out as a single unary item).
+    std::future::pending().await
 }
 
 fn reject_http(respond: &mut SendResponse<Bytes>, status: StatusCode) {
