@@ -11,6 +11,7 @@ pub mod pb {
     rgrpc_runtime::include_proto!("grpc.testing");
 }
 
+mod cases;
 pub mod client;
 pub mod flags;
 pub mod server;
