@@ -532,3 +532,53 @@ async fn cancelling_a_stream_after_its_headers_drops_the_idle_handler() {
     .await;
     assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn callers_beyond_max_concurrent_streams_wait_without_killing_the_connection() {
+    // One stream at a time, 20 ms per call, 200 callers with 300 ms deadlines: most
+    // callers time out while waiting. They must wait on our side (bounded), not pile
+    // up in h2's pending-open queue and then reset streams en masse, which makes the
+    // server's h2 GOAWAY the connection (ENHANCE_YOUR_CALM, too_many_resets).
+    let server = start(|s| s.max_concurrent_streams(1)).await;
+    let channel = Channel::connect(&server.target()).await.unwrap();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let client = TestServiceStub::new(channel.clone());
+        calls.spawn(async move {
+            let request = StreamingOutputCallRequest {
+                response_parameters: vec![ResponseParameters {
+                    size: 1,
+                    interval_us: 20_000,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let request = Request::new(request).timeout(Duration::from_millis(300));
+            let mut stream = client.streaming_output_call(request).await?;
+            while stream.message().await?.is_some() {}
+            Ok::<(), rgrpc_runtime::Status>(())
+        });
+    }
+    let (mut ok, mut expired) = (0, 0);
+    within(30, async {
+        while let Some(joined) = calls.join_next().await {
+            match joined.unwrap() {
+                Ok(()) => ok += 1,
+                Err(s) if s.code() == Code::DeadlineExceeded => expired += 1,
+                Err(s) => panic!("a caller failed with {s:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(ok >= 1, "no call completed ({expired} expired)");
+    // The connection survived: a fresh call on the same channel works.
+    let client = GreeterStub::new(channel);
+    within(
+        10,
+        client.say_hello(HelloRequest {
+            name: "after".into(),
+        }),
+    )
+    .await
+    .unwrap();
+}

@@ -351,11 +351,10 @@ pub(super) async fn open<M: prost::Message>(
     }
     options.metadata.write_headers(headers);
     let (response, send) = until(deadline, async {
-        // `ready` waits while the server's MAX_CONCURRENT_STREAMS is reached.
-        let mut sender = conn
-            .send_request
-            .clone()
-            .ready()
+        // Waits while the server's MAX_CONCURRENT_STREAMS is reached (see
+        // `Conn::send_request` for why the handle is shared).
+        let mut sender = conn.send_request.lock().await;
+        std::future::poll_fn(|cx| sender.poll_ready(cx))
             .await
             .map_err(|e| status_from_h2(&e))?;
         sender

@@ -55,7 +55,13 @@ struct Inner {
 
 /// One established HTTP/2 connection.
 pub(crate) struct Conn {
-    pub send_request: h2::client::SendRequest<Bytes>,
+    /// One handle for every call. h2's `poll_ready` blocks a handle only while *its*
+    /// previous stream is still waiting for a MAX_CONCURRENT_STREAMS slot, so one shared
+    /// handle bounds h2's pending-open queue to one stream; a fresh clone per call
+    /// would let every caller queue a stream inside h2 without limit (and, when their
+    /// deadlines fire, reset them en masse until the server GOAWAYs the connection
+    /// with ENHANCE_YOUR_CALM). Callers wait here instead, deadlines still running.
+    pub send_request: tokio::sync::Mutex<h2::client::SendRequest<Bytes>>,
     pub writer: Writer,
     next_key: AtomicU64,
     closed: Arc<AtomicBool>,
@@ -221,7 +227,7 @@ impl Channel {
             }
         }
         Ok(Conn {
-            send_request,
+            send_request: tokio::sync::Mutex::new(send_request),
             writer: Writer::spawn(),
             next_key: AtomicU64::new(1),
             closed,
