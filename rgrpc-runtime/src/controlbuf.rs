@@ -13,8 +13,12 @@
 //!   limit (h2 src/share.rs; hyper's PipeToSendStream does the same).
 //!
 //! Streams with data are served round-robin, one chunk each per pass, so one large
-//! stream cannot starve the others. After [`BATCH_ITEMS`] items the writer yields so the
-//! h2 connection task writes the batch out with one flush.
+//! stream cannot starve the others. The writer runs inside the task that owns the h2
+//! connection and is polled just before it, so everything queued since the last
+//! wake-up goes out with one flush; after [`BATCH_ITEMS`] items it yields to let that
+//! flush happen. (grpc-go's loopy writer also yields once on a small batch; measured
+//! here it only added a scheduler pass: c=1 unary p50 78 -> 119 us, and no gain at
+//! 400 streams, so we do not.)
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -106,15 +110,18 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task for one connection.
-    pub(crate) fn spawn() -> Writer {
+    /// A writer for one connection: the handle producers clone, and the future that
+    /// drains it. The connection's own task polls that future beside the h2 connection
+    /// (see `server::conn` and `client::channel`), so a reply goes stream task ->
+    /// connection task -> socket, with no third task in between.
+    pub(crate) fn new() -> (Writer, WriterTask) {
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE_ITEMS);
-        tokio::spawn(WriterTask {
+        let task = WriterTask {
             rx,
             streams: HashMap::new(),
             order: VecDeque::new(),
-        });
-        Writer { tx }
+        };
+        (Writer { tx }, task)
     }
 
     /// Queues `item`, waiting for room.
@@ -141,10 +148,12 @@ impl Writer {
         }
     }
 
-    /// Waits for `permits` bytes of a stream's write quota (at most the whole quota, so
-    /// a message larger than the quota still goes through, alone).
+    /// Waits for `len` bytes of a stream's write quota (at most half of it, so a message
+    /// larger than the quota still goes through, at most two such at a time).
     pub(crate) async fn acquire(quota: &Semaphore, len: usize) -> Result<u32, Status> {
-        let permits = len.min(STREAM_WRITE_QUOTA) as u32;
+        // Half the quota at most: two large messages can be queued, so the sender
+        // encodes the next while the writer feeds h2 the last.
+        let permits = len.min(STREAM_WRITE_QUOTA / 2) as u32;
         match quota.acquire_many(permits).await {
             Ok(p) => {
                 p.forget();
@@ -180,7 +189,10 @@ struct Out {
     on_reset: Option<oneshot::Sender<()>>,
 }
 
-struct WriterTask {
+/// Drains one connection's control buffer into h2. A future, polled by the task that
+/// owns the connection; it completes once every `Writer` handle is gone and nothing
+/// is left to write.
+pub(crate) struct WriterTask {
     rx: mpsc::Receiver<Item>,
     streams: HashMap<StreamKey, Out>,
     /// Streams with queued work, in round-robin order; each key at most once.

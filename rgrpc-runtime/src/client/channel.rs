@@ -205,8 +205,19 @@ impl Channel {
         let ping = connection.ping_pong();
         let closed = Arc::new(AtomicBool::new(false));
         let flag = closed.clone();
+        let (writer, writer_task) = Writer::new();
+        // One task drives the h2 connection and its writer (see `Writer::new`).
         tokio::spawn(async move {
-            let _ = connection.await;
+            tokio::pin!(writer_task);
+            tokio::pin!(connection);
+            tokio::select! {
+                biased;
+                () = &mut writer_task => {
+                    // Every handle is gone (the channel was dropped): let h2 finish.
+                    let _ = connection.await;
+                }
+                _ = &mut connection => {}
+            }
             flag.store(true, Ordering::Release);
         });
         // Like grpc-go, the connection is ready only once the server's SETTINGS have
@@ -228,7 +239,7 @@ impl Channel {
         }
         Ok(Conn {
             send_request: tokio::sync::Mutex::new(send_request),
-            writer: Writer::spawn(),
+            writer,
             next_key: AtomicU64::new(1),
             closed,
         })

@@ -70,7 +70,8 @@ async fn serve_connection(
         Ok(Ok(conn)) => conn,
         _ => return,
     };
-    let writer = Writer::spawn();
+    let (writer, writer_task) = Writer::new();
+    tokio::pin!(writer_task);
     let mut next_key = 0u64;
     let mut draining = *drain.borrow();
     if draining {
@@ -78,6 +79,10 @@ async fn serve_connection(
     }
     loop {
         tokio::select! {
+            // The writer first: what it hands h2 is flushed by the accept poll below,
+            // in the same wake-up.
+            biased;
+            () = &mut writer_task => {}
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
                     next_key += 1;
@@ -100,6 +105,9 @@ async fn serve_connection(
             }
         }
     }
-    // Accepting has ended; keep driving the connection until it has flushed and closed.
-    let _ = std::future::poll_fn(|cx| conn.poll_closed(cx)).await;
+    // Accepting has ended; keep driving the writer and the connection until every
+    // stream has flushed and the connection has closed.
+    drop(writer);
+    let closed = std::future::poll_fn(|cx| conn.poll_closed(cx));
+    let _ = tokio::join!(closed, writer_task);
 }
