@@ -129,6 +129,9 @@ pub(super) struct RecvHalf {
     pub(super) trailers: Metadata,
     /// Whether the last message returned arrived compressed.
     pub(super) last_compressed: bool,
+    /// This call's share of the server's MAX_CONCURRENT_STREAMS; released when the call
+    /// ends (or is dropped).
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl RecvHalf {
@@ -138,6 +141,7 @@ impl RecvHalf {
         if !matches!(self.state, RecvState::Done(_)) {
             self.conn.writer.reset(self.key, h2::Reason::CANCEL);
             self.state = RecvState::Done(Err(Status::cancelled("call cancelled by the client")));
+            self.permit = None;
         }
     }
 
@@ -148,6 +152,7 @@ impl RecvHalf {
             }
         }
         self.state = RecvState::Done(result.clone());
+        self.permit = None;
         result
     }
 
@@ -350,16 +355,20 @@ pub(super) async fn open<M: prost::Message>(
         }
     }
     options.metadata.write_headers(headers);
-    let (response, send) = until(deadline, async {
-        // Waits while the server's MAX_CONCURRENT_STREAMS is reached (see
-        // `Conn::send_request` for why the handle is shared).
-        let mut sender = conn.send_request.lock().await;
-        std::future::poll_fn(|cx| sender.poll_ready(cx))
+    let (response, send, permit) = until(deadline, async {
+        // Waits while the server's MAX_CONCURRENT_STREAMS is reached (`Conn::streams`).
+        let permit = conn.streams.clone().acquire_owned().await;
+        let permit = permit.map_err(|_| Status::unavailable("connection closed"))?;
+        let mut sender = conn
+            .send_request
+            .clone()
+            .ready()
             .await
             .map_err(|e| status_from_h2(&e))?;
-        sender
+        let (response, send) = sender
             .send_request(request, false)
-            .map_err(|e| status_from_h2(&e))
+            .map_err(|e| status_from_h2(&e))?;
+        Ok((response, send, permit))
     })
     .await?;
     let key = conn.next_key();
@@ -391,6 +400,7 @@ pub(super) async fn open<M: prost::Message>(
         headers: None,
         trailers: Metadata::new(),
         last_compressed: false,
+        permit: Some(permit),
     };
     Ok((send, recv))
 }

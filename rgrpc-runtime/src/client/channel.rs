@@ -35,6 +35,10 @@ impl Default for ChannelConfig {
     }
 }
 
+/// Streams one connection opens at once when the server sets no MAX_CONCURRENT_STREAMS
+/// (grpc-go's default server limit is unbounded too; this bounds our own memory).
+const MAX_OPEN_STREAMS: usize = 10_000;
+
 /// A client connection to one target, shared by all clones. Many concurrent calls
 /// multiplex on its HTTP/2 connection.
 #[derive(Clone)]
@@ -55,13 +59,15 @@ struct Inner {
 
 /// One established HTTP/2 connection.
 pub(crate) struct Conn {
-    /// One handle for every call. h2's `poll_ready` blocks a handle only while *its*
-    /// previous stream is still waiting for a MAX_CONCURRENT_STREAMS slot, so one shared
-    /// handle bounds h2's pending-open queue to one stream; a fresh clone per call
-    /// would let every caller queue a stream inside h2 without limit (and, when their
-    /// deadlines fire, reset them en masse until the server GOAWAYs the connection
-    /// with ENHANCE_YOUR_CALM). Callers wait here instead, deadlines still running.
-    pub send_request: tokio::sync::Mutex<h2::client::SendRequest<Bytes>>,
+    /// Cloned per call; calls only send once they hold a `streams` permit.
+    pub send_request: h2::client::SendRequest<Bytes>,
+    /// One permit per stream the server allows (its MAX_CONCURRENT_STREAMS, read once
+    /// its SETTINGS have arrived), held for the life of each call's stream. Callers
+    /// beyond the limit wait here, deadlines running, holding nothing: without it each
+    /// fresh `SendRequest` clone is "ready", every caller queues a stream inside h2
+    /// without bound, and expiring callers reset them en masse until the server's h2
+    /// closes the connection (ENHANCE_YOUR_CALM, too_many_resets).
+    pub streams: Arc<tokio::sync::Semaphore>,
     pub writer: Writer,
     next_key: AtomicU64,
     closed: Arc<AtomicBool>,
@@ -237,8 +243,14 @@ impl Channel {
                 }
             }
         }
+        // A server that sets no limit allows "unlimited" streams; cap what we open at
+        // once so the permit count stays sane.
+        let limit = send_request
+            .current_max_send_streams()
+            .min(MAX_OPEN_STREAMS);
         Ok(Conn {
-            send_request: tokio::sync::Mutex::new(send_request),
+            streams: Arc::new(tokio::sync::Semaphore::new(limit)),
+            send_request,
             writer,
             next_key: AtomicU64::new(1),
             closed,
