@@ -60,6 +60,12 @@ async fn serve_connection(
         .initial_connection_window_size(config.initial_connection_window)
         .max_frame_size(config.max_frame_size)
         .max_header_list_size(config.max_header_list_size)
+        // h2's rapid-reset guard closes the connection when more than this many streams
+        // the client reset are waiting to be accepted (default 20). Deadline-bound
+        // clients under overload legitimately open streams that expire at once; our
+        // accept loop drains them in the same wake-up, so a larger bound only costs a
+        // few hundred bytes per pending stream, still bounded.
+        .max_pending_accept_reset_streams(1024)
         // Bounds h2's own per-stream send buffer; the writer never exceeds the window.
         .max_send_buffer_size(crate::controlbuf::STREAM_WRITE_QUOTA);
     if let Some(n) = config.max_concurrent_streams {
