@@ -209,7 +209,36 @@ enum Turn {
     Done,
 }
 
+/// Data that holds no write quota (a unary message queued with its stream's open).
+fn unmetered(data: Bytes, end_stream: bool) -> Pending {
+    Pending::Data {
+        data,
+        permits: 0,
+        end_stream,
+    }
+}
+
 impl WriterTask {
+    /// Starts tracking a stream whose send half h2 has handed us.
+    fn open(
+        &mut self,
+        key: StreamKey,
+        send: h2::SendStream<Bytes>,
+        quota: Arc<Semaphore>,
+        on_reset: Option<oneshot::Sender<()>>,
+    ) {
+        let queue = VecDeque::new();
+        self.streams.insert(
+            key,
+            Out {
+                send,
+                queue,
+                quota,
+                on_reset,
+            },
+        );
+    }
+
     fn accept(&mut self, item: Item) {
         match item {
             Item::OpenClient {
@@ -218,23 +247,9 @@ impl WriterTask {
                 quota,
                 first,
             } => {
-                let out = Out {
-                    send,
-                    queue: VecDeque::new(),
-                    quota,
-                    on_reset: None,
-                };
-                self.streams.insert(key, out);
+                self.open(key, send, quota, None);
                 if let Some(data) = first {
-                    let end_stream = true;
-                    self.enqueue(
-                        key,
-                        Pending::Data {
-                            data,
-                            permits: 0,
-                            end_stream,
-                        },
-                    );
+                    self.enqueue(key, unmetered(data, true));
                 }
             }
             Item::Unary {
@@ -246,22 +261,8 @@ impl WriterTask {
                 quota,
             } => match respond.send_response(head, false) {
                 Ok(send) => {
-                    let out = Out {
-                        send,
-                        queue: VecDeque::new(),
-                        quota,
-                        on_reset: None,
-                    };
-                    self.streams.insert(key, out);
-                    let end_stream = false;
-                    self.enqueue(
-                        key,
-                        Pending::Data {
-                            data,
-                            permits: 0,
-                            end_stream,
-                        },
-                    );
+                    self.open(key, send, quota, None);
+                    self.enqueue(key, unmetered(data, false));
                     self.enqueue(key, Pending::Trailers(trailers));
                 }
                 Err(_) => quota.close(),
@@ -274,15 +275,7 @@ impl WriterTask {
                 on_reset,
                 quota,
             } => match respond.send_response(head, end_of_stream) {
-                Ok(send) if !end_of_stream => {
-                    let out = Out {
-                        send,
-                        queue: VecDeque::new(),
-                        quota,
-                        on_reset,
-                    };
-                    self.streams.insert(key, out);
-                }
+                Ok(send) if !end_of_stream => self.open(key, send, quota, on_reset),
                 Ok(_) => {}
                 Err(_) => quota.close(),
             },
