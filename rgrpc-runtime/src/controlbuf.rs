@@ -331,10 +331,9 @@ impl WriterTask {
                     out.quota.add_permits(*permits as usize);
                     out.queue.pop_front();
                     if end {
-                        return match out.send.send_data(Bytes::new(), true) {
-                            Ok(()) => Turn::Done,
-                            Err(_) => Turn::Done,
-                        };
+                        // Either way the stream is finished for the writer.
+                        let _ = out.send.send_data(Bytes::new(), true);
+                        return Turn::Done;
                     }
                     return Turn::Progress;
                 }

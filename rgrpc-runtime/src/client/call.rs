@@ -296,7 +296,6 @@ fn trailers_only(headers: &http::HeaderMap) -> Result<(), Status> {
     }
 }
 
-/// Opens a stream for `path`.
 /// Opens a stream for `path`. `first`, when given, is the call's only request message:
 /// it is queued with the stream and the request side is closed.
 pub(super) async fn open<M: prost::Message>(

@@ -100,10 +100,15 @@ impl Sender {
         (head, encoding)
     }
 
-    /// The OK trailers with the handler's trailing metadata.
-    fn ok_trailers(&self) -> HeaderMap {
+    /// The trailers for `status` (OK when `None`) with the handler's trailing metadata.
+    fn trailers(&self, status: Option<&Status>) -> HeaderMap {
         let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        match status {
+            Some(status) => status.write_trailers(&mut trailers),
+            None => {
+                trailers.insert("grpc-status", HeaderValue::from_static("0"));
+            }
+        }
         self.ctx.take_trailer().write_headers(&mut trailers);
         trailers
     }
@@ -126,7 +131,7 @@ impl Sender {
                 return Err(status);
             }
         };
-        let trailers = self.ok_trailers();
+        let trailers = self.trailers(None);
         let quota = self.quota.clone();
         self.finished.store(true, Ordering::Release);
         let item = Item::Unary {
@@ -170,12 +175,7 @@ impl Sender {
         if self.finished.swap(true, Ordering::AcqRel) {
             return;
         }
-        let mut trailers = HeaderMap::new();
-        let status = status
-            .err()
-            .unwrap_or_else(|| Status::new(crate::Code::Ok, ""));
-        status.write_trailers(&mut trailers);
-        self.ctx.take_trailer().write_headers(&mut trailers);
+        let trailers = self.trailers(status.err().as_ref());
         let item = match self.take_respond() {
             Some(respond) => {
                 let mut head = grpc_response_head();
