@@ -127,6 +127,7 @@ pub const SERVER_FLAGS: &[(&str, &str)] = &[
     ("max_concurrent_streams", "0"),
     ("handler_delay_ms", "0"),
     ("max_seconds", "3600"),
+    ("dispatch", "inline"),
 ];
 
 /// Settings of a benchmark server.
@@ -140,6 +141,9 @@ pub struct ServerSettings {
     pub handler_delay: Duration,
     /// The server exits after this long even if nobody stops it.
     pub max_lifetime: Duration,
+    /// rgrpc only: `inline` (default) polls each new stream in its connection task
+    /// first, `spawn` spawns every stream (`Server::inline_dispatch`); for A/B runs.
+    pub inline_dispatch: bool,
 }
 
 impl ServerSettings {
@@ -153,6 +157,11 @@ impl ServerSettings {
             max_concurrent_streams: (mcs > 0).then_some(mcs),
             handler_delay: Duration::from_millis(f.parsed("handler_delay_ms")?),
             max_lifetime: Duration::from_secs(max_seconds.min(24 * 3600)),
+            inline_dispatch: match f.string("dispatch") {
+                "inline" => true,
+                "spawn" => false,
+                other => return Err(format!("--dispatch {other:?}: expected inline or spawn")),
+            },
         })
     }
 }

@@ -49,8 +49,6 @@ pub(crate) type StreamKey = u64;
 /// One instruction for the writer.
 pub(crate) enum Item {
     /// Put by the client when it has opened a stream with `send_request`; the writer
-    /// keeps the stream's send half. Not counted against the write quota.
-    /// Put by the client when it has opened a stream with `send_request`; the writer
     /// keeps the stream's send half. `first`, when present, is the call's only request
     /// message (unary, server-streaming), sent with END_STREAM: one item per request
     /// instead of two. Not counted against the write quota; bounded by the message
@@ -62,15 +60,14 @@ pub(crate) enum Item {
         first: Option<Bytes>,
     },
     /// Put by the server's stream task: the whole response of a unary call (headers,
-    /// the one message, trailers) in one item, so a unary reply costs one queue slot
-    /// and one writer wake-up. Not counted against the quota, bounded like `first`.
+    /// the one message, trailers) in one item, so a unary reply costs one queue slot,
+    /// and the writer hands it all to h2 at once. Not counted against the quota; bounded
+    /// by the message size limit and the queue's item count.
     Unary {
-        key: StreamKey,
         respond: SendResponse<Bytes>,
         head: http::Response<()>,
         data: Bytes,
         trailers: http::HeaderMap,
-        quota: Arc<Semaphore>,
     },
     /// Put by the server's stream task: the response headers. With `end_of_stream` this is
     /// a Trailers-Only response and nothing more follows. `on_reset` fires if the client
@@ -209,15 +206,6 @@ enum Turn {
     Done,
 }
 
-/// Data that holds no write quota (a unary message queued with its stream's open).
-fn unmetered(data: Bytes, end_stream: bool) -> Pending {
-    Pending::Data {
-        data,
-        permits: 0,
-        end_stream,
-    }
-}
-
 impl WriterTask {
     /// Starts tracking a stream whose send half h2 has handed us.
     fn open(
@@ -243,30 +231,36 @@ impl WriterTask {
         match item {
             Item::OpenClient {
                 key,
-                send,
+                mut send,
                 quota,
                 first,
-            } => {
-                self.open(key, send, quota, None);
-                if let Some(data) = first {
-                    self.enqueue(key, unmetered(data, true));
+            } => match first {
+                // The whole request in one go: h2 sends it as the window allows. It
+                // holds no quota and is bounded by the message size limit; waiting for
+                // capacity instead would cost a second write, since h2 grants none to a
+                // stream until its HEADERS are out. Nothing else is ever written to the
+                // stream, so the writer does not track it (a cancel is the RST_STREAM h2
+                // sends when the call drops its response half).
+                Some(data) => {
+                    let _ = send.send_data(data, true);
+                    quota.close();
                 }
-            }
+                None => self.open(key, send, quota, None),
+            },
             Item::Unary {
-                key,
                 mut respond,
                 head,
                 data,
                 trailers,
-                quota,
-            } => match respond.send_response(head, false) {
-                Ok(send) => {
-                    self.open(key, send, quota, None);
-                    self.enqueue(key, unmetered(data, false));
-                    self.enqueue(key, Pending::Trailers(trailers));
+            } => {
+                // Headers, message and trailers handed to h2 at once, untracked, for
+                // the same reasons as a client's whole request above.
+                if let Ok(mut send) = respond.send_response(head, false) {
+                    if send.send_data(data, false).is_ok() {
+                        let _ = send.send_trailers(trailers);
+                    }
                 }
-                Err(_) => quota.close(),
-            },
+            }
             Item::Respond {
                 key,
                 mut respond,
@@ -405,8 +399,10 @@ impl WriterTask {
         }
     }
 
-    /// Round-robins the streams with queued work until none can progress.
-    fn drain(&mut self, cx: &mut Context<'_>) {
+    /// Round-robins the streams with queued work until none can progress; true if any
+    /// did.
+    fn drain(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut any = false;
         loop {
             let mut progressed = false;
             for _ in 0..self.order.len() {
@@ -437,23 +433,34 @@ impl WriterTask {
                 }
             }
             if !progressed {
-                return;
+                return any;
             }
+            any = true;
         }
     }
 }
 
-impl Future for WriterTask {
-    type Output = ();
+/// What one poll of the writer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Handed h2 nothing new; the waker is registered for more.
+    Nothing,
+    /// Handed h2 frames or resets: poll the h2 connection so it flushes them.
+    Frames,
+    /// Every `Writer` handle is gone and nothing is left to write.
+    Closed,
+}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+impl WriterTask {
+    /// Takes up to [`BATCH_ITEMS`] queued items and hands h2 what the streams' windows
+    /// allow.
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Written {
         let mut taken = 0;
         let mut closed = false;
         while taken < BATCH_ITEMS {
-            match this.rx.poll_recv(cx) {
+            match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(item)) => {
-                    this.accept(item);
+                    self.accept(item);
                     taken += 1;
                 }
                 Poll::Ready(None) => {
@@ -463,15 +470,30 @@ impl Future for WriterTask {
                 Poll::Pending => break,
             }
         }
-        this.drain(cx);
-        this.watch_resets(cx);
-        if closed && this.order.is_empty() {
-            return Poll::Ready(());
+        let drained = self.drain(cx);
+        self.watch_resets(cx);
+        if closed && self.order.is_empty() {
+            return Written::Closed;
         }
         if taken == BATCH_ITEMS {
-            // More items are waiting: yield so h2 can flush this batch, then come back.
+            // More items are waiting: come back after h2 has flushed this batch.
             cx.waker().wake_by_ref();
         }
-        Poll::Pending
+        if taken > 0 || drained {
+            Written::Frames
+        } else {
+            Written::Nothing
+        }
+    }
+}
+
+impl Future for WriterTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.poll_write(cx) {
+            Written::Closed => Poll::Ready(()),
+            Written::Nothing | Written::Frames => Poll::Pending,
+        }
     }
 }

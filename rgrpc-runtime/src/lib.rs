@@ -3,7 +3,8 @@
 //! A call's path through the modules (see docs/architecture.md):
 //! client [`Channel::invoke`] -> `client::call` opens an h2 stream and queues its DATA on
 //! the connection's `controlbuf` writer -> h2 -> server `server::conn` accepts the stream
-//! -> `server::stream` routes `:path` to the registered [`Handler`] in its own task ->
+//! -> `server::stream` routes `:path` to the registered [`Handler`] (polled first in the
+//! connection's task, then in its own task if it waits; `server::dispatch`) ->
 //! `codec` decodes the request -> the handler -> the response goes back through the
 //! server connection's writer.
 

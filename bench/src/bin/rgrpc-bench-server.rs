@@ -1,5 +1,5 @@
 //! `rgrpc-bench-server [--port N] [--max_concurrent_streams N] [--handler_delay_ms N]
-//! [--max_seconds N]`: serves grpc.testing.BenchmarkService on 127.0.0.1 and prints
+//! [--max_seconds N] [--dispatch inline|spawn]`: serves grpc.testing.BenchmarkService on 127.0.0.1 and prints
 //! `LISTENING stack=rgrpc pid=<pid> port=<port>`.
 
 use std::process::ExitCode;
@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let mut server = Server::new();
+    let mut server = Server::new().inline_dispatch(settings.inline_dispatch);
     if let Some(n) = settings.max_concurrent_streams {
         server = server.max_concurrent_streams(n);
     }

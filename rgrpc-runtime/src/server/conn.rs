@@ -4,13 +4,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::dispatch::Dispatch;
 use super::stream::{StreamEnv, serve_stream};
 use super::{Router, ServerConfig};
-use crate::controlbuf::Writer;
+use crate::controlbuf::{StreamKey, Writer, WriterTask, Written};
 
 pub(crate) async fn accept_loop(
     listener: TcpListener,
@@ -72,48 +76,96 @@ async fn serve_connection(
         builder.max_concurrent_streams(n);
     }
     let handshake = builder.handshake::<_, bytes::Bytes>(io);
-    let mut conn = match tokio::time::timeout(config.connection_timeout, handshake).await {
+    let conn = match tokio::time::timeout(config.connection_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
         _ => return,
     };
     let (writer, writer_task) = Writer::new();
-    tokio::pin!(writer_task);
-    let mut next_key = 0u64;
+    let mut driver = Driver {
+        conn,
+        writer_task,
+        dispatch: Dispatch::new(config.inline_dispatch),
+        env: Some(StreamEnv {
+            router,
+            config,
+            writer,
+            remote_addr,
+        }),
+        next_key: 0,
+    };
     let mut draining = *drain.borrow();
     if draining {
-        conn.graceful_shutdown();
+        driver.conn.graceful_shutdown();
     }
     loop {
         tokio::select! {
-            // The writer first: what it hands h2 is flushed by the accept poll below,
-            // in the same wake-up.
             biased;
-            () = &mut writer_task => {}
-            accepted = conn.accept() => match accepted {
-                Some(Ok((request, respond))) => {
-                    next_key += 1;
-                    let env = StreamEnv {
-                        router: router.clone(),
-                        config: config.clone(),
-                        writer: writer.clone(),
-                        remote_addr,
-                    };
-                    tokio::spawn(serve_stream(env, next_key, request, respond));
-                }
-                Some(Err(_)) => return,
-                None => break,
-            },
+            () = std::future::poll_fn(|cx| driver.poll(cx)) => break,
             changed = drain.changed(), if !draining => {
                 draining = true;
                 if changed.is_ok() {
-                    conn.graceful_shutdown();
+                    driver.conn.graceful_shutdown();
                 }
             }
         }
     }
-    // Accepting has ended; keep driving the writer and the connection until every
-    // stream has flushed and the connection has closed.
-    drop(writer);
-    let closed = std::future::poll_fn(|cx| conn.poll_closed(cx));
-    let _ = tokio::join!(closed, writer_task);
+}
+
+/// Rounds of accept-write-flush one wake-up of the connection task runs before it
+/// yields, so a connection that always has work does not hog its worker thread.
+const ROUNDS_PER_WAKE: usize = 16;
+
+/// Owns one h2 server connection, its writer, and the dispatch of its streams.
+struct Driver {
+    conn: h2::server::Connection<TcpStream, Bytes>,
+    writer_task: WriterTask,
+    dispatch: Dispatch,
+    /// What each stream gets from the connection; dropped once accepting has ended, so
+    /// the writer can finish when the last stream's handle is gone.
+    env: Option<StreamEnv>,
+    next_key: StreamKey,
+}
+
+impl Driver {
+    /// Serves the connection until it has closed and every stream has been written.
+    ///
+    /// Each round first accepts every stream h2 has ready, dispatching each (a small
+    /// unary call completes right here and queues its reply), then lets the writer hand
+    /// h2 everything queued, and polls h2 again, which flushes it: all the replies
+    /// produced in one wake-up leave in one write instead of one write per reply.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..ROUNDS_PER_WAKE {
+            while self.env.is_some() {
+                match self.conn.poll_accept(cx) {
+                    Poll::Ready(Some(Ok((request, respond)))) => {
+                        let Some(env) = &self.env else { break };
+                        self.next_key += 1;
+                        let stream = serve_stream(env.clone(), self.next_key, request, respond);
+                        self.dispatch.run(Box::pin(stream), cx);
+                    }
+                    Poll::Ready(Some(Err(_))) => return Poll::Ready(()),
+                    // Accepting has ended (GOAWAY, peer closed): keep writing until
+                    // every stream has flushed.
+                    Poll::Ready(None) => self.env = None,
+                    Poll::Pending => break,
+                }
+            }
+            let written = self.writer_task.poll_write(cx);
+            if self.env.is_none() {
+                // Closing: polling h2 flushes what the writer handed it and tells when
+                // the connection is done.
+                if self.conn.poll_closed(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                if written != Written::Frames {
+                    return Poll::Pending;
+                }
+            } else if written != Written::Frames {
+                // Nothing new for h2, and the last accept poll flushed the rest.
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
 }

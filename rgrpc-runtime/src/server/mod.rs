@@ -1,8 +1,10 @@
 //! The server: a table of services, an accept loop, one task per connection that owns
-//! the h2 connection, and one task per stream (see [`stream`]).
+//! the h2 connection, and per stream a future polled first in that task and spawned as
+//! its own task if it waits (see [`dispatch`], [`stream`]).
 
 mod conn;
 mod context;
+mod dispatch;
 mod stream;
 
 pub use context::ServerContext;
@@ -32,6 +34,9 @@ pub(crate) struct ServerConfig {
     pub max_header_list_size: u32,
     pub connection_timeout: Duration,
     pub send_compression: Option<crate::Encoding>,
+    /// Poll each new stream once in the connection task before spawning it
+    /// (see `dispatch`).
+    pub inline_dispatch: bool,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +56,7 @@ impl Default for ServerConfig {
             // grpc-go's default connection timeout: 120 s to finish the handshake.
             connection_timeout: Duration::from_secs(120),
             send_compression: None,
+            inline_dispatch: true,
         }
     }
 }
@@ -197,6 +203,20 @@ impl Server {
     /// How long a new connection has to complete the HTTP/2 handshake.
     pub fn connection_timeout(mut self, timeout: Duration) -> Server {
         self.config.connection_timeout = timeout;
+        self
+    }
+
+    /// Whether a new stream's handler is first polled inside its connection's task
+    /// (default `true`). A call that completes in that poll (a unary handler that does
+    /// not wait) costs no task spawn, and its reply is flushed with the others of the
+    /// same wake-up; a call still pending is spawned as its own task. After an inline
+    /// poll longer than 100 us the connection spawns the next 256 streams directly.
+    /// The cost: a handler that computes (or blocks its thread) for long before its
+    /// first `.await` holds up the other streams of its connection while it does, once
+    /// per 256 streams. `false` spawns every stream as its own task, as grpc-go runs
+    /// each in a goroutine; choose it for such handlers.
+    pub fn inline_dispatch(mut self, inline: bool) -> Server {
+        self.config.inline_dispatch = inline;
         self
     }
 

@@ -1,5 +1,6 @@
-//! One incoming stream: validate the request, route it, run the handler as its own
-//! task, and send the response through the connection's writer.
+//! One incoming stream: validate the request, route it, run the handler, and send the
+//! response through the connection's writer. `server::dispatch` decides where the
+//! future runs.
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use crate::status::Status;
 use crate::timeout;
 
 /// What the stream task needs from its connection.
+#[derive(Clone)]
 pub(crate) struct StreamEnv {
     pub router: Arc<Router>,
     pub config: Arc<ServerConfig>,
@@ -132,15 +134,12 @@ impl Sender {
             }
         };
         let trailers = self.trailers(None);
-        let quota = self.quota.clone();
         self.finished.store(true, Ordering::Release);
         let item = Item::Unary {
-            key: self.key,
             respond,
             head,
             data,
             trailers,
-            quota,
         };
         self.writer.send(item).await
     }
@@ -315,7 +314,7 @@ impl<T: prost::Message> SendStream<T> {
     }
 }
 
-/// Handles one accepted stream to completion. Runs as its own task.
+/// Handles one accepted stream to completion (see `server::dispatch` for where).
 pub(crate) async fn serve_stream(
     env: StreamEnv,
     key: StreamKey,
