@@ -12,6 +12,7 @@
 
 mod call;
 mod client;
+mod coalesce;
 mod codec;
 mod compression;
 mod controlbuf;

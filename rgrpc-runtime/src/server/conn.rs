@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use super::dispatch::Dispatch;
 use super::stream::{StreamEnv, serve_stream};
 use super::{Router, ServerConfig};
+use crate::coalesce::{CoalescingIo, Flusher};
 use crate::controlbuf::{StreamKey, Writer, WriterTask, Written};
 
 pub(crate) async fn accept_loop(
@@ -75,14 +76,17 @@ async fn serve_connection(
     if let Some(n) = config.max_concurrent_streams {
         builder.max_concurrent_streams(n);
     }
+    let (io, flusher) = CoalescingIo::new(io);
     let handshake = builder.handshake::<_, bytes::Bytes>(io);
     let conn = match tokio::time::timeout(config.connection_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
         _ => return,
     };
     let (writer, writer_task) = Writer::new();
+    flusher.take_over();
     let mut driver = Driver {
         conn,
+        flusher,
         writer_task,
         dispatch: Dispatch::new(config.inline_dispatch),
         env: Some(StreamEnv {
@@ -117,7 +121,9 @@ const ROUNDS_PER_WAKE: usize = 16;
 
 /// Owns one h2 server connection, its writer, and the dispatch of its streams.
 struct Driver {
-    conn: h2::server::Connection<TcpStream, Bytes>,
+    conn: h2::server::Connection<CoalescingIo<TcpStream>, Bytes>,
+    /// Writes what h2 wrote during a wake-up, once, at its end (see `coalesce`).
+    flusher: Flusher<TcpStream>,
     writer_task: WriterTask,
     dispatch: Dispatch,
     /// What each stream gets from the connection; dropped once accepting has ended, so
@@ -134,6 +140,14 @@ impl Driver {
     /// h2 everything queued, and polls h2 again, which flushes it: all the replies
     /// produced in one wake-up leave in one write instead of one write per reply.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let done = self.poll_rounds(cx);
+        // Every byte h2 wrote goes to the socket before the task sleeps; a full socket
+        // wakes it again. A write error reaches h2 through its next write or read.
+        let _ = self.flusher.poll_flush(cx);
+        done
+    }
+
+    fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..ROUNDS_PER_WAKE {
             while self.env.is_some() {
                 match self.conn.poll_accept(cx) {
