@@ -21,8 +21,6 @@
 //! 400 streams, so we do not.)
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -107,8 +105,8 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// A writer for one connection: the handle producers clone, and the future that
-    /// drains it. The connection's own task polls that future beside the h2 connection
+    /// A writer for one connection: the handle producers clone, and the drain the
+    /// connection's own task polls (`WriterTask::poll_write`) beside the h2 connection
     /// (see `server::conn` and `client::channel`), so a reply goes stream task ->
     /// connection task -> socket, with no third task in between.
     pub(crate) fn new() -> (Writer, WriterTask) {
@@ -186,9 +184,9 @@ struct Out {
     on_reset: Option<oneshot::Sender<()>>,
 }
 
-/// Drains one connection's control buffer into h2. A future, polled by the task that
-/// owns the connection; it completes once every `Writer` handle is gone and nothing
-/// is left to write.
+/// Drains one connection's control buffer into h2, polled (`poll_write`) by the task
+/// that owns the connection; it reports `Written::Closed` once every `Writer` handle
+/// is gone and nothing is left to write.
 pub(crate) struct WriterTask {
     rx: mpsc::Receiver<Item>,
     streams: HashMap<StreamKey, Out>,
@@ -483,17 +481,6 @@ impl WriterTask {
             Written::Frames
         } else {
             Written::Nothing
-        }
-    }
-}
-
-impl Future for WriterTask {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.poll_write(cx) {
-            Written::Closed => Poll::Ready(()),
-            Written::Nothing | Written::Frames => Poll::Pending,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `Channel`: a cheap-to-clone handle on one HTTP/2 connection to a target, connected
 //! eagerly or on first use and re-established after it fails.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,8 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
+use crate::coalesce::CoalescingIo;
 use crate::codec;
-use crate::controlbuf::Writer;
+use crate::controlbuf::{Writer, Written};
 use crate::status::Status;
 
 /// Settings of a channel.
@@ -191,6 +194,7 @@ impl Channel {
             }
         };
         let _ = io.set_nodelay(true);
+        let (io, flusher) = CoalescingIo::new(io);
         let handshake = h2::client::Builder::new()
             .initial_window_size(config.initial_stream_window)
             .initial_connection_window_size(config.initial_connection_window)
@@ -211,19 +215,24 @@ impl Channel {
         let ping = connection.ping_pong();
         let closed = Arc::new(AtomicBool::new(false));
         let flag = closed.clone();
-        let (writer, writer_task) = Writer::new();
-        // One task drives the h2 connection and its writer (see `Writer::new`).
+        let (writer, mut writer_task) = Writer::new();
+        flusher.take_over();
+        // One task drives the h2 connection and its writer (see `Writer::new`). Each
+        // wake-up: the writer hands h2 what callers queued, h2 reads and writes, and
+        // everything h2 wrote leaves in one flush (see `coalesce`).
         tokio::spawn(async move {
-            tokio::pin!(writer_task);
-            tokio::pin!(connection);
-            tokio::select! {
-                biased;
-                () = &mut writer_task => {
-                    // Every handle is gone (the channel was dropped): let h2 finish.
-                    let _ = connection.await;
+            let mut writing = true;
+            std::future::poll_fn(|cx| {
+                // Closed: every handle is gone (the channel was dropped); h2 finishes
+                // the streams left and closes.
+                if writing && writer_task.poll_write(cx) == Written::Closed {
+                    writing = false;
                 }
-                _ = &mut connection => {}
-            }
+                let done = Pin::new(&mut connection).poll(cx);
+                let _ = flusher.poll_flush(cx);
+                done.map(|_| ())
+            })
+            .await;
             flag.store(true, Ordering::Release);
         });
         // Like grpc-go, the connection is ready only once the server's SETTINGS have
