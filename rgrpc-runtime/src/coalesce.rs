@@ -16,7 +16,9 @@
 //!
 //! Bound: the buffer never holds more than [`WRITE_BUFFER_BYTES`]; a write that would
 //! overflow it first drains it to the socket (and waits if the socket is full). An
-//! empty buffer is released at the end of the wake-up, so idle connections hold none.
+//! The buffer grows only as h2 writes (no up-front reservation: a touched page per idle
+//! connection showed in its RSS) and is released at the end of every wake-up, so idle
+//! connections hold none.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -90,9 +92,6 @@ impl<T: AsyncWrite + Unpin> Shared<T> {
                 Ok(n) => Poll::Ready(Ok(n)),
                 Err(e) => Poll::Ready(Err(self.fail(e.kind()))),
             };
-        }
-        if self.buf.capacity() == 0 {
-            self.buf.reserve_exact(WRITE_BUFFER_BYTES);
         }
         let mut taken = 0;
         for b in bufs {

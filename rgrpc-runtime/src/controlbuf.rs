@@ -27,8 +27,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use h2::Reason;
 use h2::server::SendResponse;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
+use crate::queue;
 use crate::status::Status;
 
 /// Items queued at once per connection. 1024 items cover several hundred concurrent
@@ -60,13 +61,9 @@ pub(crate) enum Item {
     /// Put by the server's stream task: the whole response of a unary call (headers,
     /// the one message, trailers) in one item, so a unary reply costs one queue slot,
     /// and the writer hands it all to h2 at once. Not counted against the quota; bounded
-    /// by the message size limit and the queue's item count.
-    Unary {
-        respond: SendResponse<Bytes>,
-        head: http::Response<()>,
-        data: Bytes,
-        trailers: http::HeaderMap,
-    },
+    /// by the message size limit and the queue's item count. Boxed, like the header
+    /// maps below, so an item is small (the queue's memory is items x their size).
+    Unary(Box<UnaryReply>),
     /// Put by the server's stream task: the response headers. With `end_of_stream` this is
     /// a Trailers-Only response and nothing more follows. `on_reset` fires if the client
     /// resets the stream while the writer holds it idle, so the stream task can drop the
@@ -74,7 +71,7 @@ pub(crate) enum Item {
     Respond {
         key: StreamKey,
         respond: SendResponse<Bytes>,
-        head: http::Response<()>,
+        head: Box<http::Response<()>>,
         end_of_stream: bool,
         on_reset: Option<oneshot::Sender<()>>,
         quota: Arc<Semaphore>,
@@ -90,7 +87,7 @@ pub(crate) enum Item {
     /// Server trailers (status); ends the stream.
     Trailers {
         key: StreamKey,
-        trailers: http::HeaderMap,
+        trailers: Box<http::HeaderMap>,
     },
     /// Client close-send: an empty DATA frame with END_STREAM.
     CloseSend { key: StreamKey },
@@ -98,10 +95,18 @@ pub(crate) enum Item {
     Reset { key: StreamKey, reason: Reason },
 }
 
+/// The whole response of a unary call (see [`Item::Unary`]).
+pub(crate) struct UnaryReply {
+    pub respond: SendResponse<Bytes>,
+    pub head: http::Response<()>,
+    pub data: Bytes,
+    pub trailers: http::HeaderMap,
+}
+
 /// A producer's handle on a connection's writer.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Item>,
+    tx: queue::Sender<Item>,
 }
 
 impl Writer {
@@ -110,7 +115,7 @@ impl Writer {
     /// (see `server::conn` and `client::channel`), so a reply goes stream task ->
     /// connection task -> socket, with no third task in between.
     pub(crate) fn new() -> (Writer, WriterTask) {
-        let (tx, rx) = mpsc::channel(CONTROL_QUEUE_ITEMS);
+        let (tx, rx) = queue::channel(CONTROL_QUEUE_ITEMS);
         let task = WriterTask {
             rx,
             streams: HashMap::new(),
@@ -131,8 +136,8 @@ impl Writer {
     /// sent from a task so it is not lost.
     pub(crate) fn reset(&self, key: StreamKey, reason: Reason) {
         match self.tx.try_send(Item::Reset { key, reason }) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(item)) => {
+            Ok(()) | Err(queue::TrySendError::Closed(_)) => {}
+            Err(queue::TrySendError::Full(item)) => {
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
                     let tx = self.tx.clone();
                     handle.spawn(async move {
@@ -188,7 +193,7 @@ struct Out {
 /// that owns the connection; it reports `Written::Closed` once every `Writer` handle
 /// is gone and nothing is left to write.
 pub(crate) struct WriterTask {
-    rx: mpsc::Receiver<Item>,
+    rx: queue::Receiver<Item>,
     streams: HashMap<StreamKey, Out>,
     /// Streams with queued work, in round-robin order; each key at most once.
     order: VecDeque<StreamKey>,
@@ -245,12 +250,13 @@ impl WriterTask {
                 }
                 None => self.open(key, send, quota, None),
             },
-            Item::Unary {
-                mut respond,
-                head,
-                data,
-                trailers,
-            } => {
+            Item::Unary(reply) => {
+                let UnaryReply {
+                    mut respond,
+                    head,
+                    data,
+                    trailers,
+                } = *reply;
                 // Headers, message and trailers handed to h2 at once, untracked, for
                 // the same reasons as a client's whole request above.
                 if let Ok(mut send) = respond.send_response(head, false) {
@@ -266,7 +272,7 @@ impl WriterTask {
                 end_of_stream,
                 on_reset,
                 quota,
-            } => match respond.send_response(head, end_of_stream) {
+            } => match respond.send_response(*head, end_of_stream) {
                 Ok(send) if !end_of_stream => self.open(key, send, quota, on_reset),
                 Ok(_) => {}
                 Err(_) => quota.close(),
@@ -286,7 +292,7 @@ impl WriterTask {
                     },
                 );
             }
-            Item::Trailers { key, trailers } => self.enqueue(key, Pending::Trailers(trailers)),
+            Item::Trailers { key, trailers } => self.enqueue(key, Pending::Trailers(*trailers)),
             Item::CloseSend { key } => self.enqueue(key, Pending::End),
             Item::Reset { key, reason } => {
                 if let Some(mut out) = self.streams.remove(&key) {

@@ -18,6 +18,7 @@ mod compression;
 mod controlbuf;
 mod metadata;
 mod panic;
+mod queue;
 mod recv;
 mod server;
 mod service;

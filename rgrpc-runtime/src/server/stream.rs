@@ -16,7 +16,7 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 use super::context::ServerContext;
 use super::{Router, ServerConfig};
 use crate::compression::{self, ACCEPT_ENCODING, Encoding};
-use crate::controlbuf::{self, Item, StreamKey, Writer};
+use crate::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
 use crate::metadata::Metadata;
 use crate::panic::CatchUnwind;
 use crate::recv::MessageReader;
@@ -80,7 +80,7 @@ impl Sender {
             let item = Item::Respond {
                 key: self.key,
                 respond,
-                head,
+                head: Box::new(head),
                 end_of_stream: false,
                 on_reset: Some(on_reset),
                 quota,
@@ -135,12 +135,12 @@ impl Sender {
         };
         let trailers = self.trailers(None);
         self.finished.store(true, Ordering::Release);
-        let item = Item::Unary {
+        let item = Item::Unary(Box::new(UnaryReply {
             respond,
             head,
             data,
             trailers,
-        };
+        }));
         self.writer.send(item).await
     }
 
@@ -183,7 +183,7 @@ impl Sender {
                 Item::Respond {
                     key: self.key,
                     respond,
-                    head,
+                    head: Box::new(head),
                     end_of_stream: true,
                     on_reset: None,
                     quota: self.quota.clone(),
@@ -191,7 +191,7 @@ impl Sender {
             }
             None => Item::Trailers {
                 key: self.key,
-                trailers,
+                trailers: Box::new(trailers),
             },
         };
         let _ = self.writer.send(item).await;
@@ -346,7 +346,7 @@ pub(crate) async fn serve_stream(
         Item::Respond {
             key,
             respond,
-            head,
+            head: Box::new(head),
             end_of_stream: true,
             on_reset: None,
             quota: quota.clone(),
