@@ -15,8 +15,8 @@
 //! over (during the handshake) and after it is gone, a flush is a real flush.
 //!
 //! Bound: the buffer never holds more than [`WRITE_BUFFER_BYTES`]; a write that would
-//! overflow it first drains it to the socket (and waits if the socket is full). An
-//! The buffer grows only as h2 writes (no up-front reservation: a touched page per idle
+//! overflow it first drains it to the socket (and waits if the socket is full). The
+//! buffer grows only as h2 writes (no up-front reservation: a touched page per idle
 //! connection showed in its RSS) and is released at the end of every wake-up, so idle
 //! connections hold none.
 
