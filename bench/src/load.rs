@@ -11,7 +11,7 @@ pub fn request(payload: usize) -> SimpleRequest {
         response_size: payload as i32,
         payload: Some(Payload {
             r#type: 0,
-            body: vec![0; payload],
+            body: vec![0; payload].into(),
         }),
         ..Default::default()
     }

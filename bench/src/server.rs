@@ -25,7 +25,7 @@ pub fn response_for(request: &SimpleRequest) -> Result<SimpleResponse, Status> {
     Ok(SimpleResponse {
         payload: Some(Payload {
             r#type: 0,
-            body: vec![0; size],
+            body: vec![0; size].into(),
         }),
         ..Default::default()
     })

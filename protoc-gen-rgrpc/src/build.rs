@@ -61,6 +61,16 @@ impl Builder {
         self
     }
 
+    /// Generates the `bytes` fields under `paths` as `bytes::Bytes` instead of
+    /// `Vec<u8>` (plugin parameter `bytes`; `"."` for every field), as
+    /// prost-build's `Config::bytes`.
+    pub fn bytes<P: AsRef<str>>(mut self, paths: impl IntoIterator<Item = P>) -> Self {
+        self.options
+            .bytes
+            .extend(paths.into_iter().map(|p| p.as_ref().to_owned()));
+        self
+    }
+
     /// Sets all generation options at once.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
@@ -175,6 +185,25 @@ mod tests {
         assert!(code.contains("pub struct M"), "{code}");
         assert!(code.contains("/// Doc."), "{code}");
         assert!(code.contains("\"/x.y.S/Call\""), "{code}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bytes_fields_become_bytes_when_asked() {
+        let dir = temp_dir("bytes");
+        std::fs::write(
+            dir.join("b.proto"),
+            "syntax = \"proto3\";\npackage b;\nmessage M { bytes body = 1; }\n",
+        )
+        .unwrap();
+        let protos = [dir.join("b.proto")];
+        let plain = Builder::new().generate(&protos, &[&dir]).unwrap();
+        assert!(plain[0].content.contains("::prost::alloc::vec::Vec<u8>"));
+        let sliced = Builder::new()
+            .bytes(["."])
+            .generate(&protos, &[&dir])
+            .unwrap();
+        assert!(sliced[0].content.contains("::prost::bytes::Bytes"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -17,6 +17,11 @@ pub struct Options {
     /// Rust path of the runtime crate (`runtime_path=::rgrpc_runtime`, the
     /// default).
     pub runtime_path: String,
+    /// Protobuf paths whose `bytes` fields become `bytes::Bytes` instead of
+    /// `Vec<u8>` (`bytes=.` for all, `bytes=.pkg.Msg.field` for one; repeatable),
+    /// passed to prost-build's `Config::bytes`. Decoding such a field from a
+    /// received message slices it instead of copying it.
+    pub bytes: Vec<String>,
 }
 
 /// The runtime crate's path when none is given.
@@ -29,6 +34,7 @@ impl Default for Options {
             client: true,
             server: true,
             runtime_path: DEFAULT_RUNTIME_PATH.to_owned(),
+            bytes: Vec::new(),
         }
     }
 }
@@ -55,9 +61,15 @@ impl Options {
                 "client" => options.client = parse_bool(key, value)?,
                 "server" => options.server = parse_bool(key, value)?,
                 "runtime_path" => options.runtime_path = parse_path(value)?,
+                "bytes" if value.starts_with('.') => options.bytes.push(value.to_owned()),
+                "bytes" => {
+                    return Err(Error::parameter(format!(
+                        "parameter `bytes` must be a protobuf path starting with `.`, not `{value}`"
+                    )));
+                }
                 _ => {
                     return Err(Error::parameter(format!(
-                        "unknown parameter `{key}` (known: messages, client, server, runtime_path)"
+                        "unknown parameter `{key}` (known: messages, client, server, runtime_path, bytes)"
                     )));
                 }
             }
@@ -99,9 +111,10 @@ mod tests {
 
     #[test]
     fn all_keys() {
-        let options =
-            Options::parse("messages=false,client=false, server=true,runtime_path=crate::rt")
-                .unwrap();
+        let options = Options::parse(
+            "messages=false,client=false, server=true,runtime_path=crate::rt,bytes=.,bytes=.a.M.f",
+        )
+        .unwrap();
         assert_eq!(
             options,
             Options {
@@ -109,8 +122,10 @@ mod tests {
                 client: false,
                 server: true,
                 runtime_path: "crate::rt".to_owned(),
+                bytes: vec![".".to_owned(), ".a.M.f".to_owned()],
             }
         );
+        assert!(Options::parse("bytes=a.M").unwrap_err().is_parameter());
     }
 
     #[test]

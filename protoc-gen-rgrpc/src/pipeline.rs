@@ -64,7 +64,7 @@ pub fn generate_files(
     }
 
     let mut message_code = if options.messages {
-        messages::generate(files, &selected)?
+        messages::generate(files, &selected, &options.bytes)?
     } else {
         HashMap::new()
     };
