@@ -7,9 +7,9 @@
 #
 # Scenarios: unary 10 B and 1 KiB (each stack's client against its own server);
 # server-streaming 64 KiB and 1 MiB messages (MB/s); unary and bidi ping-pong latency at
-# concurrency 1; client side (both load generators against the same server); h2load
-# against both servers with a fixed gRPC request body (server only); idle RSS per
-# server and per idle connection; overload (open-loop client against a slow handler and
+# concurrency 1 (and plain TCP ping-pong as the floor under it); client side (both load
+# generators against the same server); h2load against both servers with a fixed gRPC
+# request body (server only); idle RSS per server and per idle connection; overload (open-loop client against a slow handler and
 # against MAX_CONCURRENT_STREAMS=1, RSS of both processes sampled over time).
 #
 # Environment (defaults give a full run of about 6-8 minutes on 2 cores, builds aside):
@@ -127,6 +127,17 @@ for stack in rgrpc tonic; do
     stop_server
 done
 
+# --- the floor under c=1 latency: plain tokio TCP ping-pong, no HTTP/2, no gRPC ----------
+TCP_BIN=$RGRPC_TARGET/release/tcp-pingpong
+taskset -c "$SERVER_CPU" "$TCP_BIN" server >"$OUT/server-tcp.log" 2>&1 &
+TCP_PID=$!
+sleep 0.5
+TCP_PORT=$(sed -n 's/^LISTENING .*port=\([0-9]*\).*/\1/p' "$OUT/server-tcp.log")
+log "tcp ping-pong floor"
+taskset -c "$LOAD_CPU" "$TCP_BIN" client "$TCP_PORT" "$DURATION" | tee -a "$RESULTS"
+kill "$TCP_PID" 2>/dev/null || true
+wait "$TCP_PID" 2>/dev/null || true
+
 # --- h2load: the servers alone ----------------------------------------------------------
 H2=()
 if command -v h2load >/dev/null; then
@@ -176,7 +187,8 @@ for stack in rgrpc tonic; do
     sleep 2
     with=$(awk '/^VmRSS/{print $2}' "/proc/$SPID/status")
     wait "$holder" || true
-    echo "IDLE stack=$stack idle_rss_kib=$idle rss_with_${IDLE_CONNS}_conns_kib=$with per_conn_kib=$(((with - idle) / IDLE_CONNS))" | tee -a "$RESULTS"
+    per_conn=$(awk -v w="$with" -v i="$idle" -v n="$IDLE_CONNS" 'BEGIN { printf "%.1f", (w - i) / n }')
+    echo "IDLE stack=$stack idle_rss_kib=$idle rss_with_${IDLE_CONNS}_conns_kib=$with per_conn_kib=$per_conn" | tee -a "$RESULTS"
     stop_server
 done
 
@@ -234,6 +246,9 @@ row() { # row SCENARIO METRIC RGRPC TONIC GOAL
         row "overload $v" "client peak RSS KiB" "$(get overload-$v/rgrpc client_rss_peak_kib)" "$(get overload-$v/tonic client_rss_peak_kib)" ""
         row "overload $v" "completed QPS" "$(get overload-$v/rgrpc qps)" "$(get overload-$v/tonic qps)" ""
     done
+    tcp=$(grep '^TCP_PINGPONG ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^p50_us=//p')
+    echo
+    echo "Floor: plain tokio TCP ping-pong (30 B, same cores) p50 ${tcp:-n/a} us; no stack's c=1 latency can go below it."
 } | tee "$OUT/table.md"
 echo
 echo "raw results: $RESULTS; RSS over time: $OUT/rss-overload-*.txt"
