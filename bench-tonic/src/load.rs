@@ -130,11 +130,23 @@ pub async fn run(s: &ClientSettings) -> Result<(), String> {
             for mut client in clients {
                 let (tx, rx) = tokio::sync::mpsc::channel(PING_PONG_QUEUE);
                 let outbound = tokio_stream::wrappers::ReceiverStream::new(rx);
-                let responses = client
+                // tonic's `streaming_call` returns only once the response headers have
+                // arrived, and servers that send them with the first reply (grpc-go,
+                // rgrpc) reply only to a request: queue one ping first and take its pong
+                // here, or the call never starts (tonic issue 515, hyper issue 3737).
+                tx.send(req.clone())
+                    .await
+                    .map_err(|_| "request stream closed".to_owned())?;
+                let mut responses = client
                     .streaming_call(outbound)
                     .await
                     .map_err(|e| e.to_string())?
                     .into_inner();
+                responses
+                    .message()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("server ended the stream")?;
                 workers.push(PingPong {
                     tx,
                     responses,

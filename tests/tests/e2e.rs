@@ -582,3 +582,47 @@ async fn callers_beyond_max_concurrent_streams_wait_without_killing_the_connecti
     .await
     .unwrap();
 }
+
+/// A handler that waits must not hold up the other streams of its connection, whether
+/// streams are polled first in the connection task (the default) or all spawned.
+#[tokio::test]
+async fn a_waiting_handler_does_not_hold_up_its_connection() {
+    for inline in [true, false] {
+        let server = start(|s| s.inline_dispatch(inline)).await;
+        let channel = Channel::connect(&server.target()).await.unwrap();
+        let client = TestServiceStub::new(channel.clone());
+        // Sleeps 10 s in its handler; dropped at the end of the round.
+        let sleeper = tokio::spawn({
+            let client = client.clone();
+            async move {
+                client
+                    .unary_call(SimpleRequest {
+                        payload: Some(Payload {
+                            body: b"sleep".to_vec(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let greeter = GreeterStub::new(channel);
+        within(8, async {
+            for i in 0..20 {
+                let name = format!("n{i}");
+                let reply = greeter
+                    .say_hello(HelloRequest { name: name.clone() })
+                    .await
+                    .unwrap();
+                assert_eq!(reply.into_inner().message, format!("Hello {name}"));
+            }
+        })
+        .await;
+        assert!(
+            !sleeper.is_finished(),
+            "the other calls finished while the sleeping one still runs (inline={inline})"
+        );
+        sleeper.abort();
+    }
+}
