@@ -16,6 +16,7 @@ mod coalesce;
 mod codec;
 mod compression;
 mod controlbuf;
+mod headers;
 mod metadata;
 mod panic;
 mod queue;

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use std::fmt;
 
+use crate::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
 use crate::metadata::Metadata;
 
 /// A gRPC status code (grpc/grpc doc/statuscodes.md).
@@ -222,7 +223,7 @@ impl Status {
     /// Builds a status from a response's trailers (or Trailers-Only headers).
     /// Missing `grpc-status` is INTERNAL with a message that says so.
     pub(crate) fn from_trailers(map: &http::HeaderMap) -> Status {
-        let code = match map.get("grpc-status") {
+        let code = match map.get(&GRPC_STATUS) {
             Some(value) => match Code::from_header(value.as_bytes()) {
                 Some(code) => code,
                 None => {
@@ -235,11 +236,11 @@ impl Status {
             None => return Status::internal("server closed the stream without sending trailers"),
         };
         let message = map
-            .get("grpc-message")
+            .get(&GRPC_MESSAGE)
             .map(|v| decode_message(v.as_bytes()))
             .unwrap_or_default();
         let details = map
-            .get("grpc-status-details-bin")
+            .get(&GRPC_STATUS_DETAILS_BIN)
             .and_then(|v| crate::metadata::decode_bin(v.as_bytes()).ok())
             .map(Bytes::from)
             .unwrap_or_default();
@@ -250,18 +251,18 @@ impl Status {
 
     /// Writes `grpc-status`, `grpc-message` and details into `map`.
     pub(crate) fn write_trailers(&self, map: &mut http::HeaderMap) {
-        map.insert("grpc-status", self.0.code.header_value());
+        map.insert(GRPC_STATUS, self.0.code.header_value());
         if !self.0.message.is_empty() {
             let encoded = encode_message(&self.0.message);
             // Percent-encoding leaves only visible ASCII, always a valid header value.
             if let Ok(value) = http::HeaderValue::from_str(&encoded) {
-                map.insert("grpc-message", value);
+                map.insert(GRPC_MESSAGE, value);
             }
         }
         if !self.0.details.is_empty() {
             let encoded = crate::metadata::encode_bin(&self.0.details);
             if let Ok(value) = http::HeaderValue::from_str(&encoded) {
-                map.insert("grpc-status-details-bin", value);
+                map.insert(GRPC_STATUS_DETAILS_BIN, value);
             }
         }
         self.0.metadata.write_headers(map);

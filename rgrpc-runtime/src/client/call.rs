@@ -13,6 +13,9 @@ use super::channel::{Channel, Conn};
 use crate::call::CallOptions;
 use crate::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::controlbuf::{self, Item, StreamKey, Writer};
+use crate::headers::{
+    CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, USER_AGENT,
+};
 use crate::metadata::Metadata;
 use crate::recv::MessageReader;
 use crate::status::{Code, Status, status_from_h2};
@@ -176,7 +179,7 @@ impl RecvHalf {
                                 RecvState::Body(MessageReader::new(body, self.max_recv, encoding));
                         }
                         Err(head_status) => {
-                            if parts.headers.contains_key("grpc-status") {
+                            if parts.headers.contains_key(&GRPC_STATUS) {
                                 self.trailers = Metadata::from_headers(&parts.headers);
                             }
                             let _ = self.finish(head_status);
@@ -253,7 +256,7 @@ impl Drop for RecvHalf {
 fn check_head(parts: &http::response::Parts) -> Result<Option<Encoding>, Result<(), Status>> {
     if parts.status != http::StatusCode::OK {
         let code = Code::from_http_status(parts.status.as_u16());
-        if parts.headers.contains_key("grpc-status") {
+        if parts.headers.contains_key(&GRPC_STATUS) {
             return Err(trailers_only(&parts.headers));
         }
         return Err(Err(Status::new(
@@ -264,22 +267,23 @@ fn check_head(parts: &http::response::Parts) -> Result<Option<Encoding>, Result<
             ),
         )));
     }
-    if parts.headers.contains_key("grpc-status") {
+    if parts.headers.contains_key(&GRPC_STATUS) {
         return Err(trailers_only(&parts.headers));
     }
-    let content_type = parts.headers.get("content-type").map(HeaderValue::as_bytes);
+    let content_type = parts.headers.get(&CONTENT_TYPE).map(HeaderValue::as_bytes);
     match content_type {
-        Some(ct) if ct.starts_with(b"application/grpc") => match parts.headers.get("grpc-encoding")
-        {
-            None => Ok(None),
-            Some(value) => match Encoding::parse(value.as_bytes()) {
-                Some(encoding) => Ok(Some(encoding)),
-                None => Err(Err(Status::internal(format!(
-                    "server sent unsupported grpc-encoding {:?}",
-                    String::from_utf8_lossy(value.as_bytes())
-                )))),
-            },
-        },
+        Some(ct) if ct.starts_with(b"application/grpc") => {
+            match parts.headers.get(&GRPC_ENCODING) {
+                None => Ok(None),
+                Some(value) => match Encoding::parse(value.as_bytes()) {
+                    Some(encoding) => Ok(Some(encoding)),
+                    None => Err(Err(Status::internal(format!(
+                        "server sent unsupported grpc-encoding {:?}",
+                        String::from_utf8_lossy(value.as_bytes())
+                    )))),
+                },
+            }
+        }
         other => Err(Err(Status::unknown(format!(
             "unexpected content-type {:?} in response",
             other.map(String::from_utf8_lossy)
@@ -334,23 +338,23 @@ pub(super) async fn open<M: prost::Message>(
         .body(())
         .map_err(|e| Status::internal(format!("building request: {e}")))?;
     let headers = request.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static("application/grpc"));
-    headers.insert("te", HeaderValue::from_static("trailers"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(TE, HeaderValue::from_static("trailers"));
     headers.insert(
-        "user-agent",
+        USER_AGENT,
         HeaderValue::from_static(concat!("grpc-rust-rgrpc/", env!("CARGO_PKG_VERSION"))),
     );
     headers.insert(
-        "grpc-accept-encoding",
+        GRPC_ACCEPT_ENCODING,
         HeaderValue::from_static(ACCEPT_ENCODING),
     );
     if let Some(encoding) = options.compression.filter(|e| *e != Encoding::Identity) {
-        headers.insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
+        headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.as_str()));
     }
     if let Some(timeout) = options.timeout {
         // Only ASCII digits and a unit letter: always a valid header value.
         if let Ok(value) = HeaderValue::from_str(&timeout::format(timeout)) {
-            headers.insert("grpc-timeout", value);
+            headers.insert(GRPC_TIMEOUT, value);
         }
     }
     options.metadata.write_headers(headers);

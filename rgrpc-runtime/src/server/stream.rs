@@ -17,6 +17,9 @@ use super::context::ServerContext;
 use super::{Router, ServerConfig};
 use crate::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
+use crate::headers::{
+    CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT,
+};
 use crate::metadata::Metadata;
 use crate::panic::CatchUnwind;
 use crate::recv::MessageReader;
@@ -97,7 +100,7 @@ impl Sender {
         metadata.write_headers(head.headers_mut());
         if let Some(encoding) = encoding {
             head.headers_mut()
-                .insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
+                .insert(GRPC_ENCODING, HeaderValue::from_static(encoding.as_str()));
         }
         (head, encoding)
     }
@@ -108,7 +111,7 @@ impl Sender {
         match status {
             Some(status) => status.write_trailers(&mut trailers),
             None => {
-                trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
             }
         }
         self.ctx.take_trailer().write_headers(&mut trailers);
@@ -201,7 +204,7 @@ impl Sender {
 fn grpc_response_head() -> http::Response<()> {
     let mut head = http::Response::new(());
     head.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/grpc"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     head
 }
 
@@ -329,7 +332,7 @@ pub(crate) async fn serve_stream(
     }
     // "If Content-Type does not begin with "application/grpc", gRPC servers SHOULD
     // respond with HTTP status of 415 (Unsupported Media Type)."
-    let content_type = parts.headers.get("content-type").map(HeaderValue::as_bytes);
+    let content_type = parts.headers.get(&CONTENT_TYPE).map(HeaderValue::as_bytes);
     let subtype_ok = match content_type {
         Some(ct) if ct.starts_with(b"application/grpc") => {
             matches!(&ct[16..], b"" | b"+proto") || ct[16..].starts_with(b";")
@@ -367,7 +370,7 @@ pub(crate) async fn serve_stream(
             return;
         }
     };
-    let deadline = match parts.headers.get("grpc-timeout") {
+    let deadline = match parts.headers.get(&GRPC_TIMEOUT) {
         None => None,
         Some(value) => match timeout::parse(value.as_bytes()) {
             Some(d) => Some(Instant::now() + d),
@@ -381,7 +384,7 @@ pub(crate) async fn serve_stream(
             }
         },
     };
-    let encoding = match parts.headers.get("grpc-encoding") {
+    let encoding = match parts.headers.get(&GRPC_ENCODING) {
         None => None,
         Some(value) => match Encoding::parse(value.as_bytes()) {
             Some(encoding) => Some(encoding),
@@ -395,7 +398,7 @@ pub(crate) async fn serve_stream(
                 let mut item = reject(status, respond);
                 if let Item::Respond { head, .. } = &mut item {
                     head.headers_mut().insert(
-                        "grpc-accept-encoding",
+                        GRPC_ACCEPT_ENCODING,
                         HeaderValue::from_static(ACCEPT_ENCODING),
                     );
                 }
@@ -406,7 +409,7 @@ pub(crate) async fn serve_stream(
     };
     let accepts_gzip = parts
         .headers
-        .get_all("grpc-accept-encoding")
+        .get_all(&GRPC_ACCEPT_ENCODING)
         .iter()
         .any(|v| Encoding::Gzip.accepted_by(v.as_bytes()));
     let ctx = ServerContext::new(
