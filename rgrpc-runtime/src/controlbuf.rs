@@ -48,15 +48,11 @@ pub(crate) type StreamKey = u64;
 /// One instruction for the writer.
 pub(crate) enum Item {
     /// Put by the client when it has opened a stream with `send_request`; the writer
-    /// keeps the stream's send half. `first`, when present, is the call's only request
-    /// message (unary, server-streaming), sent with END_STREAM: one item per request
-    /// instead of two. Not counted against the write quota; bounded by the message
-    /// size limit and the queue's item count.
+    /// takes the stream's send half. Not counted against the write quota.
     OpenClient {
         key: StreamKey,
         send: h2::SendStream<Bytes>,
-        quota: Arc<Semaphore>,
-        first: Option<Bytes>,
+        then: Opened,
     },
     /// Put by the server's stream task: the whole response of a unary call (headers,
     /// the one message, trailers) in one item, so a unary reply costs one queue slot,
@@ -74,7 +70,8 @@ pub(crate) enum Item {
         head: Box<http::Response<()>>,
         end_of_stream: bool,
         on_reset: Option<oneshot::Sender<()>>,
-        quota: Arc<Semaphore>,
+        /// The stream's write quota when messages follow (not `end_of_stream`).
+        quota: Option<Arc<Semaphore>>,
     },
     /// A framed message (or part of one). Holds `permits` of the stream's write quota,
     /// returned when h2 has taken the bytes. `end_stream` closes the sending side.
@@ -93,6 +90,16 @@ pub(crate) enum Item {
     CloseSend { key: StreamKey },
     /// Abort the stream with RST_STREAM; jumps ahead of the stream's queued data.
     Reset { key: StreamKey, reason: Reason },
+}
+
+/// What follows a client stream's open (see [`Item::OpenClient`]).
+pub(crate) enum Opened {
+    /// The call's only request message (unary, server-streaming), sent with
+    /// END_STREAM in the same item: one item per request instead of two. Bounded by
+    /// the message size limit and the queue's item count.
+    Whole(Bytes),
+    /// Messages follow as `Item::Data`, metered by this write quota.
+    Streaming(Arc<Semaphore>),
 }
 
 /// The whole response of a unary call (see [`Item::Unary`]).
@@ -235,20 +242,18 @@ impl WriterTask {
             Item::OpenClient {
                 key,
                 mut send,
-                quota,
-                first,
-            } => match first {
+                then,
+            } => match then {
                 // The whole request in one go: h2 sends it as the window allows. It
                 // holds no quota and is bounded by the message size limit; waiting for
                 // capacity instead would cost a second write, since h2 grants none to a
                 // stream until its HEADERS are out. Nothing else is ever written to the
                 // stream, so the writer does not track it (a cancel is the RST_STREAM h2
                 // sends when the call drops its response half).
-                Some(data) => {
+                Opened::Whole(data) => {
                     let _ = send.send_data(data, true);
-                    quota.close();
                 }
-                None => self.open(key, send, quota, None),
+                Opened::Streaming(quota) => self.open(key, send, quota, None),
             },
             Item::Unary(reply) => {
                 let UnaryReply {
@@ -272,10 +277,10 @@ impl WriterTask {
                 end_of_stream,
                 on_reset,
                 quota,
-            } => match respond.send_response(*head, end_of_stream) {
-                Ok(send) if !end_of_stream => self.open(key, send, quota, on_reset),
-                Ok(_) => {}
-                Err(_) => quota.close(),
+            } => match (respond.send_response(*head, end_of_stream), quota) {
+                (Ok(send), Some(quota)) if !end_of_stream => self.open(key, send, quota, on_reset),
+                (Err(_), Some(quota)) => quota.close(),
+                _ => {}
             },
             Item::Data {
                 key,

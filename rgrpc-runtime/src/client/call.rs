@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::channel::{Channel, Conn};
 use crate::call::CallOptions;
 use crate::compression::{self, ACCEPT_ENCODING, Encoding};
-use crate::controlbuf::{self, Item, StreamKey, Writer};
+use crate::controlbuf::{self, Item, Opened, StreamKey, Writer};
 use crate::headers::{
     CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, USER_AGENT,
 };
@@ -38,7 +38,8 @@ async fn until<T>(
 pub(super) struct SendHalf {
     conn: Arc<Conn>,
     key: StreamKey,
-    quota: Arc<Semaphore>,
+    /// The stream's write quota; none when the request went whole with the open.
+    quota: Option<Arc<Semaphore>>,
     deadline: Option<Instant>,
     max_send: usize,
     buf: BytesMut,
@@ -58,7 +59,9 @@ impl SendHalf {
         }
         let encoding = self.encoding.filter(|_| self.compress);
         let frame = compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?;
-        let quota = &self.quota;
+        let Some(quota) = &self.quota else {
+            return Err(Status::internal("send after close_send"));
+        };
         let writer = &self.conn.writer;
         let key = self.key;
         let result = until(self.deadline, async move {
@@ -375,13 +378,15 @@ pub(super) async fn open<M: prost::Message>(
     })
     .await?;
     let key = conn.next_key();
-    let quota = controlbuf::new_quota();
-    let open = Item::OpenClient {
-        key,
-        send,
-        quota: quota.clone(),
-        first,
+    // A request sent whole with the open needs no quota: nothing else is written.
+    let (then, quota) = match first {
+        Some(data) => (Opened::Whole(data), None),
+        None => {
+            let quota = controlbuf::new_quota();
+            (Opened::Streaming(quota.clone()), Some(quota))
+        }
     };
+    let open = Item::OpenClient { key, send, then };
     until(deadline, conn.writer.send(open)).await?;
     let send = SendHalf {
         conn: conn.clone(),

@@ -18,11 +18,12 @@ pub struct ServerContext {
 
 #[derive(Debug)]
 struct Inner {
-    full_method: String,
+    /// The request's URI: `:path` is the full method, plus `:authority`. Kept whole
+    /// (moved, not copied) so neither costs an allocation per call.
+    uri: http::Uri,
     metadata: Metadata,
     deadline: Option<Instant>,
     remote_addr: Option<SocketAddr>,
-    authority: Option<String>,
     /// Whether the client accepts gzip responses (its `grpc-accept-encoding`).
     accepts_gzip: bool,
     request_compressed: AtomicBool,
@@ -39,21 +40,19 @@ struct Outgoing {
 
 impl ServerContext {
     pub(crate) fn new(
-        full_method: String,
+        uri: http::Uri,
         metadata: Metadata,
         deadline: Option<Instant>,
         remote_addr: Option<SocketAddr>,
-        authority: Option<String>,
         accepts_gzip: bool,
         compression: Option<Encoding>,
     ) -> ServerContext {
         ServerContext {
             inner: Arc::new(Inner {
-                full_method,
+                uri,
                 metadata,
                 deadline,
                 remote_addr,
-                authority,
                 accepts_gzip,
                 request_compressed: AtomicBool::new(false),
                 outgoing: Mutex::new(Outgoing {
@@ -66,7 +65,7 @@ impl ServerContext {
 
     /// The full method name, e.g. `/helloworld.Greeter/SayHello`.
     pub fn full_method(&self) -> &str {
-        &self.inner.full_method
+        self.inner.uri.path()
     }
 
     /// The client's initial metadata.
@@ -86,7 +85,7 @@ impl ServerContext {
 
     /// The request's `:authority`.
     pub fn authority(&self) -> Option<&str> {
-        self.inner.authority.as_deref()
+        self.inner.uri.authority().map(|a| a.as_str())
     }
 
     /// Whether the last request message read so far arrived compressed.

@@ -47,7 +47,9 @@ pub struct ServerStream {
 struct Sender {
     writer: Writer,
     key: StreamKey,
-    quota: Arc<Semaphore>,
+    /// The stream's write quota, made when the first streamed message needs it (a
+    /// unary reply never does).
+    quota: OnceLock<Arc<Semaphore>>,
     max_send: usize,
     ctx: ServerContext,
     /// Present until the response headers are queued.
@@ -63,6 +65,10 @@ struct Sender {
 }
 
 impl Sender {
+    fn quota(&self) -> &Arc<Semaphore> {
+        self.quota.get_or_init(controlbuf::new_quota)
+    }
+
     fn take_respond(&self) -> Option<SendResponse<Bytes>> {
         self.respond
             .lock()
@@ -76,7 +82,7 @@ impl Sender {
         if let Some(respond) = self.take_respond() {
             let (head, encoding) = self.response_head();
             let _ = self.encoding.set(encoding);
-            let quota = self.quota.clone();
+            let quota = Some(self.quota().clone());
             let (on_reset, reset) = oneshot::channel();
             *self.reset.lock().unwrap_or_else(|e| e.into_inner()) = Some(reset);
             self.headers_sent.notify_one();
@@ -160,7 +166,7 @@ impl Sender {
     }
 
     async fn send_frame(&self, frame: Bytes) -> Result<(), Status> {
-        let permits = Writer::acquire(&self.quota, frame.len()).await?;
+        let permits = Writer::acquire(self.quota(), frame.len()).await?;
         self.writer
             .send(Item::Data {
                 key: self.key,
@@ -189,7 +195,7 @@ impl Sender {
                     head: Box::new(head),
                     end_of_stream: true,
                     on_reset: None,
-                    quota: self.quota.clone(),
+                    quota: None,
                 }
             }
             None => Item::Trailers {
@@ -342,7 +348,6 @@ pub(crate) async fn serve_stream(
             return;
         }
     };
-    let quota = controlbuf::new_quota();
     let reject = |status: Status, respond: SendResponse<Bytes>| {
         let mut head = grpc_response_head();
         status.write_trailers(head.headers_mut());
@@ -352,7 +357,7 @@ pub(crate) async fn serve_stream(
             head: Box::new(head),
             end_of_stream: true,
             on_reset: None,
-            quota: quota.clone(),
+            quota: None,
         }
     };
     if !subtype_ok {
@@ -413,18 +418,17 @@ pub(crate) async fn serve_stream(
         .iter()
         .any(|v| Encoding::Gzip.accepted_by(v.as_bytes()));
     let ctx = ServerContext::new(
-        path.to_owned(),
+        parts.uri,
         Metadata::from_headers(&parts.headers),
         deadline,
         env.remote_addr,
-        parts.uri.authority().map(|a| a.to_string()),
         accepts_gzip,
         env.config.send_compression,
     );
     let sender = Arc::new(Sender {
         writer: env.writer.clone(),
         key,
-        quota,
+        quota: OnceLock::new(),
         max_send: env.config.max_send_message_size,
         ctx: ctx.clone(),
         respond: Mutex::new(Some(respond)),
