@@ -19,7 +19,7 @@
 #   CONNS=8 STREAMS=50      connections x concurrent calls per connection
 #   STREAM_CONNS=1 STREAM_CALLS=4   server-streaming connections x calls
 #   OVERLOAD_SECS=10 OVERLOAD_RATE=20000 OVERLOAD_DELAY_MS=100 OVERLOAD_OUTSTANDING=50000
-#   IDLE_CONNS=100          idle HTTP/2 connections held for the per-connection RSS
+#   IDLE_CONNS=400          idle HTTP/2 connections held for the per-connection RSS
 #   SERVER_CPU=0 LOAD_CPU=1 cores for taskset
 #   JOBS=1                  cargo build jobs (the machine may be shared)
 #   SKIP_BUILD=1            reuse the release binaries already built
@@ -38,7 +38,7 @@ OVERLOAD_SECS=${OVERLOAD_SECS:-10}
 OVERLOAD_RATE=${OVERLOAD_RATE:-20000}
 OVERLOAD_DELAY_MS=${OVERLOAD_DELAY_MS:-100}
 OVERLOAD_OUTSTANDING=${OVERLOAD_OUTSTANDING:-50000}
-IDLE_CONNS=${IDLE_CONNS:-100}
+IDLE_CONNS=${IDLE_CONNS:-400}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 JOBS=${JOBS:-1}
