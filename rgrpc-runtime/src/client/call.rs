@@ -329,11 +329,16 @@ pub(super) async fn open<M: prost::Message>(
     };
     let closed = first.is_some();
     let conn = until(deadline, channel.conn()).await?;
-    let uri = http::Uri::builder()
-        .scheme("http")
-        .authority(channel.authority().clone())
-        .path_and_query(path)
-        .build()
+    // From the parts: the path is `'static` (generated constants), so it is checked
+    // but not copied, and the scheme and authority are already parsed.
+    let path_and_query =
+        http::uri::PathAndQuery::from_maybe_shared(bytes::Bytes::from_static(path.as_bytes()))
+            .map_err(|e| Status::internal(format!("bad method path {path:?}: {e}")))?;
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(channel.authority().clone());
+    parts.path_and_query = Some(path_and_query);
+    let uri = http::Uri::from_parts(parts)
         .map_err(|e| Status::internal(format!("bad method path {path:?}: {e}")))?;
     let mut request = http::Request::builder()
         .method(http::Method::POST)
