@@ -146,6 +146,17 @@ impl Metadata {
         }
     }
 
+    /// Like [`Metadata::from_headers`], keeping the received map itself: the reserved
+    /// headers are removed from it instead of the others being copied into a new map
+    /// (a request's header block is not needed once the call has been set up).
+    pub(crate) fn from_received(mut map: HeaderMap) -> Metadata {
+        // A handful of headers: a rescan per removal is cheaper than any collection.
+        while let Some(name) = map.keys().find(|n| is_reserved(n.as_str())).cloned() {
+            map.remove(&name);
+        }
+        Metadata { headers: map }
+    }
+
     /// The user metadata in a received header block: everything but pseudo-headers and
     /// the headers gRPC reserves.
     pub(crate) fn from_headers(map: &HeaderMap) -> Metadata {
@@ -284,7 +295,12 @@ mod tests {
         map.insert("grpc-timeout", HeaderValue::from_static("1S"));
         map.insert("te", HeaderValue::from_static("trailers"));
         map.insert("x-custom", HeaderValue::from_static("v"));
+        map.append("grpc-accept-encoding", HeaderValue::from_static("gzip"));
+        map.append("grpc-accept-encoding", HeaderValue::from_static("identity"));
         let md = Metadata::from_headers(&map);
         assert_eq!(md.keys().collect::<Vec<_>>(), vec!["x-custom"]);
+        let md = Metadata::from_received(map);
+        assert_eq!(md.keys().collect::<Vec<_>>(), vec!["x-custom"]);
+        assert_eq!(md.get("x-custom"), Some("v"));
     }
 }

@@ -419,7 +419,7 @@ pub(crate) async fn serve_stream(
         .any(|v| Encoding::Gzip.accepted_by(v.as_bytes()));
     let ctx = ServerContext::new(
         parts.uri,
-        Metadata::from_headers(&parts.headers),
+        Metadata::from_received(parts.headers),
         deadline,
         env.remote_addr,
         accepts_gzip,
@@ -451,8 +451,10 @@ pub(crate) async fn serve_stream(
     };
     // The handler's future is dropped when the client resets the stream or the deadline
     // passes: that is how a handler learns it was cancelled, and nothing of the call is
-    // left behind.
+    // left behind. The handler first: a call that finishes in its first poll (the
+    // usual unary call) never sets up the timer or the reset watch.
     let result = tokio::select! {
+        biased;
         result = call => result,
         () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
         () = client_reset(&sender) => return,
