@@ -454,7 +454,7 @@ impl WriterTask {
 pub(crate) enum Written {
     /// Handed h2 nothing new; the waker is registered for more.
     Nothing,
-    /// Handed h2 frames or resets: poll the h2 connection so it flushes them.
+    /// Handed h2 frames or resets: poll the h2 connection so it writes them out.
     Frames,
     /// Every `Writer` handle is gone and nothing is left to write.
     Closed,

@@ -2,9 +2,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
-
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
@@ -77,7 +76,7 @@ async fn serve_connection(
         builder.max_concurrent_streams(n);
     }
     let (io, flusher) = CoalescingIo::new(io);
-    let handshake = builder.handshake::<_, bytes::Bytes>(io);
+    let handshake = builder.handshake::<_, Bytes>(io);
     let conn = match tokio::time::timeout(config.connection_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
         _ => return,
@@ -137,7 +136,8 @@ impl Driver {
     ///
     /// Each round first accepts every stream h2 has ready, dispatching each (a small
     /// unary call completes right here and queues its reply), then lets the writer hand
-    /// h2 everything queued, and polls h2 again, which flushes it: all the replies
+    /// h2 everything queued, and polls h2 again, which encodes it into the coalescing
+    /// buffer; the buffer is flushed once, at the end of the wake-up: all the replies
     /// produced in one wake-up leave in one write instead of one write per reply.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let done = self.poll_rounds(cx);
@@ -149,10 +149,9 @@ impl Driver {
 
     fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..ROUNDS_PER_WAKE {
-            while self.env.is_some() {
+            while let Some(env) = &self.env {
                 match self.conn.poll_accept(cx) {
                     Poll::Ready(Some(Ok((request, respond)))) => {
-                        let Some(env) = &self.env else { break };
                         self.next_key += 1;
                         let stream = serve_stream(env.clone(), self.next_key, request, respond);
                         self.dispatch.run(Box::pin(stream), cx);
@@ -166,8 +165,8 @@ impl Driver {
             }
             let written = self.writer_task.poll_write(cx);
             if self.env.is_none() {
-                // Closing: polling h2 flushes what the writer handed it and tells when
-                // the connection is done.
+                // Closing: polling h2 writes out what the writer handed it and tells
+                // when the connection is done.
                 if self.conn.poll_closed(cx).is_ready() {
                     return Poll::Ready(());
                 }
@@ -175,7 +174,7 @@ impl Driver {
                     return Poll::Pending;
                 }
             } else if written != Written::Frames {
-                // Nothing new for h2, and the last accept poll flushed the rest.
+                // Nothing new for h2, and the last accept poll wrote out the rest.
                 return Poll::Pending;
             }
         }
