@@ -1,8 +1,9 @@
 //! The interop suite end to end: our client against our server in-process, then the
 //! grpcio peer (tests/interop) against each of our binaries through `run.py`.
 //!
-//! The grpcio tests need `tests/interop/setup.sh` to have been run; without its venv
-//! they fail saying so, unless `RGRPC_SKIP_GRPCIO=1` is set (then they skip).
+//! The grpcio tests install their peer first (`tests/interop/setup.sh`: a venv with
+//! grpcio from PyPI, idempotent); if that fails they fail saying so, unless
+//! `RGRPC_SKIP_GRPCIO=1` is set (then they skip).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -108,24 +109,33 @@ fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// The venv python of tests/interop, or `None` to skip (RGRPC_SKIP_GRPCIO=1).
+/// The venv python of tests/interop after running its setup once per test binary, or
+/// `None` to skip (RGRPC_SKIP_GRPCIO=1).
 fn grpcio_python() -> Option<PathBuf> {
-    let python = repo_root().join("tests/interop/.venv/bin/python");
-    if python.exists() {
-        return Some(python);
-    }
+    static SETUP: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     if std::env::var_os("RGRPC_SKIP_GRPCIO").is_some_and(|v| v == "1") {
-        println!(
-            "skipped: no {} and RGRPC_SKIP_GRPCIO=1 (run tests/interop/setup.sh to test against grpcio)",
-            python.display()
-        );
+        println!("skipped: RGRPC_SKIP_GRPCIO=1");
         return None;
     }
-    panic!(
-        "{} is missing: run tests/interop/setup.sh (needs python3 and PyPI) to test \
-         against grpcio, or set RGRPC_SKIP_GRPCIO=1 to skip",
-        python.display()
-    );
+    let setup = SETUP.get_or_init(|| {
+        let root = repo_root();
+        let script = root.join("tests/interop/setup.sh");
+        let status = Command::new("bash")
+            .arg(&script)
+            .status()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        if !status.success() {
+            return Err(format!("{} failed ({status})", script.display()));
+        }
+        Ok(root.join("tests/interop/.venv/bin/python"))
+    });
+    match setup {
+        Ok(python) => Some(python.clone()),
+        Err(e) => panic!(
+            "{e}: the grpcio peer needs python3 with venv and PyPI; set RGRPC_SKIP_GRPCIO=1 \
+             to skip"
+        ),
+    }
 }
 
 /// Runs `run.py` with `args`, bounded by [`RUN_PY_TIMEOUT`]; returns its output after
