@@ -52,6 +52,9 @@ pub(crate) struct Frame {
 }
 
 /// Takes one complete frame off the front of `buf`, or `None` when more bytes are needed.
+/// Most bytes reserved ahead of a partial message's arrival (see `decode`).
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// A declared length over `max_recv` fails before the payload is buffered, so a buffer
 /// never holds more than one frame of at most `max_recv` bytes plus one DATA chunk.
 pub(crate) fn decode(buf: &mut BytesMut, max_recv: usize) -> Result<Option<Frame>, Status> {
@@ -74,7 +77,10 @@ pub(crate) fn decode(buf: &mut BytesMut, max_recv: usize) -> Result<Option<Frame
         )));
     }
     if buf.len() < HEADER_LEN + len {
-        buf.reserve(HEADER_LEN + len - buf.len());
+        // Room for what is still missing, but not more than RESERVE_AHEAD at once: a
+        // declared length is only a claim until the bytes arrive, and reserving all of
+        // it would let a 5-byte header pin max_recv bytes per stream.
+        buf.reserve((HEADER_LEN + len - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
     buf.advance(HEADER_LEN);
@@ -124,6 +130,18 @@ mod tests {
         let err = decode(&mut buf, 255).unwrap_err();
         assert_eq!(err.code(), crate::Code::ResourceExhausted);
         assert!(err.message().contains("256 vs. 255"), "{}", err.message());
+    }
+
+    #[test]
+    fn a_declared_length_reserves_at_most_reserve_ahead() {
+        // 4 MiB claimed, nothing of it sent yet.
+        let mut buf = BytesMut::from(&[0u8, 0, 0x40, 0, 0][..]);
+        assert!(decode(&mut buf, 4 << 20).unwrap().is_none());
+        assert!(
+            buf.capacity() <= HEADER_LEN + RESERVE_AHEAD,
+            "{}",
+            buf.capacity()
+        );
     }
 
     #[test]

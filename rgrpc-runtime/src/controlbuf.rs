@@ -6,17 +6,19 @@
 //! - The queue holds at most [`CONTROL_QUEUE_ITEMS`] items; a producer waits for room
 //!   (its deadline still fires), so a client that issues calls faster than they complete
 //!   cannot grow it (grpc-go's controlBuf is unbounded there).
-//! - Each stream may have at most [`STREAM_WRITE_QUOTA`] bytes of DATA queued here or in
-//!   h2 (grpc-go's writeQuota); a sender that outruns its receiver waits on the quota.
+//! - Each stream has a write quota of [`STREAM_WRITE_QUOTA`] (grpc-go's writeQuota); a
+//!   message holds at most half of it until h2 has taken its bytes, so a stream has at
+//!   most max(64 KiB, two messages) of DATA queued here or in h2, and a sender that
+//!   outruns its receiver waits on the quota.
 //! - The writer hands h2 only as many bytes as the stream's flow-control window allows
 //!   (reserve_capacity / poll_capacity): h2's `send_data` would otherwise buffer without
 //!   limit (h2 src/share.rs; hyper's PipeToSendStream does the same).
 //!
 //! Streams with data are served round-robin, one chunk each per pass, so one large
 //! stream cannot starve the others. The writer runs inside the task that owns the h2
-//! connection and is polled just before it, so everything queued since the last
-//! wake-up goes out with one flush; after [`BATCH_ITEMS`] items it yields to let that
-//! flush happen. (grpc-go's loopy writer also yields once on a small batch; measured
+//! connection, beside it, so everything queued since the last wake-up goes out with
+//! one flush (`coalesce`); after [`BATCH_ITEMS`] items it asks to be polled again, so
+//! one producer burst cannot hold the connection task in one loop. (grpc-go's loopy writer also yields once on a small batch; measured
 //! here it only added a scheduler pass: c=1 unary p50 78 -> 119 us, and no gain at
 //! 400 streams, so we do not.)
 
@@ -73,13 +75,13 @@ pub(crate) enum Item {
         /// The stream's write quota when messages follow (not `end_of_stream`).
         quota: Option<Arc<Semaphore>>,
     },
-    /// A framed message (or part of one). Holds `permits` of the stream's write quota,
-    /// returned when h2 has taken the bytes. `end_stream` closes the sending side.
+    /// A framed message (never empty: at least its 5-byte prefix). Holds `permits` of
+    /// the stream's write quota, returned when h2 has taken the bytes. The stream's end
+    /// is a separate item (`Trailers` on the server, `CloseSend` on the client).
     Data {
         key: StreamKey,
         data: Bytes,
         permits: u32,
-        end_stream: bool,
     },
     /// Server trailers (status); ends the stream.
     Trailers {
@@ -179,11 +181,7 @@ pub(crate) fn new_quota() -> Arc<Semaphore> {
 }
 
 enum Pending {
-    Data {
-        data: Bytes,
-        permits: u32,
-        end_stream: bool,
-    },
+    Data { data: Bytes, permits: u32 },
     Trailers(http::HeaderMap),
     End,
 }
@@ -192,7 +190,7 @@ struct Out {
     send: h2::SendStream<Bytes>,
     queue: VecDeque<Pending>,
     quota: Arc<Semaphore>,
-    /// Server streams: told when the client resets the stream (see `watch_resets`).
+    /// Server streams: told when the client resets the stream (see `poll_resets`).
     on_reset: Option<oneshot::Sender<()>>,
 }
 
@@ -282,20 +280,8 @@ impl WriterTask {
                 (Err(_), Some(quota)) => quota.close(),
                 _ => {}
             },
-            Item::Data {
-                key,
-                data,
-                permits,
-                end_stream,
-            } => {
-                self.enqueue(
-                    key,
-                    Pending::Data {
-                        data,
-                        permits,
-                        end_stream,
-                    },
-                );
+            Item::Data { key, data, permits } => {
+                self.enqueue(key, Pending::Data { data, permits });
             }
             Item::Trailers { key, trailers } => self.enqueue(key, Pending::Trailers(*trailers)),
             Item::CloseSend { key } => self.enqueue(key, Pending::End),
@@ -324,22 +310,7 @@ impl WriterTask {
             return Turn::Idle;
         };
         match front {
-            Pending::Data {
-                data,
-                permits,
-                end_stream,
-            } => {
-                if data.is_empty() {
-                    let end = *end_stream;
-                    out.quota.add_permits(*permits as usize);
-                    out.queue.pop_front();
-                    if end {
-                        // Either way the stream is finished for the writer.
-                        let _ = out.send.send_data(Bytes::new(), true);
-                        return Turn::Done;
-                    }
-                    return Turn::Progress;
-                }
+            Pending::Data { data, permits } => {
                 out.send.reserve_capacity(data.len());
                 let mut capacity = out.send.capacity();
                 if capacity == 0 {
@@ -354,17 +325,12 @@ impl WriterTask {
                 }
                 let n = capacity.min(data.len()).min(MAX_CHUNK);
                 let chunk = data.split_to(n);
-                let last = data.is_empty();
-                let end = last && *end_stream;
-                if out.send.send_data(chunk, end).is_err() {
+                if out.send.send_data(chunk, false).is_err() {
                     return Turn::Done;
                 }
-                if last {
+                if data.is_empty() {
                     out.quota.add_permits(*permits as usize);
                     out.queue.pop_front();
-                    if end {
-                        return Turn::Done;
-                    }
                 }
                 Turn::Progress
             }
@@ -386,26 +352,23 @@ impl WriterTask {
     /// only here: h2 reports it through `poll_reset`, and the stream task is told so it
     /// drops the handler (issue: a streaming handler that is not sending or receiving
     /// would otherwise run on). Streams with queued data see the reset as a failed
-    /// `poll_capacity`/`send_data` in `turn`. Cost: one poll per idle server stream
-    /// per writer wake-up; unary replies never sit idle here.
-    fn watch_resets(&mut self, cx: &mut Context<'_>) {
-        let mut reset = Vec::new();
-        for (key, out) in &mut self.streams {
+    /// `poll_capacity`/`send_data` in `turn`. The server's connection driver calls this
+    /// once per wake-up (not per writer round): one poll per idle server stream, and
+    /// `poll_reset` keeps the waker. Unary replies are never tracked here.
+    pub(crate) fn poll_resets(&mut self, cx: &mut Context<'_>) {
+        self.streams.retain(|_, out| {
             if out.on_reset.is_none() || !out.queue.is_empty() {
-                continue;
+                return true;
             }
-            if out.send.poll_reset(cx).is_ready() {
-                reset.push(*key);
+            if out.send.poll_reset(cx).is_pending() {
+                return true;
             }
-        }
-        for key in reset {
-            if let Some(mut out) = self.streams.remove(&key) {
-                out.quota.close();
-                if let Some(tx) = out.on_reset.take() {
-                    let _ = tx.send(());
-                }
+            out.quota.close();
+            if let Some(tx) = out.on_reset.take() {
+                let _ = tx.send(());
             }
-        }
+            false
+        });
     }
 
     /// Round-robins the streams with queued work until none can progress; true if any
@@ -422,13 +385,8 @@ impl WriterTask {
                     continue;
                 };
                 match Self::turn(out, cx) {
-                    Turn::Progress => {
-                        progressed = true;
-                        if !out.queue.is_empty() {
-                            self.order.push_back(key);
-                        }
-                    }
-                    Turn::Idle => {
+                    turn @ (Turn::Progress | Turn::Idle) => {
+                        progressed |= matches!(turn, Turn::Progress);
                         if !out.queue.is_empty() {
                             self.order.push_back(key);
                         }
@@ -480,12 +438,11 @@ impl WriterTask {
             }
         }
         let drained = self.drain(cx);
-        self.watch_resets(cx);
         if closed && self.order.is_empty() {
             return Written::Closed;
         }
         if taken == BATCH_ITEMS {
-            // More items are waiting: come back after h2 has flushed this batch.
+            // More items are waiting: come back for them after h2 has had its turn.
             cx.waker().wake_by_ref();
         }
         if taken > 0 || drained {

@@ -116,9 +116,9 @@ impl Handler {
                 let f = f.clone();
                 Box::pin(async move {
                     let ctx = stream.context();
-                    let (rx, mut tx) = stream.split::<Req, Resp>();
+                    let (rx, tx) = stream.split::<Req, Resp>();
                     let response = f(ctx, rx).await?;
-                    tx.send(&response).await
+                    tx.send_unary(&response).await
                 })
             }),
         }

@@ -221,7 +221,9 @@ impl Status {
     }
 
     /// Builds a status from a response's trailers (or Trailers-Only headers).
-    /// Missing `grpc-status` is INTERNAL with a message that says so.
+    /// Missing `grpc-status` is INTERNAL with a message that says so. Only a failed
+    /// status carries the trailing metadata (an OK one is never handed out); the caller
+    /// keeps its own copy for `trailers()`.
     pub(crate) fn from_trailers(map: &http::HeaderMap) -> Status {
         let code = match map.get(&GRPC_STATUS) {
             Some(value) => match Code::from_header(value.as_bytes()) {
@@ -233,7 +235,7 @@ impl Status {
                     ));
                 }
             },
-            None => return Status::internal("server closed the stream without sending trailers"),
+            None => return Status::internal("the response ended without a grpc-status"),
         };
         let message = map
             .get(&GRPC_MESSAGE)
@@ -245,7 +247,9 @@ impl Status {
             .map(Bytes::from)
             .unwrap_or_default();
         let mut status = Status::with_details(code, message, details);
-        status.0.metadata = Metadata::from_headers(map);
+        if code != Code::Ok {
+            status.0.metadata = Metadata::from_headers(map);
+        }
         status
     }
 

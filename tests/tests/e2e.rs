@@ -533,6 +533,48 @@ async fn cancelling_a_stream_after_its_headers_drops_the_idle_handler() {
     assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
 }
 
+/// Like the test above, but the stream still has data queued when the client goes
+/// away: the writer learns of the reset from h2 failing that data and forgets the
+/// stream, and the idle handler must be dropped all the same.
+#[tokio::test]
+async fn cancelling_a_stream_with_queued_data_drops_the_idle_handler() {
+    let server = start(|s| s).await;
+    let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
+    let request = StreamingOutputCallRequest {
+        response_parameters: vec![
+            // 1.5 MiB against the client's 1 MiB stream window: half a MiB stays queued
+            // while nobody reads. The send returns at once (it holds half the quota).
+            ResponseParameters {
+                size: 1536 * 1024,
+                ..Default::default()
+            },
+            ResponseParameters {
+                size: 10,
+                interval_us: 20_000_000,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let stream = within(10, client.streaming_output_call(request))
+        .await
+        .unwrap();
+    within(10, async {
+        while server.probe.sent.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    drop(stream);
+    within(10, async {
+        while server.probe.dropped.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
+}
+
 #[tokio::test]
 async fn callers_beyond_max_concurrent_streams_wait_without_killing_the_connection() {
     // One stream at a time, 20 ms per call, 200 callers with 300 ms deadlines: most

@@ -49,19 +49,13 @@ pub(super) struct SendHalf {
 }
 
 impl SendHalf {
-    pub(super) async fn send<T: prost::Message>(
-        &mut self,
-        message: &T,
-        end: bool,
-    ) -> Result<(), Status> {
-        if self.closed {
-            return Err(Status::internal("send after close_send"));
-        }
-        let encoding = self.encoding.filter(|_| self.compress);
-        let frame = compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?;
-        let Some(quota) = &self.quota else {
+    pub(super) async fn send<T: prost::Message>(&mut self, message: &T) -> Result<(), Status> {
+        // No quota: the request went whole with the open, so the stream is closed too.
+        let (false, Some(quota)) = (self.closed, &self.quota) else {
             return Err(Status::internal("send after close_send"));
         };
+        let encoding = self.encoding.filter(|_| self.compress);
+        let frame = compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?;
         let writer = &self.conn.writer;
         let key = self.key;
         let result = until(self.deadline, async move {
@@ -71,14 +65,10 @@ impl SendHalf {
                     key,
                     data: frame,
                     permits,
-                    end_stream: end,
                 })
                 .await
         })
         .await;
-        if end {
-            self.closed = true;
-        }
         if result
             .as_ref()
             .is_err_and(|s| s.code() == Code::DeadlineExceeded)
@@ -145,9 +135,8 @@ impl RecvHalf {
     /// CANCELLED. A call that already ended keeps its status.
     pub(super) fn cancel(&mut self) {
         if !matches!(self.state, RecvState::Done(_)) {
-            self.conn.writer.reset(self.key, h2::Reason::CANCEL);
-            self.state = RecvState::Done(Err(Status::cancelled("call cancelled by the client")));
-            self.permit = None;
+            // finish() resets the stream for a CANCELLED end.
+            let _ = self.finish(Err(Status::cancelled("call cancelled by the client")));
         }
     }
 
@@ -208,13 +197,7 @@ impl RecvHalf {
             RecvState::Head(_) => unreachable!("headers() moved past Head"),
             RecvState::Body(reader) => reader,
         };
-        let next = until(deadline, async {
-            match reader.next().await? {
-                Some(payload) => Ok(Some(payload)),
-                None => Ok(None),
-            }
-        })
-        .await;
+        let next = until(deadline, reader.next()).await;
         match next {
             Ok(Some(payload)) => {
                 self.last_compressed = reader.last_compressed();
@@ -226,7 +209,7 @@ impl RecvHalf {
                 let status = match trailers {
                     Ok(Some(map)) => {
                         let status = Status::from_trailers(&map);
-                        self.trailers = Metadata::from_headers(&map);
+                        self.trailers = Metadata::from_received(map);
                         if status.code() == Code::Ok {
                             Ok(())
                         } else {
@@ -356,12 +339,15 @@ pub(super) async fn open<M: prost::Message>(
         GRPC_ACCEPT_ENCODING,
         HeaderValue::from_static(ACCEPT_ENCODING),
     );
-    if let Some(encoding) = options.compression.filter(|e| *e != Encoding::Identity) {
+    if let Some(encoding) = encoding {
         headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.as_str()));
     }
-    if let Some(timeout) = options.timeout {
-        // Only ASCII digits and a unit letter: always a valid header value.
-        if let Ok(value) = HeaderValue::from_str(&timeout::format(timeout)) {
+    if let Some(deadline) = deadline {
+        // What is left of the deadline now, after dialing: the server must not think
+        // it has longer than the client will wait. Only ASCII digits and a unit
+        // letter: always a valid header value.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(value) = HeaderValue::try_from(timeout::format(left)) {
             headers.insert(GRPC_TIMEOUT, value);
         }
     }

@@ -156,7 +156,7 @@ pub struct RequestSink<T> {
 impl<T: prost::Message> RequestSink<T> {
     /// Sends one message, waiting while the server is not reading.
     pub async fn send(&mut self, message: &T) -> Result<(), Status> {
-        self.send.send(message, false).await
+        self.send.send(message).await
     }
 
     /// Closes the request stream (END_STREAM).
@@ -181,7 +181,7 @@ pub struct ClientStreamingCall<Req, Resp> {
 impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Req, Resp> {
     /// Sends one message, waiting while the server is not reading.
     pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
-        self.send.send(message, false).await
+        self.send.send(message).await
     }
 
     /// The server's initial metadata, waiting for it if needed.

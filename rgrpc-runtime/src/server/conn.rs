@@ -125,8 +125,8 @@ struct Driver {
     flusher: Flusher<TcpStream>,
     writer_task: WriterTask,
     dispatch: Dispatch,
-    /// What each stream gets from the connection; dropped once accepting has ended, so
-    /// the writer can finish when the last stream's handle is gone.
+    /// What each stream gets from the connection; `Some` while the connection accepts
+    /// streams, `None` once h2 has said accepting ended.
     env: Option<StreamEnv>,
     next_key: StreamKey,
 }
@@ -141,6 +141,7 @@ impl Driver {
     /// produced in one wake-up leave in one write instead of one write per reply.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let done = self.poll_rounds(cx);
+        self.writer_task.poll_resets(cx);
         // Every byte h2 wrote goes to the socket before the task sleeps; a full socket
         // wakes it again. A write error reaches h2 through its next write or read.
         let _ = self.flusher.poll_flush(cx);
@@ -164,17 +165,13 @@ impl Driver {
                 }
             }
             let written = self.writer_task.poll_write(cx);
-            if self.env.is_none() {
-                // Closing: polling h2 writes out what the writer handed it and tells
-                // when the connection is done.
-                if self.conn.poll_closed(cx).is_ready() {
-                    return Poll::Ready(());
-                }
-                if written != Written::Frames {
-                    return Poll::Pending;
-                }
-            } else if written != Written::Frames {
-                // Nothing new for h2, and the last accept poll wrote out the rest.
+            // Closing: poll_closed writes out what the writer handed h2 and tells when
+            // the connection is done (while accepting, the next poll_accept does both).
+            if self.env.is_none() && self.conn.poll_closed(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if written != Written::Frames {
+                // Nothing new for h2, and the last h2 poll wrote out the rest.
                 return Poll::Pending;
             }
         }

@@ -172,7 +172,6 @@ impl Sender {
                 key: self.key,
                 data: frame,
                 permits,
-                end_stream: false,
             })
             .await
     }
@@ -309,6 +308,12 @@ pub struct SendStream<T> {
 }
 
 impl<T: prost::Message> SendStream<T> {
+    /// Sends the call's only response with its OK status as one control-buffer item
+    /// (a client-streaming reply, like a unary one).
+    pub(crate) async fn send_unary(self, message: &T) -> Result<(), Status> {
+        self.sender.send_unary(message).await
+    }
+
     /// Sends one message; the response headers go out first if they have not yet.
     pub async fn send(&mut self, message: &T) -> Result<(), Status> {
         self.sender
@@ -426,7 +431,7 @@ pub(crate) async fn serve_stream(
         env.config.send_compression,
     );
     let sender = Arc::new(Sender {
-        writer: env.writer.clone(),
+        writer: env.writer,
         key,
         quota: OnceLock::new(),
         max_send: env.config.max_send_message_size,
@@ -464,7 +469,7 @@ pub(crate) async fn serve_stream(
 
 /// Completes when the client resets the stream. Before the response headers go out the
 /// stream task holds the response handle and asks h2 directly; afterwards the writer
-/// holds the stream and reports the reset through a oneshot (controlbuf `watch_resets`).
+/// holds the stream and reports the reset through a oneshot (controlbuf `poll_resets`).
 async fn client_reset(sender: &Sender) {
     let headers_sent = sender.headers_sent.notified();
     let early = std::future::poll_fn(|cx| {
@@ -487,11 +492,14 @@ async fn client_reset(sender: &Sender) {
         .unwrap_or_else(|e| e.into_inner())
         .take();
     if let Some(later) = later {
-        if later.await.is_ok() {
-            return;
-        }
+        // Sent: the client reset the idle stream. Dropped: the writer forgot the stream
+        // because h2 failed it (a reset seen while data was queued, or the connection
+        // went away); it only forgets a healthy stream after the trailers, and by then
+        // this future is gone. Either way the handler has no one left to answer.
+        let _ = later.await;
+        return;
     }
-    // The stream finished normally (or went out as a single unary item).
+    // The whole response went out as one unary item: nothing left to watch.
     std::future::pending().await
 }
 
