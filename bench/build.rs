@@ -6,6 +6,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &["../proto/grpc/testing/benchmark_service.proto"],
         &["../proto"],
     )?;
-    println!("cargo:rerun-if-changed=../proto/grpc/testing/benchmark_service.proto");
     Ok(())
 }

@@ -77,6 +77,17 @@ fi
 # --- server lifecycle -----------------------------------------------------------------
 SPID=""
 SPORT=""
+# wait_port LOG WHAT: the port from LOG's LISTENING line, waiting up to 10 s for it.
+wait_port() {
+    local port=""
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^LISTENING .*port=\([0-9]*\).*/\1/p' "$1")
+        [[ -n "$port" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$port" ]] || { log "$2 did not start"; cat "$1" >&2; exit 1; }
+    echo "$port"
+}
 # start_server STACK [server flags...]: starts it pinned to SERVER_CPU; sets SPID/SPORT.
 start_server() {
     local stack=$1
@@ -84,13 +95,7 @@ start_server() {
     local log_file=$OUT/server-$stack.log
     taskset -c "$SERVER_CPU" "${SERVER_BIN[$stack]}" --max_seconds 1800 "$@" >"$log_file" 2>&1 &
     SPID=$!
-    SPORT=""
-    for _ in $(seq 100); do # up to 10 s
-        SPORT=$(sed -n 's/^LISTENING .*port=\([0-9]*\).*/\1/p' "$log_file")
-        [[ -n "$SPORT" ]] && break
-        sleep 0.1
-    done
-    [[ -n "$SPORT" ]] || { log "server $stack did not start"; cat "$log_file" >&2; exit 1; }
+    SPORT=$(wait_port "$log_file" "server $stack")
 }
 stop_server() {
     if [[ -n "$SPID" ]]; then
@@ -116,11 +121,13 @@ client() {
 get() {
     grep -F "label=$1 " "$RESULTS" | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
-# median PREFIX STACK KEY: the median of KEY over the RESULT lines labelled PREFIX-r*/STACK.
-median() {
-    grep -E "label=$1-r[0-9]+/$2 " "$RESULTS" | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -n |
+# median_of PATTERN KEY: the median of KEY over the result lines matching PATTERN.
+median_of() {
+    grep -E "$1" "$RESULTS" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -n |
         awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
 }
+# median PREFIX STACK KEY: the median of KEY over the RESULT lines labelled PREFIX-r*/STACK.
+median() { median_of "label=$1-r[0-9]+/$2 " "$3"; }
 
 # --- load-generator scenarios, each stack end to end ---------------------------------
 for stack in rgrpc tonic; do
@@ -152,8 +159,7 @@ for round in $(seq "$LATENCY_ROUNDS"); do
     # The floor under it: plain tokio TCP ping-pong of 30 B, no HTTP/2, no gRPC.
     taskset -c "$SERVER_CPU" "$TCP_BIN" server >"$OUT/server-tcp.log" 2>&1 &
     tcp_pid=$!
-    sleep 0.5
-    tcp_port=$(sed -n 's/^LISTENING .*port=\([0-9]*\).*/\1/p' "$OUT/server-tcp.log")
+    tcp_port=$(wait_port "$OUT/server-tcp.log" "tcp-pingpong server")
     taskset -c "$LOAD_CPU" "$TCP_BIN" client "$tcp_port" "$LATENCY_SECS" | tee -a "$RESULTS"
     kill "$tcp_pid" 2>/dev/null || true
     wait "$tcp_pid" 2>/dev/null || true
@@ -269,8 +275,7 @@ row() { # row SCENARIO METRIC RGRPC TONIC GOAL
         row "overload $v" "client peak RSS KiB" "$(get overload-$v/rgrpc client_rss_peak_kib)" "$(get overload-$v/tonic client_rss_peak_kib)" ""
         row "overload $v" "completed QPS" "$(get overload-$v/rgrpc qps)" "$(get overload-$v/tonic qps)" ""
     done
-    tcp=$(grep '^TCP_PINGPONG ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^p50_us=//p' | sort -n |
-        awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }')
+    tcp=$(median_of '^TCP_PINGPONG ' p50_us)
     echo
     echo "Floor: plain tokio TCP ping-pong (30 B, same cores), median p50 of the rounds ${tcp:-n/a} us; no stack's c=1 latency can go below it."
 } | tee "$OUT/table.md"

@@ -174,7 +174,7 @@ pub const MAX_STREAM_MESSAGES: u64 = 1 << 32;
 /// Most messages StreamingFromClient / StreamingCall read from one stream.
 pub const MAX_STREAM_REQUESTS: u64 = 1 << 32;
 
-/// Prints the line the scripts wait for: `LISTENING pid=<pid> port=<port>`.
+/// Prints the line the scripts wait for: `LISTENING stack=<stack> pid=<pid> port=<port>`.
 pub fn announce(stack: &str, port: u16) {
     println!(
         "LISTENING stack={stack} pid={} port={port}",
@@ -209,7 +209,8 @@ pub struct ClientSettings {
     pub mode: Mode,
     /// HTTP/2 connections opened.
     pub connections: usize,
-    /// Concurrent calls per connection (closed loop) or dispatchers' share (open loop).
+    /// Concurrent calls per connection (closed loop; open loop ignores it and runs one
+    /// dispatcher per connection, bounded by `max_outstanding`).
     pub concurrency: usize,
     /// Request payload bytes, and the `response_size` asked for.
     pub payload: usize,
@@ -358,15 +359,16 @@ impl Tally {
         ended: Instant,
         outcome: Option<Result<usize, String>>,
     ) {
-        let inside = started >= window.0 && ended <= window.1;
+        if started < window.0 || ended > window.1 {
+            return;
+        }
         match outcome {
-            Some(Ok(n)) if inside => {
+            Some(Ok(n)) => {
                 let us = ended.duration_since(started).as_micros() as u64;
                 self.hist.saturating_record(us.clamp(1, MAX_LATENCY_US));
                 self.calls += 1;
                 self.bytes += n as u64;
             }
-            Some(Ok(_)) => {}
             Some(Err(e)) => self.error(e),
             None => self.timeouts += 1,
         }
@@ -465,7 +467,8 @@ async fn report(
     let server_hwm = proc_status_kib(s.server_pid, "VmHWM");
     let mut total = Tally::new();
     for t in tasks {
-        // Each task ends by the deadline plus one call timeout.
+        // Each task ends by the deadline plus one call timeout (and one second in open
+        // loop, for the calls still in flight).
         if let Ok(tally) = t.await {
             total.merge(tally);
         }
@@ -564,7 +567,15 @@ async fn open_loop<S: Step + Clone + Sync>(
         tick.tick().await;
         let elapsed = begin.elapsed().as_secs_f64();
         let due = ((elapsed * rate) as u64).saturating_sub(issued);
-        for k in 0..due.min(MAX_BURST_PER_TICK) {
+        let started = due.min(MAX_BURST_PER_TICK);
+        // Calls beyond the burst cap are not started late: they count as shed, like
+        // calls refused for want of an outstanding slot.
+        for k in started..due {
+            if begin + Duration::from_secs_f64((issued + k) as f64 / rate) >= window.0 {
+                shed += 1;
+            }
+        }
+        for k in 0..started {
             let intended = begin + Duration::from_secs_f64((issued + k) as f64 / rate);
             match limit.clone().try_acquire_owned() {
                 Ok(permit) => {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "protoc-gen-rgrpc: a protoc plugin; protoc runs it, with no arguments.
 usage: protoc --plugin=protoc-gen-rgrpc=PATH --rgrpc_out=OUT_DIR \\
-              [--rgrpc_opt=messages=true|false,client=true|false,server=true|false,runtime_path=PATH] \\
+              [--rgrpc_opt=messages=true|false,client=true|false,server=true|false,runtime_path=PATH,bytes=.PROTO_PATH...] \\
               -I INCLUDE file.proto...";
 
 fn main() -> ExitCode {

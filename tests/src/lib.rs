@@ -1,5 +1,6 @@
 //! Helpers for rgrpc's end-to-end tests: a TestService instrumented to observe flow
-//! control, panics and cancellation, a server on an ephemeral port, and a raw h2 peer.
+//! control, panics and cancellation, a server on an ephemeral port, and test-step
+//! bounds (the raw h2 peer is in tests/bad_input.rs).
 
 #![allow(missing_docs)]
 
@@ -192,6 +193,16 @@ impl TestServer {
     pub fn target(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+/// Waits until `ready()` holds, checking every 10 ms; fails the test after `secs`.
+pub async fn wait_until(secs: u64, ready: impl Fn() -> bool) {
+    within(secs, async {
+        while !ready() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
 }
 
 /// Bounds a test step: fails the test instead of hanging.

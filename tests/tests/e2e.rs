@@ -10,7 +10,7 @@ use rgrpc_tests::grpc_testing::{
     EchoStatus, Empty, Payload, ResponseParameters, SimpleRequest, StreamingOutputCallRequest,
     TestServiceStub,
 };
-use rgrpc_tests::{start, within};
+use rgrpc_tests::{start, wait_until, within};
 
 #[tokio::test]
 async fn unary_round_trip() {
@@ -241,17 +241,28 @@ async fn panicking_handler_fails_only_its_call() {
     let channel = Channel::connect(&server.target()).await.unwrap();
     let client = TestServiceStub::new(channel.clone());
     let greeter = GreeterStub::new(channel);
-    let slow = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .unary_call(SimpleRequest {
-                    response_size: 10,
+    // A stream in flight on the same connection across the panic: one message now,
+    // the second 300 ms later.
+    let mut slow = within(
+        10,
+        client.streaming_output_call(StreamingOutputCallRequest {
+            response_parameters: vec![
+                ResponseParameters {
+                    size: 10,
                     ..Default::default()
-                })
-                .await
-        })
-    };
+                },
+                ResponseParameters {
+                    size: 10,
+                    interval_us: 300_000,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(within(10, slow.message()).await.unwrap().is_some());
     let err = within(
         10,
         client.unary_call(SimpleRequest {
@@ -264,7 +275,8 @@ async fn panicking_handler_fails_only_its_call() {
     assert_eq!(err.code(), Code::Internal);
     assert!(err.message().contains("panicked"), "{}", err.message());
     // The connection and its other streams keep going.
-    within(10, slow).await.unwrap().unwrap();
+    assert!(within(10, slow.message()).await.unwrap().is_some());
+    assert!(within(10, slow.message()).await.unwrap().is_none());
     let reply = within(
         10,
         greeter.say_hello(HelloRequest {
@@ -392,12 +404,7 @@ async fn deadline_expires_on_both_sides_and_the_handler_is_dropped() {
     .timeout(Duration::from_millis(200));
     let err = within(10, client.unary_call(request)).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
-    within(10, async {
-        while server.probe.dropped.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) > 0).await;
 }
 
 #[tokio::test]
@@ -417,12 +424,7 @@ async fn dropping_a_call_cancels_the_server_handler() {
             .await
             .is_err()
     );
-    within(10, async {
-        while server.probe.dropped.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) > 0).await;
     assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
 }
 
@@ -524,12 +526,7 @@ async fn cancelling_a_stream_after_its_headers_drops_the_idle_handler() {
         within(10, stream.message()).await.unwrap_err().code(),
         Code::Cancelled
     );
-    within(10, async {
-        while server.probe.dropped.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) > 0).await;
     assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
 }
 
@@ -559,19 +556,9 @@ async fn cancelling_a_stream_with_queued_data_drops_the_idle_handler() {
     let stream = within(10, client.streaming_output_call(request))
         .await
         .unwrap();
-    within(10, async {
-        while server.probe.sent.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_until(10, || server.probe.sent.load(Ordering::SeqCst) > 0).await;
     drop(stream);
-    within(10, async {
-        while server.probe.dropped.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) > 0).await;
     assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
 }
 
@@ -663,7 +650,7 @@ async fn a_waiting_handler_does_not_hold_up_its_connection() {
         .await;
         assert!(
             !sleeper.is_finished(),
-            "the other calls finished while the sleeping one still runs (inline={inline})"
+            "the sleeping call ended before the other calls were done (inline={inline})"
         );
         sleeper.abort();
     }

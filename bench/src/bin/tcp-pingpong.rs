@@ -2,7 +2,7 @@
 //! no HTTP/2, no gRPC, same runtime as both stacks' benchmarks.
 //!
 //! `tcp-pingpong server` prints `LISTENING stack=tcp pid=<pid> port=<port>` and echoes;
-//! `tcp-pingpong client PORT SECONDS` prints `TCP_PINGPONG round_trips=N p50_us=..
+//! `tcp-pingpong client PORT [SECONDS]` prints `TCP_PINGPONG round_trips=N p50_us=..
 //! p99_us=..`. Both exit on their own (the server after 300 s, the client after
 //! SECONDS, at most 60).
 
@@ -20,15 +20,20 @@ async fn main() -> std::io::Result<()> {
     match args.first().map(String::as_str) {
         Some("server") => server().await,
         Some("client") => {
-            let port: u16 = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-            let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
-            client(port, Duration::from_secs(secs.min(60))).await
+            let port = args.get(1).and_then(|p| p.parse::<u16>().ok());
+            let secs = args.get(2).map_or(Some(3), |s| s.parse::<u64>().ok());
+            match (port, secs) {
+                (Some(port), Some(secs)) => client(port, Duration::from_secs(secs.min(60))).await,
+                _ => usage(),
+            }
         }
-        _ => {
-            eprintln!("usage: tcp-pingpong server | client PORT SECONDS");
-            std::process::exit(2);
-        }
+        _ => usage(),
     }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: tcp-pingpong server | client PORT [SECONDS]");
+    std::process::exit(2);
 }
 
 async fn server() -> std::io::Result<()> {
@@ -70,6 +75,10 @@ async fn client(port: u16, duration: Duration) -> std::io::Result<()> {
         io.write_all(&buf).await?;
         io.read_exact(&mut buf).await?;
         samples.push(start.elapsed().as_micros() as u64);
+    }
+    if samples.is_empty() {
+        println!("TCP_PINGPONG round_trips=0");
+        return Ok(());
     }
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
