@@ -262,51 +262,32 @@ fn server(
     let source_file = &service.source_file;
 
     let trait_methods = methods.iter().zip(&service.methods).map(|(m, ir)| {
-        let (name, doc, dep, req, resp) = (&m.name, &m.doc, &m.deprecated, &m.req, &m.resp);
+        let (name, doc, dep, resp) = (&m.name, &m.doc, &m.deprecated, &m.resp);
         let unimplemented = format!("method {} not implemented", ir.proto_name);
-        let (args, ok, ignore) = match m.kind {
-            Kind::Unary => (quote!(request: #req), quote!(#resp), quote!((ctx, request))),
-            Kind::ServerStreaming => (
-                quote!(request: #req, responses: #rt::SendStream<#resp>),
-                quote!(()),
-                quote!((ctx, request, responses)),
-            ),
-            Kind::ClientStreaming => (
-                quote!(requests: #rt::RecvStream<#req>),
-                quote!(#resp),
-                quote!((ctx, requests)),
-            ),
-            Kind::Bidi => (
-                quote!(requests: #rt::RecvStream<#req>, responses: #rt::SendStream<#resp>),
-                quote!(()),
-                quote!((ctx, requests, responses)),
-            ),
+        let (params, args) = server_params(m, rt);
+        let ok = match m.kind {
+            Kind::Unary | Kind::ClientStreaming => quote!(#resp),
+            Kind::ServerStreaming | Kind::Bidi => quote!(()),
         };
         quote! {
             #doc #dep
             fn #name(
                 &self,
                 ctx: &#rt::ServerContext,
-                #args
+                #params
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<#ok, #rt::Status>,
             > + ::core::marker::Send {
-                let _ = #ignore;
+                let _ = (ctx, #args);
                 async { ::core::result::Result::Err(#rt::Status::unimplemented(#unimplemented)) }
             }
         }
     });
 
-    let unary: Vec<(&MethodTokens, &Method)> = methods
+    let (unary, streams): (Vec<(&MethodTokens, &Method)>, Vec<_>) = methods
         .iter()
         .zip(&service.methods)
-        .filter(|(m, _)| m.kind == Kind::Unary)
-        .collect();
-    let streams: Vec<(&MethodTokens, &Method)> = methods
-        .iter()
-        .zip(&service.methods)
-        .filter(|(m, _)| m.kind != Kind::Unary)
-        .collect();
+        .partition(|(m, _)| m.kind == Kind::Unary);
     let method_descs = unary.iter().map(|(_, ir)| {
         let name = &ir.proto_name;
         quote!(#rt::MethodDesc { method_name: #name })
@@ -354,25 +335,14 @@ fn server(
 
 /// One entry of the handler list: a closure that owns a clone of the service.
 fn handler(m: &MethodTokens, rt: &syn::Path) -> TokenStream {
-    let (name, req, resp) = (&m.name, &m.req, &m.resp);
-    let (constructor, params, args) = match m.kind {
-        Kind::Unary => (quote!(unary), quote!(request: #req), quote!(request)),
-        Kind::ServerStreaming => (
-            quote!(server_streaming),
-            quote!(request: #req, responses: #rt::SendStream<#resp>),
-            quote!(request, responses),
-        ),
-        Kind::ClientStreaming => (
-            quote!(client_streaming),
-            quote!(requests: #rt::RecvStream<#req>),
-            quote!(requests),
-        ),
-        Kind::Bidi => (
-            quote!(bidi_streaming),
-            quote!(requests: #rt::RecvStream<#req>, responses: #rt::SendStream<#resp>),
-            quote!(requests, responses),
-        ),
+    let name = &m.name;
+    let constructor = match m.kind {
+        Kind::Unary => quote!(unary),
+        Kind::ServerStreaming => quote!(server_streaming),
+        Kind::ClientStreaming => quote!(client_streaming),
+        Kind::Bidi => quote!(bidi_streaming),
     };
+    let (params, args) = server_params(m, rt);
     quote! {
         {
             let service = service.clone();
@@ -381,6 +351,24 @@ fn handler(m: &MethodTokens, rt: &syn::Path) -> TokenStream {
                 async move { service.#name(&ctx, #args).await }
             })
         }
+    }
+}
+
+/// A server method's parameters after `ctx` (e.g. `request: Req, responses:
+/// SendStream<Resp>`) and the matching argument list (`request, responses`).
+fn server_params(m: &MethodTokens, rt: &syn::Path) -> (TokenStream, TokenStream) {
+    let (req, resp) = (&m.req, &m.resp);
+    match m.kind {
+        Kind::Unary => (quote!(request: #req), quote!(request)),
+        Kind::ServerStreaming => (
+            quote!(request: #req, responses: #rt::SendStream<#resp>),
+            quote!(request, responses),
+        ),
+        Kind::ClientStreaming => (quote!(requests: #rt::RecvStream<#req>), quote!(requests)),
+        Kind::Bidi => (
+            quote!(requests: #rt::RecvStream<#req>, responses: #rt::SendStream<#resp>),
+            quote!(requests, responses),
+        ),
     }
 }
 
