@@ -1,39 +1,35 @@
 //! rgrpc-runtime: the runtime under rgrpc-generated code.
 //!
-//! A call's path through the modules (see docs/architecture.md):
-//! client [`Channel::invoke`] -> `client::call` opens an h2 stream and queues its DATA on
-//! the connection's `controlbuf` writer -> h2 -> server `server::conn` accepts the stream
-//! -> `server::stream` routes `:path` to the registered [`Handler`] (polled first in the
-//! connection's task, then in its own task if it waits; `server::dispatch`) ->
-//! `codec` decodes the request -> the handler -> the response goes back through the
-//! server connection's writer.
+//! Layers (see docs/architecture.md): the user-facing types ([`Server`], [`Channel`],
+//! [`Status`], [`Metadata`], the call handles) over `client/` and `server/`, which sit
+//! on `transport/` (one HTTP/2 connection: byte stream, frame observer, control buffer
+//! and writer, keepalive, one driver per side) and `codec/` (framing, compression, the
+//! message reader). A call: [`Channel`] -> `client::call` opens an h2 stream on a
+//! `transport::client` connection and queues its DATA on the connection's writer -> h2
+//! -> `transport::server` accepts the stream and hands it to `server::stream`, which
+//! checks the head, routes `:path` to the registered [`Handler`] (polled first in the
+//! connection's task, then in its own task if it waits; `transport::dispatch`) ->
+//! the handler -> the response goes back through the server connection's writer.
 
 #![deny(missing_docs)]
 
 mod call;
 mod client;
-mod coalesce;
 mod codec;
-mod compression;
-mod controlbuf;
-mod headers;
 mod metadata;
-mod panic;
-mod queue;
-mod recv;
 mod server;
-mod service;
 mod status;
-mod timeout;
+mod transport;
 
 pub use call::{CallOptions, Request, Response};
 pub use client::{BidiStreamingCall, Channel, ClientStreamingCall, RequestSink, ResponseStream};
+pub use codec::compression::Encoding;
 pub use codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
-pub use compression::Encoding;
 pub use metadata::{Metadata, MetadataError};
-pub use server::{RecvStream, SendStream, Server, ServerContext, ServerStream};
-pub use service::{Handler, MethodDesc, ServiceDesc, StreamDesc};
+pub use server::service::{Handler, MethodDesc, ServiceDesc, StreamDesc};
+pub use server::{RecvStream, SendStream, Server, ServerContext, ServerHandle, ServerStream};
 pub use status::{Code, Status};
+pub use transport::io::{Listener, PeerAddr};
 
 /// Re-exported so generated code and users name one prost version.
 pub use prost;

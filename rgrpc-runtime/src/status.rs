@@ -7,8 +7,8 @@
 use bytes::Bytes;
 use std::fmt;
 
-use crate::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
 use crate::metadata::Metadata;
+use crate::transport::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
 
 /// A gRPC status code (grpc/grpc doc/statuscodes.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -9,17 +9,18 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
 use tokio::sync::Semaphore;
 
-use super::channel::{Channel, Conn};
+use super::channel::Channel;
 use crate::call::CallOptions;
-use crate::compression::{self, ACCEPT_ENCODING, Encoding};
-use crate::controlbuf::{self, Item, Opened, StreamKey, Writer};
-use crate::headers::{
+use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
+use crate::codec::reader::MessageReader;
+use crate::codec::timeout;
+use crate::metadata::Metadata;
+use crate::status::{Code, Status, status_from_h2};
+use crate::transport::client::Conn;
+use crate::transport::controlbuf::{self, Item, Opened, StreamKey, Writer};
+use crate::transport::headers::{
     CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, USER_AGENT,
 };
-use crate::metadata::Metadata;
-use crate::recv::MessageReader;
-use crate::status::{Code, Status, status_from_h2};
-use crate::timeout;
 
 /// Runs `fut` against the call's deadline.
 async fn until<T>(
@@ -128,6 +129,20 @@ pub(super) struct RecvHalf {
     /// This call's share of the server's MAX_CONCURRENT_STREAMS; released when the call
     /// ends (or is dropped).
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// What a transparent retry needs: present while the call may still be retried
+    /// (its request went whole with the open, and no retry was made yet).
+    replay: Option<Box<Replay>>,
+}
+
+/// A call's request, kept so that a stream the server never processed can be opened
+/// again on another connection (gRFC A6 transparent retry: once, not counted against
+/// any retry policy).
+struct Replay {
+    channel: Channel,
+    path: &'static str,
+    options: CallOptions,
+    encoding: Option<Encoding>,
+    request: Bytes,
 }
 
 impl RecvHalf {
@@ -153,16 +168,21 @@ impl RecvHalf {
 
     /// Waits for the response headers; a Trailers-Only response ends the call here.
     pub(super) async fn headers(&mut self) -> Result<&Metadata, Status> {
-        if let RecvState::Head(fut) = &mut self.state {
-            let result = until(self.deadline, async {
-                fut.await.map_err(|e| status_from_h2(&e))
-            })
-            .await;
+        while let RecvState::Head(fut) = &mut self.state {
+            let stream_id = u32::from(fut.stream_id());
+            let result = until(self.deadline, async { Ok(fut.await) }).await;
             match result {
                 Err(status) => {
                     let _ = self.finish(Err(status));
                 }
-                Ok(response) => {
+                Ok(Err(e)) => {
+                    if self.refused(&e, stream_id) && self.retry().await {
+                        continue;
+                    }
+                    let _ = self.finish(Err(status_from_h2(&e)));
+                }
+                Ok(Ok(response)) => {
+                    self.replay = None;
                     let (parts, body) = response.into_parts();
                     self.headers = Some(Metadata::from_headers(&parts.headers));
                     match check_head(&parts) {
@@ -183,6 +203,52 @@ impl RecvHalf {
         match &self.state {
             RecvState::Done(Err(status)) if self.headers.is_none() => Err(status.clone()),
             _ => Ok(self.headers.get_or_insert_with(Metadata::new)),
+        }
+    }
+
+    /// Whether the server never processed the stream: it was refused (RST_STREAM
+    /// REFUSED_STREAM) or lies above the last stream id of the server's GOAWAY.
+    fn refused(&self, e: &h2::Error, stream_id: u32) -> bool {
+        self.replay.is_some()
+            && (e.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (e.is_go_away() && e.is_remote() && self.conn.was_refused(stream_id)))
+    }
+
+    /// Opens the call again on the channel's live connection (a new one if this one is
+    /// draining); false if that failed or the call was already retried.
+    async fn retry(&mut self) -> bool {
+        let Some(replay) = self.replay.take() else {
+            return false;
+        };
+        let Replay {
+            channel,
+            path,
+            options,
+            encoding,
+            request,
+        } = *replay;
+        self.permit = None;
+        let started = start(
+            &channel,
+            path,
+            &options,
+            encoding,
+            self.deadline,
+            Some(request),
+        )
+        .await;
+        match started {
+            Ok(started) => {
+                self.conn = started.conn;
+                self.key = started.key;
+                self.state = RecvState::Head(started.response);
+                self.permit = Some(started.permit);
+                true
+            }
+            Err(status) => {
+                let _ = self.finish(Err(status));
+                false
+            }
         }
     }
 
@@ -311,6 +377,62 @@ pub(super) async fn open<M: prost::Message>(
         None => None,
     };
     let closed = first.is_some();
+    let started = start(channel, path, &options, encoding, deadline, first.clone()).await?;
+    let replay = first.map(|request| {
+        Box::new(Replay {
+            channel: channel.clone(),
+            path,
+            options,
+            encoding,
+            request,
+        })
+    });
+    let send = SendHalf {
+        conn: started.conn.clone(),
+        key: started.key,
+        quota: started.quota,
+        deadline,
+        max_send,
+        buf,
+        closed,
+        encoding,
+        compress: true,
+    };
+    let recv = RecvHalf {
+        conn: started.conn,
+        key: started.key,
+        deadline,
+        max_recv,
+        state: RecvState::Head(started.response),
+        headers: None,
+        trailers: Metadata::new(),
+        last_compressed: false,
+        permit: Some(started.permit),
+        replay,
+    };
+    Ok((send, recv))
+}
+
+/// A stream opened on a connection.
+struct Started {
+    conn: Arc<Conn>,
+    key: StreamKey,
+    response: h2::client::ResponseFuture,
+    /// The stream's write quota; none when the request went whole with the open.
+    quota: Option<Arc<Semaphore>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Builds the request head, takes a stream permit on the channel's live connection and
+/// opens the stream; `first` is a whole request sent with the open.
+async fn start(
+    channel: &Channel,
+    path: &'static str,
+    options: &CallOptions,
+    encoding: Option<Encoding>,
+    deadline: Option<Instant>,
+    first: Option<Bytes>,
+) -> Result<Started, Status> {
     let conn = until(deadline, channel.conn()).await?;
     // From the parts: the path is `'static` (generated constants), so it is checked
     // but not copied, and the scheme and authority are already parsed.
@@ -379,27 +501,11 @@ pub(super) async fn open<M: prost::Message>(
     };
     let open = Item::OpenClient { key, send, then };
     until(deadline, conn.writer.send(open)).await?;
-    let send = SendHalf {
-        conn: conn.clone(),
-        key,
-        quota,
-        deadline,
-        max_send,
-        buf,
-        closed,
-        encoding,
-        compress: true,
-    };
-    let recv = RecvHalf {
+    Ok(Started {
         conn,
         key,
-        deadline,
-        max_recv,
-        state: RecvState::Head(response),
-        headers: None,
-        trailers: Metadata::new(),
-        last_compressed: false,
-        permit: Some(permit),
-    };
-    Ok((send, recv))
+        response,
+        quota,
+        permit,
+    })
 }

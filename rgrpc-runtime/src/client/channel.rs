@@ -1,28 +1,22 @@
 //! `Channel`: a cheap-to-clone handle on one HTTP/2 connection to a target, connected
-//! eagerly or on first use and re-established after it fails.
+//! eagerly or on first use, and replaced by a fresh one when it fails or the server
+//! sends GOAWAY (the old one drains: its calls finish, no new ones go to it).
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::net::TcpStream;
-
-use crate::coalesce::CoalescingIo;
 use crate::codec;
-use crate::controlbuf::{Writer, Written};
 use crate::status::Status;
+use crate::transport::client::{ClientSettings, Conn, connect};
+use crate::transport::io::Address;
+use crate::transport::keepalive::MIN_CLIENT_TIME;
 
 /// Settings of a channel.
 #[derive(Clone, Debug)]
 pub(crate) struct ChannelConfig {
     pub max_recv_message_size: usize,
     pub max_send_message_size: usize,
-    pub connect_timeout: Duration,
-    pub initial_stream_window: u32,
-    pub initial_connection_window: u32,
+    pub transport: ClientSettings,
 }
 
 impl Default for ChannelConfig {
@@ -30,17 +24,10 @@ impl Default for ChannelConfig {
         ChannelConfig {
             max_recv_message_size: codec::DEFAULT_MAX_RECV_MESSAGE_SIZE,
             max_send_message_size: codec::DEFAULT_MAX_SEND_MESSAGE_SIZE,
-            // connection-backoff.md: MIN_CONNECT_TIMEOUT = 20 seconds.
-            connect_timeout: Duration::from_secs(20),
-            initial_stream_window: 1024 * 1024,
-            initial_connection_window: 2 * 1024 * 1024,
+            transport: ClientSettings::default(),
         }
     }
 }
-
-/// Streams one connection opens at once when the server sets no MAX_CONCURRENT_STREAMS
-/// (grpc-go's default server limit is unbounded too; this bounds our own memory).
-const MAX_OPEN_STREAMS: usize = 10_000;
 
 /// A client connection to one target, shared by all clones. Many concurrent calls
 /// multiplex on its HTTP/2 connection.
@@ -50,48 +37,34 @@ pub struct Channel {
 }
 
 struct Inner {
-    /// `host:port` to dial.
-    addr: String,
+    /// What to dial.
+    address: Address,
     /// `:authority` of every request.
     authority: http::uri::Authority,
     config: ChannelConfig,
-    current: Mutex<Option<Arc<Conn>>>,
+    current: Mutex<Current>,
     /// Serializes dialing so concurrent first calls share one connection.
     dialing: tokio::sync::Mutex<()>,
 }
 
-/// One established HTTP/2 connection.
-pub(crate) struct Conn {
-    /// Cloned per call; calls only send once they hold a `streams` permit.
-    pub send_request: h2::client::SendRequest<Bytes>,
-    /// One permit per stream the server allows (its MAX_CONCURRENT_STREAMS, read once
-    /// its SETTINGS have arrived), held for the life of each call's stream. Callers
-    /// beyond the limit wait here, deadlines running, holding nothing: without it each
-    /// fresh `SendRequest` clone is "ready", every caller queues a stream inside h2
-    /// without bound, and expiring callers reset them en masse until the server's h2
-    /// closes the connection (ENHANCE_YOUR_CALM, too_many_resets).
-    pub streams: Arc<tokio::sync::Semaphore>,
-    pub writer: Writer,
-    next_key: AtomicU64,
-    closed: Arc<AtomicBool>,
-}
-
-impl Conn {
-    pub(crate) fn next_key(&self) -> u64 {
-        self.next_key.fetch_add(1, Ordering::Relaxed)
-    }
+struct Current {
+    conn: Option<Arc<Conn>>,
+    /// The keepalive time now in force: doubled each time a server answers
+    /// `too_many_pings` (gRFC A8).
+    keepalive_time: Option<Duration>,
 }
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
-            .field("target", &self.inner.addr)
+            .field("target", &self.inner.address.to_string())
             .finish()
     }
 }
 
 impl Channel {
-    /// Connects to `target` (`http://host:port` or `host:port`) now.
+    /// Connects to `target` now: `host:port`, `http://host:port`, `unix:/path` or
+    /// `unix:relative/path` (grpc's doc/naming.md).
     pub async fn connect(target: &str) -> Result<Channel, Status> {
         let channel = Channel::lazy(target)?;
         channel.conn().await?;
@@ -100,37 +73,23 @@ impl Channel {
 
     /// A channel that connects on its first call.
     pub fn lazy(target: &str) -> Result<Channel, Status> {
-        Channel::with_config(target, ChannelConfig::default())
+        let address = Address::parse(target).map_err(Status::invalid_argument)?;
+        Ok(Channel::with_config(address, ChannelConfig::default()))
     }
 
-    fn with_config(target: &str, config: ChannelConfig) -> Result<Channel, Status> {
-        let rest = match target.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some((scheme, _)) => {
-                return Err(Status::invalid_argument(format!(
-                    "unsupported scheme {scheme:?} in target {target:?}: only http is supported"
-                )));
-            }
-            None => target,
-        };
-        let rest = rest.trim_end_matches('/');
-        let authority: http::uri::Authority = rest
-            .parse()
-            .map_err(|e| Status::invalid_argument(format!("bad target {target:?}: {e}")))?;
-        if authority.port_u16().is_none() {
-            return Err(Status::invalid_argument(format!(
-                "target {target:?} has no port"
-            )));
-        }
-        Ok(Channel {
+    fn with_config(address: Address, config: ChannelConfig) -> Channel {
+        Channel {
             inner: Arc::new(Inner {
-                addr: rest.to_owned(),
-                authority,
+                authority: address.authority(),
+                address,
+                current: Mutex::new(Current {
+                    conn: None,
+                    keepalive_time: config.transport.keepalive.time,
+                }),
                 config,
-                current: Mutex::new(None),
                 dialing: tokio::sync::Mutex::new(()),
             }),
-        })
+        }
     }
 
     /// Sets the largest message this channel's calls accept (default 4 MiB).
@@ -143,11 +102,41 @@ impl Channel {
         self.reconfigure(|c| c.max_send_message_size = bytes)
     }
 
+    /// Pings the server after `time` without reading anything from it (gRFC A8;
+    /// default: never). Clamped to at least 10 seconds, as A8 requires; servers
+    /// usually allow one ping per 5 minutes unless configured otherwise.
+    pub fn keepalive_time(self, time: Duration) -> Channel {
+        self.reconfigure(|c| c.transport.keepalive.time = Some(time.max(MIN_CLIENT_TIME)))
+    }
+
+    /// How long to wait for any byte after a keepalive ping before the connection is
+    /// closed and its calls fail UNAVAILABLE (default 20 s).
+    pub fn keepalive_timeout(self, timeout: Duration) -> Channel {
+        self.reconfigure(|c| c.transport.keepalive.timeout = timeout)
+    }
+
+    /// Whether keepalive pings are sent while no call is active (default `false`).
+    pub fn keepalive_without_calls(self, permit: bool) -> Channel {
+        self.reconfigure(|c| c.transport.keepalive.permit_without_stream = permit)
+    }
+
+    /// How long dialing and the HTTP/2 handshake may take (default 20 s,
+    /// connection-backoff.md's MIN_CONNECT_TIMEOUT).
+    pub fn connect_timeout(self, timeout: Duration) -> Channel {
+        self.reconfigure(|c| c.transport.connect_timeout = timeout)
+    }
+
+    /// Keepalive below the A8 minimum, for tests of keepalive itself.
+    #[doc(hidden)]
+    pub fn keepalive_time_unclamped(self, time: Duration) -> Channel {
+        self.reconfigure(|c| c.transport.keepalive.time = Some(time))
+    }
+
     fn reconfigure(self, f: impl FnOnce(&mut ChannelConfig)) -> Channel {
         let mut config = self.inner.config.clone();
         f(&mut config);
         // A new channel; the old connection (if any) stays with the old clones.
-        Channel::with_config(&self.inner.addr, config).unwrap_or(self)
+        Channel::with_config(self.inner.address.clone(), config)
     }
 
     pub(crate) fn config(&self) -> &ChannelConfig {
@@ -158,7 +147,8 @@ impl Channel {
         &self.inner.authority
     }
 
-    /// The live connection, dialing if there is none or the last one failed.
+    /// The live connection, dialing if there is none, the last one failed or it is
+    /// draining (the server sent GOAWAY).
     pub(crate) async fn conn(&self) -> Result<Arc<Conn>, Status> {
         if let Some(conn) = self.live() {
             return Ok(conn);
@@ -168,101 +158,49 @@ impl Channel {
             return Ok(conn);
         }
         let conn = Arc::new(self.dial().await?);
-        *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+        self.current().conn = Some(conn.clone());
         Ok(conn)
     }
 
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.inner.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn live(&self) -> Option<Arc<Conn>> {
-        let current = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
-        current
-            .as_ref()
-            .filter(|c| !c.closed.load(Ordering::Acquire))
-            .cloned()
+        let current = self.current();
+        current.conn.as_ref().filter(|c| c.is_ready()).cloned()
     }
 
     async fn dial(&self) -> Result<Conn, Status> {
-        let config = &self.inner.config;
-        let addr = &self.inner.addr;
-        let io = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await
+        let mut settings = self.inner.config.transport.clone();
         {
-            Ok(Ok(io)) => io,
-            Ok(Err(e)) => return Err(Status::unavailable(format!("connecting to {addr}: {e}"))),
+            let mut current = self.current();
+            if current
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.got_too_many_pings())
+            {
+                // gRFC A8: after GOAWAY too_many_pings, double the keepalive time.
+                current.keepalive_time = current.keepalive_time.map(|t| t.saturating_mul(2));
+            }
+            current.conn = None;
+            settings.keepalive.time = current.keepalive_time;
+        }
+        let address = &self.inner.address;
+        let timeout = settings.connect_timeout;
+        let io = match tokio::time::timeout(timeout, address.connect()).await {
+            Ok(Ok((io, _peer))) => io,
+            Ok(Err(e)) => {
+                return Err(Status::unavailable(format!("connecting to {address}: {e}")));
+            }
             Err(_) => {
                 return Err(Status::unavailable(format!(
-                    "connecting to {addr}: timed out"
+                    "connecting to {address}: timed out"
                 )));
             }
         };
-        let _ = io.set_nodelay(true);
-        let (io, flusher) = CoalescingIo::new(io);
-        let handshake = h2::client::Builder::new()
-            .initial_window_size(config.initial_stream_window)
-            .initial_connection_window_size(config.initial_connection_window)
-            .max_send_buffer_size(crate::controlbuf::STREAM_WRITE_QUOTA)
-            .handshake::<_, Bytes>(io);
-        let (send_request, mut connection) =
-            match tokio::time::timeout(config.connect_timeout, handshake).await {
-                Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => {
-                    return Err(Status::unavailable(format!("handshake with {addr}: {e}")));
-                }
-                Err(_) => {
-                    return Err(Status::unavailable(format!(
-                        "handshake with {addr}: timed out"
-                    )));
-                }
-            };
-        let ping = connection.ping_pong();
-        let closed = Arc::new(AtomicBool::new(false));
-        let flag = closed.clone();
-        let (writer, mut writer_task) = Writer::new();
-        flusher.take_over();
-        // One task drives the h2 connection and its writer (see `Writer::new`). Each
-        // wake-up: the writer hands h2 what callers queued, h2 reads and writes, and
-        // everything h2 wrote leaves in one flush (see `coalesce`).
-        tokio::spawn(async move {
-            let mut writing = true;
-            std::future::poll_fn(|cx| {
-                // Closed: every handle is gone (the channel was dropped); h2 finishes
-                // the streams left and closes.
-                if writing && writer_task.poll_write(cx) == Written::Closed {
-                    writing = false;
-                }
-                let done = Pin::new(&mut connection).poll(cx);
-                let _ = flusher.poll_flush(cx);
-                done.map(|_| ())
-            })
-            .await;
-            flag.store(true, Ordering::Release);
-        });
-        // Like grpc-go, the connection is ready only once the server's SETTINGS have
-        // arrived: before that h2 assumes unlimited concurrent streams and the first
-        // calls could be refused. The server sends SETTINGS before it answers a PING.
-        if let Some(mut ping) = ping {
-            let pong = tokio::time::timeout(config.connect_timeout, ping.ping(h2::Ping::opaque()));
-            match pong.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    return Err(Status::unavailable(format!("handshake with {addr}: {e}")));
-                }
-                Err(_) => {
-                    return Err(Status::unavailable(format!(
-                        "handshake with {addr}: timed out"
-                    )));
-                }
-            }
-        }
-        // A server that sets no limit allows "unlimited" streams; cap what we open at
-        // once so the permit count stays sane.
-        let limit = send_request
-            .current_max_send_streams()
-            .min(MAX_OPEN_STREAMS);
-        Ok(Conn {
-            streams: Arc::new(tokio::sync::Semaphore::new(limit)),
-            send_request,
-            writer,
-            next_key: AtomicU64::new(1),
-            closed,
-        })
+        connect(io, &settings)
+            .await
+            .map_err(|e| Status::unavailable(format!("connecting to {address}: {e}")))
     }
 }

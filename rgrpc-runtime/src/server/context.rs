@@ -1,12 +1,16 @@
-//! What a handler knows about its call: incoming metadata, deadline, peer, and the
-//! metadata it sends back.
+//! What a handler knows about its call: incoming metadata, deadline, peer, its
+//! cancellation and the server's draining, and the metadata it sends back.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::compression::Encoding;
+use crate::transport::io::PeerAddr;
+use crate::transport::server::ConnShared;
+use crate::transport::signal::Signal;
+
+use crate::codec::compression::Encoding;
 use crate::metadata::Metadata;
 use crate::status::Status;
 
@@ -23,7 +27,10 @@ struct Inner {
     uri: http::Uri,
     metadata: Metadata,
     deadline: Option<Instant>,
-    remote_addr: Option<SocketAddr>,
+    /// The connection: its peer, and its draining and cancelled signals.
+    conn: Arc<ConnShared>,
+    /// Set when the client resets the call.
+    reset: Signal,
     /// Whether the client accepts gzip responses (its `grpc-accept-encoding`).
     accepts_gzip: bool,
     request_compressed: AtomicBool,
@@ -43,7 +50,7 @@ impl ServerContext {
         uri: http::Uri,
         metadata: Metadata,
         deadline: Option<Instant>,
-        remote_addr: Option<SocketAddr>,
+        conn: Arc<ConnShared>,
         accepts_gzip: bool,
         compression: Option<Encoding>,
     ) -> ServerContext {
@@ -52,7 +59,8 @@ impl ServerContext {
                 uri,
                 metadata,
                 deadline,
-                remote_addr,
+                conn,
+                reset: Signal::default(),
                 accepts_gzip,
                 request_compressed: AtomicBool::new(false),
                 outgoing: Mutex::new(Outgoing {
@@ -78,9 +86,57 @@ impl ServerContext {
         self.inner.deadline
     }
 
-    /// The client's address.
+    /// The client's TCP address (`None` over a Unix socket; see [`ServerContext::peer`]).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.inner.remote_addr
+        self.inner.conn.remote_addr()
+    }
+
+    /// The client's address, TCP or Unix socket.
+    pub fn peer(&self) -> &PeerAddr {
+        &self.inner.conn.peer
+    }
+
+    /// Completes when the call is cancelled: its deadline passed, the client reset
+    /// it, or the server was stopped without grace (grpc-go handlers select on
+    /// `ctx.Done()`). The handler's own future is dropped then anyway; this is for
+    /// work it handed to other tasks, and for cleanup.
+    pub async fn cancelled(&self) {
+        let deadline = async {
+            match self.inner.deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.inner.reset.wait() => {}
+            () = self.inner.conn.cancelled.wait() => {}
+            () = deadline => {}
+        }
+    }
+
+    /// Whether the call is cancelled (see [`ServerContext::cancelled`]).
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.reset.is_set()
+            || self.inner.conn.cancelled.is_set()
+            || self.inner.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Completes when the call's connection starts to drain: the server is shutting
+    /// down gracefully, or the connection reached its max age or idle time. Calls
+    /// in flight may finish; a long-lived stream (a watch) should wind up now and
+    /// return, or it is cancelled when the grace period ends.
+    pub async fn draining(&self) {
+        self.inner.conn.draining.wait().await;
+    }
+
+    /// Whether the call's connection is draining (see [`ServerContext::draining`]).
+    pub fn is_draining(&self) -> bool {
+        self.inner.conn.draining.is_set()
+    }
+
+    /// The client reset the call.
+    pub(crate) fn set_reset(&self) {
+        self.inner.reset.set();
     }
 
     /// The request's `:authority`.

@@ -1,10 +1,12 @@
-//! The server: a table of services, an accept loop, one task per connection that owns
-//! the h2 connection, and per stream a future polled first in that task and spawned as
-//! its own task if it waits (see [`dispatch`], [`stream`]).
+//! The server: a table of services, an accept loop over any listener (`serve`), and
+//! per stream the checks, routing and the handler (`stream`); each connection is driven
+//! by `transport::server`, which hands streams up through `stream::Streams`.
 
-mod conn;
 mod context;
-mod dispatch;
+mod panic;
+mod request;
+mod serve;
+pub(crate) mod service;
 mod stream;
 
 pub use context::ServerContext;
@@ -14,29 +16,23 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::codec;
-use crate::service::{Handler, ServiceDesc};
 use crate::status::Status;
+use crate::transport::io::Listener;
+use crate::transport::server::{ServerSettings, Stop};
+use service::{Handler, ServiceDesc};
 
-/// Settings of a server and of each connection it accepts.
+/// Settings of the calls a server serves (the connection settings are the
+/// transport's `ServerSettings`).
 #[derive(Clone, Debug)]
 pub(crate) struct ServerConfig {
     pub max_recv_message_size: usize,
     pub max_send_message_size: usize,
-    pub max_concurrent_streams: Option<u32>,
-    pub initial_stream_window: u32,
-    pub initial_connection_window: u32,
-    pub max_frame_size: u32,
-    pub max_header_list_size: u32,
-    pub connection_timeout: Duration,
     pub send_compression: Option<crate::Encoding>,
-    /// Poll each new stream once in the connection task before spawning it
-    /// (see `dispatch`).
-    pub inline_dispatch: bool,
 }
 
 impl Default for ServerConfig {
@@ -44,19 +40,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_recv_message_size: codec::DEFAULT_MAX_RECV_MESSAGE_SIZE,
             max_send_message_size: codec::DEFAULT_MAX_SEND_MESSAGE_SIZE,
-            max_concurrent_streams: None,
-            // Larger than HTTP/2's 64 KiB default, as grpc-go and hyper do, so one
-            // round trip carries more than one 64 KiB message.
-            initial_stream_window: 1024 * 1024,
-            initial_connection_window: 2 * 1024 * 1024,
-            max_frame_size: 16 * 1024,
-            // grpc-go's default max header list size is 16 MiB; 16 KiB is HTTP/2's
-            // advertised default in most servers and ample for metadata.
-            max_header_list_size: 16 * 1024,
-            // grpc-go's default connection timeout: 120 s to finish the handshake.
-            connection_timeout: Duration::from_secs(120),
             send_compression: None,
-            inline_dispatch: true,
         }
     }
 }
@@ -92,6 +76,59 @@ impl Router {
 pub struct Server {
     router: Router,
     config: ServerConfig,
+    settings: ServerSettings,
+    /// The stop requests of [`ServerHandle`]s, watched by the accept loop and every
+    /// connection.
+    stop: Arc<watch::Sender<Stop>>,
+    /// Graceful shutdown by `serve_with_shutdown`'s signal cancels what is left
+    /// after this long.
+    shutdown_grace: Option<Duration>,
+}
+
+/// Stops a running server from another task (grpc-go's `GracefulStop` and `Stop`).
+/// Cheap to clone; made by [`Server::handle`] before serving.
+#[derive(Clone, Debug)]
+pub struct ServerHandle {
+    stop: Arc<watch::Sender<Stop>>,
+}
+
+impl ServerHandle {
+    /// Graceful stop: no new connections, GOAWAY on every connection (no new calls),
+    /// calls in flight run to completion; `serve` returns once they have. Handlers
+    /// see [`ServerContext::draining`] complete.
+    pub fn graceful_stop(&self) {
+        self.request(Stop::Graceful { cancel_at: None });
+    }
+
+    /// Graceful stop, but calls still running after `grace` are cancelled (their
+    /// handlers are dropped, their clients see UNAVAILABLE).
+    pub fn graceful_stop_within(&self, grace: Duration) {
+        self.request(Stop::Graceful {
+            cancel_at: Some(Instant::now() + grace),
+        });
+    }
+
+    /// Forced stop: every call is cancelled now and every connection closed.
+    pub fn stop(&self) {
+        self.request(Stop::Forced);
+    }
+
+    fn request(&self, stop: Stop) {
+        self.stop.send_modify(|current| {
+            *current = match (*current, stop) {
+                (Stop::Forced, _) | (_, Stop::Forced) => Stop::Forced,
+                (Stop::Graceful { cancel_at: a }, Stop::Graceful { cancel_at: b }) => {
+                    Stop::Graceful {
+                        cancel_at: match (a, b) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        },
+                    }
+                }
+                (_, stop) => stop,
+            }
+        });
+    }
 }
 
 impl Default for Server {
@@ -105,6 +142,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("services", &self.router.services)
             .field("config", &self.config)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -118,6 +156,16 @@ impl Server {
                 services: HashSet::new(),
             },
             config: ServerConfig::default(),
+            settings: ServerSettings::default(),
+            stop: Arc::new(watch::channel(Stop::Running).0),
+            shutdown_grace: None,
+        }
+    }
+
+    /// A handle that stops this server once it serves (see [`ServerHandle`]).
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            stop: self.stop.clone(),
         }
     }
 
@@ -166,31 +214,31 @@ impl Server {
 
     /// SETTINGS_MAX_CONCURRENT_STREAMS per connection (default: unlimited).
     pub fn max_concurrent_streams(mut self, streams: u32) -> Server {
-        self.config.max_concurrent_streams = Some(streams);
+        self.settings.max_concurrent_streams = Some(streams);
         self
     }
 
     /// SETTINGS_INITIAL_WINDOW_SIZE for each stream.
     pub fn initial_stream_window_size(mut self, bytes: u32) -> Server {
-        self.config.initial_stream_window = bytes;
+        self.settings.initial_stream_window = bytes;
         self
     }
 
     /// The connection-level flow-control window.
     pub fn initial_connection_window_size(mut self, bytes: u32) -> Server {
-        self.config.initial_connection_window = bytes;
+        self.settings.initial_connection_window = bytes;
         self
     }
 
     /// SETTINGS_MAX_FRAME_SIZE (16 KiB to 16 MiB - 1).
     pub fn max_frame_size(mut self, bytes: u32) -> Server {
-        self.config.max_frame_size = bytes;
+        self.settings.max_frame_size = bytes;
         self
     }
 
     /// SETTINGS_MAX_HEADER_LIST_SIZE.
     pub fn max_header_list_size(mut self, bytes: u32) -> Server {
-        self.config.max_header_list_size = bytes;
+        self.settings.max_header_list_size = bytes;
         self
     }
 
@@ -202,7 +250,7 @@ impl Server {
 
     /// How long a new connection has to complete the HTTP/2 handshake.
     pub fn connection_timeout(mut self, timeout: Duration) -> Server {
-        self.config.connection_timeout = timeout;
+        self.settings.connection_timeout = timeout;
         self
     }
 
@@ -216,33 +264,107 @@ impl Server {
     /// per 256 streams. `false` spawns every stream as its own task, as grpc-go runs
     /// each in a goroutine; choose it for such handlers.
     pub fn inline_dispatch(mut self, inline: bool) -> Server {
-        self.config.inline_dispatch = inline;
+        self.settings.inline_dispatch = inline;
         self
     }
 
-    /// Binds `addr` and serves until an I/O error on the listener.
-    pub async fn serve(self, addr: SocketAddr) -> std::io::Result<()> {
-        self.serve_with_incoming(TcpListener::bind(addr).await?)
-            .await
+    /// Pings each client after `time` without reading from it (default 2 hours) and
+    /// closes the connection when nothing arrives within the keepalive timeout
+    /// (grpc-go `ServerParameters.Time`).
+    pub fn keepalive_time(mut self, time: Duration) -> Server {
+        self.settings.keepalive.time = Some(time);
+        self
     }
 
-    /// Serves connections accepted from `listener`.
-    pub async fn serve_with_incoming(self, listener: TcpListener) -> std::io::Result<()> {
+    /// How long to wait for any byte after a keepalive ping (default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Server {
+        self.settings.keepalive.timeout = timeout;
+        self
+    }
+
+    /// The shortest interval between a client's pings that the server accepts
+    /// (default 5 minutes; gRFC A8 `PERMIT_KEEPALIVE_TIME`). A client that pings more
+    /// often gets GOAWAY ENHANCE_YOUR_CALM `too_many_pings` on its third offence.
+    pub fn keepalive_min_time(mut self, min_time: Duration) -> Server {
+        self.settings.enforcement.min_time = min_time;
+        self
+    }
+
+    /// Whether clients may ping while they have no call (default `false`; gRFC A8
+    /// `PERMIT_KEEPALIVE_WITHOUT_CALLS`).
+    pub fn keepalive_permit_without_calls(mut self, permit: bool) -> Server {
+        self.settings.enforcement.permit_without_stream = permit;
+        self
+    }
+
+    /// Drains (GOAWAY) a connection that has had no call for `idle` (default: never;
+    /// grpc-go `MaxConnectionIdle`).
+    pub fn max_connection_idle(mut self, idle: Duration) -> Server {
+        self.settings.max_connection_idle = Some(idle);
+        self
+    }
+
+    /// Drains (GOAWAY) a connection once it is `age` old, +-10% jitter (default:
+    /// never; grpc-go `MaxConnectionAge`, gRFC A9).
+    pub fn max_connection_age(mut self, age: Duration) -> Server {
+        self.settings.max_connection_age = Some(age);
+        self
+    }
+
+    /// After max connection age, how long calls in flight may run before they are
+    /// cancelled (default: as long as they take; grpc-go `MaxConnectionAgeGrace`).
+    pub fn max_connection_age_grace(mut self, grace: Duration) -> Server {
+        self.settings.max_connection_age_grace = Some(grace);
+        self
+    }
+
+    /// When `serve_with_shutdown`'s signal fires, how long calls in flight may run
+    /// before they are cancelled (default: as long as they take).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Server {
+        self.shutdown_grace = Some(grace);
+        self
+    }
+
+    /// Binds `addr` and serves until an I/O error on the listener or a stop through
+    /// a [`ServerHandle`].
+    pub async fn serve(self, addr: SocketAddr) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve_with_incoming(listener).await
+    }
+
+    /// Serves connections accepted from `listener`: a [`Listener`] (TCP or Unix
+    /// socket, e.g. `Listener::bind("unix:/run/app.sock")`) or a tokio listener.
+    pub async fn serve_with_incoming(self, listener: impl Into<Listener>) -> std::io::Result<()> {
         self.serve_with_shutdown(listener, std::future::pending())
             .await
     }
 
-    /// Serves until `signal` completes, then stops accepting, asks every connection to
-    /// drain (GOAWAY) and returns once their streams have finished.
+    /// Serves until `signal` completes, then stops gracefully: stops accepting, asks
+    /// every connection to drain (GOAWAY) and returns once their calls have finished
+    /// (or, with [`Server::shutdown_grace`], were cancelled when it ran out).
     pub async fn serve_with_shutdown(
         self,
-        listener: TcpListener,
+        listener: impl Into<Listener>,
         signal: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        conn::accept_loop(
-            listener,
-            Arc::new(self.router),
-            Arc::new(self.config),
+        let handle = self.handle();
+        let grace = self.shutdown_grace;
+        let signal = async move {
+            signal.await;
+            match grace {
+                Some(grace) => handle.graceful_stop_within(grace),
+                None => handle.graceful_stop(),
+            }
+        };
+        let streams = Arc::new(stream::Streams {
+            router: self.router,
+            config: self.config,
+        });
+        serve::accept_loop(
+            listener.into(),
+            streams,
+            Arc::new(self.settings),
+            self.stop,
             signal,
         )
         .await

@@ -1,38 +1,42 @@
-//! One incoming stream: validate the request, route it, run the handler, and send the
-//! response through the connection's writer. `server::dispatch` decides where the
-//! future runs.
+//! One incoming stream: check the request head, route it, run the handler, and send
+//! the response through the connection's writer. `transport::dispatch` decides where
+//! the future runs.
 
+use std::future::Future;
 use std::marker::PhantomData;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 use super::context::ServerContext;
+use super::panic::CatchUnwind;
+use super::request::{self, Reject};
 use super::{Router, ServerConfig};
-use crate::compression::{self, ACCEPT_ENCODING, Encoding};
-use crate::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
-use crate::headers::{
-    CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT,
-};
+use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
+use crate::codec::reader::MessageReader;
 use crate::metadata::Metadata;
-use crate::panic::CatchUnwind;
-use crate::recv::MessageReader;
 use crate::status::Status;
-use crate::timeout;
+use crate::transport::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
+use crate::transport::dispatch::StreamFuture;
+use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
+use crate::transport::server::{Accepted, StreamHandler};
 
-/// What the stream task needs from its connection.
-#[derive(Clone)]
-pub(crate) struct StreamEnv {
-    pub router: Arc<Router>,
-    pub config: Arc<ServerConfig>,
-    pub writer: Writer,
-    pub remote_addr: Option<SocketAddr>,
+/// What every stream of a server needs: the routes and the call settings. The server
+/// side of the transport seam (`transport::server::StreamHandler`).
+pub(crate) struct Streams {
+    pub router: Router,
+    pub config: ServerConfig,
+}
+
+impl StreamHandler for Arc<Streams> {
+    fn serve(&self, stream: Accepted) -> StreamFuture {
+        Box::pin(serve_stream(self.clone(), stream))
+    }
 }
 
 /// The untyped server side of one call, handed to an erased [`crate::Handler`].
@@ -42,61 +46,93 @@ pub struct ServerStream {
     sender: Arc<Sender>,
 }
 
+/// The send side of one server stream:
+///
+/// ```text
+///   Idle ──first message or header──▶ Streaming ──finish (trailers)──▶ Done
+///     │ unary reply: headers, message and OK trailers as one item ───▶ Done
+///     └─ finish before any header: a Trailers-Only response ────────▶ Done
+/// ```
+enum SendState {
+    /// Nothing sent; we hold h2's response handle. `watcher` is the reset watch
+    /// (`client_reset`), woken when the handle moves on to the writer.
+    Idle {
+        respond: SendResponse<Bytes>,
+        watcher: Option<Waker>,
+    },
+    /// Headers queued; messages follow, metered by `quota`. `reset` fires if the
+    /// client resets the stream while the writer holds it idle.
+    Streaming {
+        encoding: Option<Encoding>,
+        quota: Arc<Semaphore>,
+        reset: oneshot::Receiver<()>,
+    },
+    /// The whole response, status included, is queued.
+    Done,
+}
+
 /// The sending half shared by the handler's [`SendStream`] and the task that sends the
 /// final status after the handler returns.
 struct Sender {
     writer: Writer,
     key: StreamKey,
-    /// The stream's write quota, made when the first streamed message needs it (a
-    /// unary reply never does).
-    quota: OnceLock<Arc<Semaphore>>,
     max_send: usize,
     ctx: ServerContext,
-    /// Present until the response headers are queued.
-    respond: Mutex<Option<SendResponse<Bytes>>>,
-    /// The response encoding, fixed when the headers are sent.
-    encoding: OnceLock<Option<Encoding>>,
-    /// Set once the whole response, status included, has been queued.
-    finished: AtomicBool,
-    /// Fires when the writer sees the client reset the stream after the headers.
-    reset: Mutex<Option<oneshot::Receiver<()>>>,
-    /// Notified when the response handle goes to the writer with the headers.
-    headers_sent: Notify,
+    state: Mutex<SendState>,
 }
 
 impl Sender {
-    fn quota(&self) -> &Arc<Semaphore> {
-        self.quota.get_or_init(controlbuf::new_quota)
+    fn state(&self) -> MutexGuard<'_, SendState> {
+        // Every transition is a single assignment: a panic cannot leave it half-made.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn take_respond(&self) -> Option<SendResponse<Bytes>> {
-        self.respond
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-    }
-
-    /// Sends the response headers if they have not gone out; returns the response
-    /// encoding.
-    async fn start(&self) -> Result<Option<Encoding>, Status> {
-        if let Some(respond) = self.take_respond() {
+    /// Idle -> Streaming: queues the response headers if they have not gone out, and
+    /// returns the response encoding and the stream's write quota.
+    async fn start(&self) -> Result<(Option<Encoding>, Arc<Semaphore>), Status> {
+        let item = {
+            let mut state = self.state();
+            match &*state {
+                SendState::Streaming {
+                    encoding, quota, ..
+                } => return Ok((*encoding, quota.clone())),
+                SendState::Done => {
+                    return Err(Status::internal("send after the call finished"));
+                }
+                SendState::Idle { .. } => {}
+            }
             let (head, encoding) = self.response_head();
-            let _ = self.encoding.set(encoding);
-            let quota = Some(self.quota().clone());
+            let quota = controlbuf::new_quota();
             let (on_reset, reset) = oneshot::channel();
-            *self.reset.lock().unwrap_or_else(|e| e.into_inner()) = Some(reset);
-            self.headers_sent.notify_one();
-            let item = Item::Respond {
-                key: self.key,
-                respond,
-                head: Box::new(head),
-                end_of_stream: false,
-                on_reset: Some(on_reset),
-                quota,
+            let SendState::Idle { respond, watcher } = std::mem::replace(
+                &mut *state,
+                SendState::Streaming {
+                    encoding,
+                    quota: quota.clone(),
+                    reset,
+                },
+            ) else {
+                unreachable!("matched Idle above")
             };
-            self.writer.send(item).await?;
-        }
-        Ok(self.encoding.get().copied().flatten())
+            if let Some(watcher) = watcher {
+                watcher.wake();
+            }
+            (
+                Item::Respond {
+                    key: self.key,
+                    respond,
+                    head: Box::new(head),
+                    end_of_stream: false,
+                    on_reset: Some(on_reset),
+                    quota: Some(quota.clone()),
+                },
+                encoding,
+                quota,
+            )
+        };
+        let (item, encoding, quota) = item;
+        self.writer.send(item).await?;
+        Ok((encoding, quota))
     }
 
     /// The response headers (with the handler's initial metadata) and the encoding.
@@ -124,33 +160,41 @@ impl Sender {
         trailers
     }
 
-    /// Sends a unary call's whole response (headers, message, OK trailers) as one item.
+    /// Idle -> Done: a unary call's whole response (headers, message, OK trailers) as
+    /// one item. Already streaming (a client-streaming handler that sent headers):
+    /// the message, then the status from `finish`.
     async fn send_unary<T: prost::Message>(&self, message: &T) -> Result<(), Status> {
-        let Some(respond) = self.take_respond() else {
-            return self.send_message(message, &mut BytesMut::new(), true).await;
-        };
-        let (head, encoding) = self.response_head();
-        let _ = self.encoding.set(encoding);
-        let mut buf = BytesMut::new();
-        let data = compression::encode_frame(message, &mut buf, self.max_send, encoding);
-        let data = match data {
-            Ok(data) => data,
-            Err(status) => {
-                // Nothing went out yet: put the handle back so the status is sent as a
-                // Trailers-Only response.
-                *self.respond.lock().unwrap_or_else(|e| e.into_inner()) = Some(respond);
-                return Err(status);
+        let item = {
+            let mut state = self.state();
+            if !matches!(*state, SendState::Idle { .. }) {
+                None
+            } else {
+                let (head, encoding) = self.response_head();
+                let mut buf = BytesMut::new();
+                // Encoding fails before anything went out: the state stays Idle and the
+                // status is sent as a Trailers-Only response.
+                let data = compression::encode_frame(message, &mut buf, self.max_send, encoding)?;
+                let trailers = self.trailers(None);
+                let SendState::Idle { respond, watcher } =
+                    std::mem::replace(&mut *state, SendState::Done)
+                else {
+                    unreachable!("checked Idle above, under the same lock")
+                };
+                if let Some(watcher) = watcher {
+                    watcher.wake();
+                }
+                Some(Item::Unary(Box::new(UnaryReply {
+                    respond,
+                    head,
+                    data,
+                    trailers,
+                })))
             }
         };
-        let trailers = self.trailers(None);
-        self.finished.store(true, Ordering::Release);
-        let item = Item::Unary(Box::new(UnaryReply {
-            respond,
-            head,
-            data,
-            trailers,
-        }));
-        self.writer.send(item).await
+        match item {
+            Some(item) => self.writer.send(item).await,
+            None => self.send_message(message, &mut BytesMut::new(), true).await,
+        }
     }
 
     /// Encodes, compresses if the call compresses and `compress` allows, and sends.
@@ -160,13 +204,10 @@ impl Sender {
         buf: &mut BytesMut,
         compress: bool,
     ) -> Result<(), Status> {
-        let encoding = self.start().await?.filter(|_| compress);
+        let (encoding, quota) = self.start().await?;
+        let encoding = encoding.filter(|_| compress);
         let frame = compression::encode_frame(message, buf, self.max_send, encoding)?;
-        self.send_frame(frame).await
-    }
-
-    async fn send_frame(&self, frame: Bytes) -> Result<(), Status> {
-        let permits = Writer::acquire(self.quota(), frame.len()).await?;
+        let permits = Writer::acquire(&quota, frame.len()).await?;
         self.writer
             .send(Item::Data {
                 key: self.key,
@@ -176,33 +217,42 @@ impl Sender {
             .await
     }
 
-    /// Sends the status: in the trailers, or as a Trailers-Only response when no
-    /// headers went out (PROTOCOL-HTTP2.md, "Trailers-Only").
+    /// -> Done: sends the status in the trailers, or as a Trailers-Only response when
+    /// no headers went out (PROTOCOL-HTTP2.md, "Trailers-Only").
     async fn finish(&self, status: Result<(), Status>) {
-        if self.finished.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let trailers = self.trailers(status.err().as_ref());
-        let item = match self.take_respond() {
-            Some(respond) => {
-                let mut head = grpc_response_head();
-                self.ctx.take_header().0.write_headers(head.headers_mut());
-                head.headers_mut().extend(trailers);
-                Item::Respond {
-                    key: self.key,
-                    respond,
-                    head: Box::new(head),
-                    end_of_stream: true,
-                    on_reset: None,
-                    quota: None,
+        let item = {
+            let mut state = self.state();
+            match std::mem::replace(&mut *state, SendState::Done) {
+                SendState::Done => return,
+                SendState::Idle { respond, watcher } => {
+                    if let Some(watcher) = watcher {
+                        watcher.wake();
+                    }
+                    let trailers = self.trailers(status.err().as_ref());
+                    let mut head = grpc_response_head();
+                    self.ctx.take_header().0.write_headers(head.headers_mut());
+                    head.headers_mut().extend(trailers);
+                    trailers_only(self.key, respond, head)
                 }
+                SendState::Streaming { .. } => Item::Trailers {
+                    key: self.key,
+                    trailers: Box::new(self.trailers(status.err().as_ref())),
+                },
             }
-            None => Item::Trailers {
-                key: self.key,
-                trailers: Box::new(trailers),
-            },
         };
         let _ = self.writer.send(item).await;
+    }
+}
+
+/// A response that is only headers with the status in them.
+fn trailers_only(key: StreamKey, respond: SendResponse<Bytes>, head: http::Response<()>) -> Item {
+    Item::Respond {
+        key,
+        respond,
+        head: Box::new(head),
+        end_of_stream: true,
+        on_reset: None,
+        quota: None,
     }
 }
 
@@ -328,123 +378,71 @@ impl<T: prost::Message> SendStream<T> {
     }
 }
 
-/// Handles one accepted stream to completion (see `server::dispatch` for where).
-pub(crate) async fn serve_stream(
-    env: StreamEnv,
-    key: StreamKey,
-    request: http::Request<h2::RecvStream>,
-    mut respond: SendResponse<Bytes>,
-) {
+/// Handles one accepted stream to completion (see `transport::dispatch` for where).
+async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
+    let Accepted {
+        key,
+        request,
+        mut respond,
+        guard,
+    } = accepted;
+    let conn = guard.conn();
     let (parts, body) = request.into_parts();
-    // PROTOCOL-HTTP2.md: ":method → POST"; anything else is not a gRPC request.
-    if parts.method != http::Method::POST {
-        reject_http(&mut respond, StatusCode::METHOD_NOT_ALLOWED);
-        return;
-    }
-    // "If Content-Type does not begin with "application/grpc", gRPC servers SHOULD
-    // respond with HTTP status of 415 (Unsupported Media Type)."
-    let content_type = parts.headers.get(&CONTENT_TYPE).map(HeaderValue::as_bytes);
-    let subtype_ok = match content_type {
-        Some(ct) if ct.starts_with(b"application/grpc") => {
-            matches!(&ct[16..], b"" | b"+proto") || ct[16..].starts_with(b";")
+    let checked = request::check(&parts).and_then(|head| {
+        let handler = streams
+            .router
+            .route(parts.uri.path())
+            .map_err(|status| Reject::Grpc {
+                status,
+                list_encodings: false,
+            })?;
+        Ok((head, handler.clone()))
+    });
+    let (head, handler) = match checked {
+        Ok(checked) => checked,
+        Err(Reject::Http(code)) => {
+            reject_http(&mut respond, code);
+            return;
         }
-        _ => {
-            reject_http(&mut respond, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        Err(Reject::Grpc {
+            status,
+            list_encodings,
+        }) => {
+            let mut head = grpc_response_head();
+            status.write_trailers(head.headers_mut());
+            if list_encodings {
+                head.headers_mut().insert(
+                    GRPC_ACCEPT_ENCODING,
+                    HeaderValue::from_static(ACCEPT_ENCODING),
+                );
+            }
+            let _ = conn.writer.send(trailers_only(key, respond, head)).await;
             return;
         }
     };
-    let reject = |status: Status, respond: SendResponse<Bytes>| {
-        let mut head = grpc_response_head();
-        status.write_trailers(head.headers_mut());
-        Item::Respond {
-            key,
-            respond,
-            head: Box::new(head),
-            end_of_stream: true,
-            on_reset: None,
-            quota: None,
-        }
-    };
-    if !subtype_ok {
-        let status = Status::unimplemented(
-            "unsupported content-type: only application/grpc+proto is served",
-        );
-        let _ = env.writer.send(reject(status, respond)).await;
-        return;
-    }
-    let path = parts.uri.path();
-    let handler = match env.router.route(path) {
-        Ok(handler) => handler.clone(),
-        Err(status) => {
-            let _ = env.writer.send(reject(status, respond)).await;
-            return;
-        }
-    };
-    let deadline = match parts.headers.get(&GRPC_TIMEOUT) {
-        None => None,
-        Some(value) => match timeout::parse(value.as_bytes()) {
-            Some(d) => Some(Instant::now() + d),
-            None => {
-                let status = Status::internal(format!(
-                    "malformed grpc-timeout {:?}",
-                    String::from_utf8_lossy(value.as_bytes())
-                ));
-                let _ = env.writer.send(reject(status, respond)).await;
-                return;
-            }
-        },
-    };
-    let encoding = match parts.headers.get(&GRPC_ENCODING) {
-        None => None,
-        Some(value) => match Encoding::parse(value.as_bytes()) {
-            Some(encoding) => Some(encoding),
-            None => {
-                // compression.md: an unsupported encoding is UNIMPLEMENTED, and the
-                // response lists what the server accepts.
-                let status = Status::unimplemented(format!(
-                    "grpc: Decompressor is not installed for grpc-encoding {:?}",
-                    String::from_utf8_lossy(value.as_bytes())
-                ));
-                let mut item = reject(status, respond);
-                if let Item::Respond { head, .. } = &mut item {
-                    head.headers_mut().insert(
-                        GRPC_ACCEPT_ENCODING,
-                        HeaderValue::from_static(ACCEPT_ENCODING),
-                    );
-                }
-                let _ = env.writer.send(item).await;
-                return;
-            }
-        },
-    };
-    let accepts_gzip = parts
-        .headers
-        .get_all(&GRPC_ACCEPT_ENCODING)
-        .iter()
-        .any(|v| Encoding::Gzip.accepted_by(v.as_bytes()));
+    let deadline = head.timeout.map(|t| Instant::now() + t);
+    let config = &streams.config;
     let ctx = ServerContext::new(
         parts.uri,
         Metadata::from_received(parts.headers),
         deadline,
-        env.remote_addr,
-        accepts_gzip,
-        env.config.send_compression,
+        conn.clone(),
+        head.accepts_gzip,
+        config.send_compression,
     );
     let sender = Arc::new(Sender {
-        writer: env.writer,
+        writer: conn.writer.clone(),
         key,
-        quota: OnceLock::new(),
-        max_send: env.config.max_send_message_size,
+        max_send: config.max_send_message_size,
         ctx: ctx.clone(),
-        respond: Mutex::new(Some(respond)),
-        encoding: OnceLock::new(),
-        finished: AtomicBool::new(false),
-        reset: Mutex::new(None),
-        headers_sent: Notify::new(),
+        state: Mutex::new(SendState::Idle {
+            respond,
+            watcher: None,
+        }),
     });
     let stream = ServerStream {
-        ctx,
-        reader: MessageReader::new(body, env.config.max_recv_message_size, encoding),
+        ctx: ctx.clone(),
+        reader: MessageReader::new(body, config.max_recv_message_size, head.encoding),
         sender: sender.clone(),
     };
     let call = CatchUnwind::new((handler.call)(stream));
@@ -454,53 +452,56 @@ pub(crate) async fn serve_stream(
             None => std::future::pending().await,
         }
     };
-    // The handler's future is dropped when the client resets the stream or the deadline
-    // passes: that is how a handler learns it was cancelled, and nothing of the call is
-    // left behind. The handler first: a call that finishes in its first poll (the
-    // usual unary call) never sets up the timer or the reset watch.
+    // The handler's future is dropped when the client resets the stream, the deadline
+    // passes or the connection's calls are cancelled: that is how a handler learns it
+    // was cancelled, and nothing of the call is left behind. The handler first: a call
+    // that finishes in its first poll (the usual unary call) never sets up the timer
+    // or the watches.
     let result = tokio::select! {
         biased;
         result = call => result,
         () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
-        () = client_reset(&sender) => return,
+        () = client_reset(&sender) => {
+            ctx.set_reset();
+            return;
+        }
+        // Forced stop: the connection closes with a GOAWAY right after; the client
+        // sees its call fail UNAVAILABLE.
+        () = conn.cancelled.wait() => {
+            sender.finish(Err(Status::unavailable("the server is shutting down"))).await;
+            return;
+        }
     };
     sender.finish(result).await;
+    drop(guard);
 }
 
-/// Completes when the client resets the stream. Before the response headers go out the
-/// stream task holds the response handle and asks h2 directly; afterwards the writer
-/// holds the stream and reports the reset through a oneshot (controlbuf `poll_resets`).
+/// Completes when the client resets the stream. While the response handle is ours
+/// (Idle) h2 is asked directly; once it is with the writer (Streaming) the writer
+/// reports the reset through a oneshot (controlbuf `poll_resets`). A unary reply
+/// handed over whole leaves nothing to watch.
 async fn client_reset(sender: &Sender) {
-    let headers_sent = sender.headers_sent.notified();
-    let early = std::future::poll_fn(|cx| {
-        let mut respond = sender.respond.lock().unwrap_or_else(|e| e.into_inner());
-        match respond.as_mut() {
-            Some(respond) => respond.poll_reset(cx).map(|_| true),
-            None => std::task::Poll::Ready(false),
+    std::future::poll_fn(|cx| {
+        let mut state = sender.state();
+        match &mut *state {
+            SendState::Idle { respond, watcher } => match respond.poll_reset(cx) {
+                Poll::Ready(_) => Poll::Ready(()),
+                Poll::Pending => {
+                    // Woken again when the state moves on.
+                    *watcher = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            },
+            // Sent: the client reset the idle stream. Dropped: the writer forgot the
+            // stream because h2 failed it (a reset seen while data was queued, or the
+            // connection went away); it only forgets a healthy stream after the
+            // trailers, and by then this future is gone. Either way the handler has
+            // no one left to answer.
+            SendState::Streaming { reset, .. } => std::pin::Pin::new(reset).poll(cx).map(|_| ()),
+            SendState::Done => Poll::Pending,
         }
-    });
-    let reset_early = tokio::select! {
-        reset = early => reset,
-        () = headers_sent => false,
-    };
-    if reset_early {
-        return;
-    }
-    let later = sender
-        .reset
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
-    if let Some(later) = later {
-        // Sent: the client reset the idle stream. Dropped: the writer forgot the stream
-        // because h2 failed it (a reset seen while data was queued, or the connection
-        // went away); it only forgets a healthy stream after the trailers, and by then
-        // this future is gone. Either way the handler has no one left to answer.
-        let _ = later.await;
-        return;
-    }
-    // The whole response went out as one unary item: nothing left to watch.
-    std::future::pending().await
+    })
+    .await
 }
 
 fn reject_http(respond: &mut SendResponse<Bytes>, status: StatusCode) {

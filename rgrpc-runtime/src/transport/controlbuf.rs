@@ -31,8 +31,8 @@ use h2::Reason;
 use h2::server::SendResponse;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::queue;
 use crate::status::Status;
+use crate::transport::queue;
 
 /// Items queued at once per connection. 1024 items cover several hundred concurrent
 /// streams each with a header, a message and trailers in flight.

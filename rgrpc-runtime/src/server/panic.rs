@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::service::BoxFuture;
+use crate::server::service::BoxFuture;
 use crate::status::Status;
 
 /// Polls a handler future, catching a panic in any poll.

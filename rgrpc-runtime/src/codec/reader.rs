@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::codec;
-use crate::compression::{self, Encoding};
+use crate::codec::compression::{self, Encoding};
 use crate::status::{Status, status_from_h2};
 
 /// Reads one stream's messages.

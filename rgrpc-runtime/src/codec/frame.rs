@@ -201,11 +201,11 @@ mod random_input {
             while let Ok(Some(frame)) = decode(&mut buf, max) {
                 assert!(frame.payload.len() <= max);
             }
-            let _ = crate::timeout::parse(&input);
+            let _ = crate::codec::timeout::parse(&input);
             let _ = crate::status::Code::from_header(&input);
             let _ = crate::status::decode_message(&input);
             let _ = crate::metadata::decode_bin(&input);
-            let _ = crate::compression::decompress(crate::Encoding::Gzip, &input, max);
+            let _ = crate::codec::compression::decompress(crate::Encoding::Gzip, &input, max);
             let mut map = http::HeaderMap::new();
             if let Ok(v) = http::HeaderValue::from_bytes(&input) {
                 map.insert("grpc-status", v.clone());

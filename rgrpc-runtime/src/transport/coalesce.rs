@@ -41,6 +41,10 @@ struct Shared<T> {
     /// The kind of the write error that broke the connection, reported to every later
     /// write so h2 learns of it.
     broken: Option<io::ErrorKind>,
+    /// h2 has flushed and written nothing since: its output ends on a frame boundary
+    /// (its encoder hands over every frame whole before it flushes), so a frame of our
+    /// own may be appended (see [`Flusher::inject`]).
+    boundary: bool,
 }
 
 impl<T: AsyncWrite + Unpin> Shared<T> {
@@ -88,6 +92,7 @@ impl<T: AsyncWrite + Unpin> Shared<T> {
             ready!(self.poll_drain(cx))?;
         }
         if self.buf.is_empty() && total >= WRITE_BUFFER_BYTES {
+            self.boundary = false;
             return match ready!(Pin::new(&mut self.io).poll_write_vectored(cx, bufs)) {
                 Ok(n) => Poll::Ready(Ok(n)),
                 Err(e) => Poll::Ready(Err(self.fail(e.kind()))),
@@ -103,6 +108,7 @@ impl<T: AsyncWrite + Unpin> Shared<T> {
             self.buf.extend_from_slice(&b[..n]);
             taken += n;
         }
+        self.boundary = false;
         Poll::Ready(Ok(taken))
     }
 }
@@ -132,6 +138,7 @@ impl<T> CoalescingIo<T> {
             written: 0,
             deferred: false,
             broken: None,
+            boundary: true,
         }));
         let flusher = Flusher {
             shared: shared.clone(),
@@ -149,7 +156,36 @@ impl<T> Flusher<T> {
     }
 }
 
+impl<T> Flusher<T> {
+    /// Runs `f` on the byte stream under the buffer (the driver reads the frame
+    /// observer's notes this way, under the lock it already takes).
+    pub(crate) fn with_io<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut lock(&self.shared).io)
+    }
+
+    /// Appends `frame`, a whole HTTP/2 frame of our own, to the bytes h2 wrote, if
+    /// h2's output is at a frame boundary; returns whether it did. Used for what h2
+    /// cannot send: a GOAWAY with debug data (`too_many_pings`, gRFC A8). The caller
+    /// stops polling h2 afterwards, so h2 writes nothing after it.
+    pub(crate) fn inject(&self, frame: &[u8]) -> bool {
+        let mut shared = lock(&self.shared);
+        if !shared.boundary || shared.broken.is_some() {
+            return false;
+        }
+        shared.buf.extend_from_slice(frame);
+        true
+    }
+}
+
 impl<T: AsyncWrite + Unpin> Flusher<T> {
+    /// Flushes what is buffered and shuts the write side down (after an injected
+    /// GOAWAY the connection is closed by us, not by h2).
+    pub(crate) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut shared = lock(&self.shared);
+        ready!(shared.poll_drain(cx))?;
+        Pin::new(&mut shared.io).poll_shutdown(cx)
+    }
+
     /// Writes everything buffered. Pending means the socket is full and the task will
     /// be woken when it drains; an error is also reported to h2's next write.
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -200,6 +236,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescingIo<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut shared = lock(&self.shared);
+        shared.boundary = true;
         if shared.deferred {
             return Poll::Ready(shared.check());
         }
@@ -264,6 +301,23 @@ mod tests {
         io.shutdown().await.unwrap();
         drop(io);
         assert_eq!(reader.await.unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn a_frame_is_injected_only_at_a_boundary() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let (mut io, flusher) = CoalescingIo::new(a);
+        flusher.take_over();
+        io.write_all(b"half").await.unwrap();
+        assert!(!flusher.inject(b"X"), "mid-write: no boundary");
+        io.flush().await.unwrap();
+        assert!(flusher.inject(b"X"));
+        std::future::poll_fn(|cx| flusher.poll_close(cx))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"halfX");
     }
 
     #[tokio::test]

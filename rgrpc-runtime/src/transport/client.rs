@@ -1,0 +1,321 @@
+//! The client connection driver: dials nothing itself (the caller hands it a byte
+//! stream), performs the HTTP/2 handshake, then one task owns the h2 client connection,
+//! its control-buffer writer, keepalive, and what it learns of the server's GOAWAY.
+//! It knows nothing of channels: [`connect`] returns a [`Conn`] to open streams on.
+//!
+//! Lifecycle of a connection (the state callers read is [`Conn::is_ready`]):
+//!
+//! ```text
+//!  Handshaking ──(h2 handshake + one PING round trip: the server's SETTINGS are in)──▶ Ready
+//!      │ error, connect timeout                                                       │
+//!      ▼                                                                              │ GOAWAY received,
+//!   (failed dial)                                                                     │ every handle gone
+//!                                                                                     ▼
+//!   Closed ◀────────── streams done, h2 closed ─────────────────────────────────── Draining
+//!     ▲
+//!     └──── keepalive timeout, I/O error (from Ready or Draining)
+//! ```
+//!
+//! Draining: no new stream is opened on the connection (the channel dials another);
+//! calls already on it finish. Streams the server never processed (ids above the
+//! GOAWAY's last stream id) fail with a remote GOAWAY error, which the call layer
+//! retries once on another connection (gRFC A6, transparent retry).
+//!
+//! Keepalive (gRFC A8): with `keepalive.time` set, the driver pings after that long
+//! without a read and closes the connection (its calls fail UNAVAILABLE) when nothing
+//! arrives within `keepalive.timeout`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::Sleep;
+
+use super::coalesce::{CoalescingIo, Flusher};
+use super::controlbuf::{STREAM_WRITE_QUOTA, Writer, WriterTask, Written};
+use super::io::BoxIo;
+use super::keepalive::{Keepalive, PingAction, Pinger};
+use super::observe::{Observed, Side};
+
+/// Settings of a client connection.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientSettings {
+    pub initial_stream_window: u32,
+    pub initial_connection_window: u32,
+    /// Time for the handshake, SETTINGS included (connection-backoff.md:
+    /// MIN_CONNECT_TIMEOUT = 20 s).
+    pub connect_timeout: Duration,
+    pub keepalive: Keepalive,
+}
+
+impl Default for ClientSettings {
+    fn default() -> ClientSettings {
+        ClientSettings {
+            initial_stream_window: 1024 * 1024,
+            initial_connection_window: 2 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(20),
+            keepalive: Keepalive::client_default(),
+        }
+    }
+}
+
+/// Streams one connection opens at once when the server sets no MAX_CONCURRENT_STREAMS
+/// (grpc-go's default server limit is unbounded too; this bounds our own memory).
+const MAX_OPEN_STREAMS: usize = 10_000;
+
+const READY: u8 = 0;
+const DRAINING: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// What the driver tells the connection's users.
+#[derive(Debug)]
+struct State {
+    /// READY, DRAINING or CLOSED.
+    phase: AtomicU8,
+    /// The last stream id of the GOAWAY received (`u32::MAX` before any), set by the
+    /// frame observer as the frame is read.
+    goaway_last_stream_id: Arc<AtomicU32>,
+    /// The GOAWAY said `too_many_pings` (gRFC A8: the client doubles its keepalive
+    /// time).
+    too_many_pings: AtomicBool,
+    /// Stream permits handed out once Ready (0 before), to count active calls.
+    limit: AtomicUsize,
+}
+
+/// One established HTTP/2 connection.
+pub(crate) struct Conn {
+    /// Cloned per call; calls only send once they hold a `streams` permit.
+    pub send_request: h2::client::SendRequest<Bytes>,
+    /// One permit per stream the server allows (its MAX_CONCURRENT_STREAMS, read once
+    /// its SETTINGS have arrived), held for the life of each call's stream. Callers
+    /// beyond the limit wait here, deadlines running, holding nothing: without it each
+    /// fresh `SendRequest` clone is "ready", every caller queues a stream inside h2
+    /// without bound, and expiring callers reset them en masse until the server's h2
+    /// closes the connection (ENHANCE_YOUR_CALM, too_many_resets).
+    pub streams: Arc<Semaphore>,
+    pub writer: Writer,
+    next_key: AtomicU64,
+    state: Arc<State>,
+}
+
+impl Conn {
+    /// A key for a new stream in the writer.
+    pub(crate) fn next_key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether new streams may be opened on the connection (Ready).
+    pub(crate) fn is_ready(&self) -> bool {
+        // The GOAWAY's id is set as the frame is read, before the driver sees it.
+        self.state.phase.load(Ordering::Acquire) == READY
+            && self.state.goaway_last_stream_id.load(Ordering::Acquire) == u32::MAX
+    }
+
+    /// Whether the server's GOAWAY says it never processed stream `id` (it is above
+    /// the last stream id), so the call may be retried elsewhere.
+    pub(crate) fn was_refused(&self, id: u32) -> bool {
+        id > self.state.goaway_last_stream_id.load(Ordering::Acquire)
+    }
+
+    /// Whether the server closed the connection for too many pings.
+    pub(crate) fn got_too_many_pings(&self) -> bool {
+        self.state.too_many_pings.load(Ordering::Acquire)
+    }
+}
+
+/// Runs the HTTP/2 handshake over `io` and starts the connection's driver task. The
+/// connection is returned once the server's SETTINGS have arrived: before that h2
+/// assumes unlimited concurrent streams and the first calls could be refused (grpc-go
+/// also waits for the server preface).
+pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn, String> {
+    let goaway_last_stream_id = Arc::new(AtomicU32::new(u32::MAX));
+    let observed = Observed::new(io, Side::Client).with_goaway_sink(goaway_last_stream_id.clone());
+    let (io, flusher) = CoalescingIo::new(observed);
+    let handshake = h2::client::Builder::new()
+        .initial_window_size(settings.initial_stream_window)
+        .initial_connection_window_size(settings.initial_connection_window)
+        .max_send_buffer_size(STREAM_WRITE_QUOTA)
+        .handshake::<_, Bytes>(io);
+    let (send_request, mut connection) =
+        match tokio::time::timeout(settings.connect_timeout, handshake).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(format!("handshake: {e}")),
+            Err(_) => return Err("handshake: timed out".into()),
+        };
+    let mut pings = connection.ping_pong();
+    if let Some(pings) = &mut pings {
+        // The server sends its SETTINGS before it answers a PING.
+        pings
+            .send_ping(h2::Ping::opaque())
+            .map_err(|e| format!("handshake: {e}"))?;
+    }
+    let state = Arc::new(State {
+        phase: AtomicU8::new(READY),
+        goaway_last_stream_id,
+        too_many_pings: AtomicBool::new(false),
+        limit: AtomicUsize::new(0),
+    });
+    let (writer, writer_task) = Writer::new();
+    flusher.take_over();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let streams = Arc::new(Semaphore::new(0));
+    let driver = Driver {
+        connection,
+        flusher,
+        writer_task: Some(writer_task),
+        pings,
+        handshake: Some(ready_tx),
+        pinger: Pinger::new(settings.keepalive),
+        streams: streams.clone(),
+        state: state.clone(),
+        timer: Box::pin(tokio::time::sleep(Duration::from_secs(365 * 24 * 3600))),
+        armed: None,
+    };
+    tokio::spawn(driver.run());
+    match tokio::time::timeout(settings.connect_timeout, ready_rx).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Err("handshake: connection closed".into()),
+        Err(_) => return Err("handshake: timed out waiting for the server's SETTINGS".into()),
+    }
+    // A server that sets no limit allows "unlimited" streams; cap what we open at once
+    // so the permit count stays sane.
+    let limit = send_request
+        .current_max_send_streams()
+        .min(MAX_OPEN_STREAMS);
+    state.limit.store(limit, Ordering::Release);
+    streams.add_permits(limit);
+    Ok(Conn {
+        streams,
+        send_request,
+        writer,
+        next_key: AtomicU64::new(1),
+        state,
+    })
+}
+
+/// Owns one h2 client connection (see the module doc for its states).
+struct Driver {
+    connection: h2::client::Connection<CoalescingIo<Observed>, Bytes>,
+    /// Writes what h2 wrote during a wake-up, once, at its end (see `coalesce`).
+    flusher: Flusher<Observed>,
+    /// `None` once every `Writer` handle is gone (the channel let the connection go).
+    writer_task: Option<WriterTask>,
+    pings: Option<h2::PingPong>,
+    /// Told when the handshake's PING is acked (Handshaking -> Ready).
+    handshake: Option<oneshot::Sender<()>>,
+    pinger: Pinger,
+    streams: Arc<Semaphore>,
+    state: Arc<State>,
+    timer: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        std::future::poll_fn(|cx| self.poll(cx)).await;
+        self.state.phase.store(CLOSED, Ordering::Release);
+        // Callers waiting for a stream permit learn at once that this connection is
+        // gone (they see UNAVAILABLE and the channel dials again).
+        self.streams.close();
+    }
+
+    /// One wake-up: the writer hands h2 what callers queued, h2 reads and writes, the
+    /// observer's notes and the timers are acted on, and everything h2 wrote leaves in
+    /// one flush (see `coalesce`).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(writer) = &mut self.writer_task {
+            // Closed: every handle is gone; h2 finishes the streams left and closes.
+            if writer.poll_write(cx) == Written::Closed {
+                self.writer_task = None;
+                self.set_phase(DRAINING);
+            }
+        }
+        let done = Pin::new(&mut self.connection).poll(cx);
+        self.poll_pings(cx);
+        self.poll_observed();
+        let closing = self.poll_timers(cx);
+        let _ = self.flusher.poll_flush(cx);
+        if closing {
+            return Poll::Ready(());
+        }
+        done.map(|_| ())
+    }
+
+    fn set_phase(&self, phase: u8) {
+        // Only ever forward: READY -> DRAINING -> CLOSED.
+        self.state.phase.fetch_max(phase, Ordering::AcqRel);
+    }
+
+    fn poll_pings(&mut self, cx: &mut Context<'_>) {
+        let Some(pings) = &mut self.pings else {
+            return;
+        };
+        if let Poll::Ready(result) = pings.poll_pong(cx) {
+            if let Some(ready) = self.handshake.take() {
+                if result.is_ok() {
+                    let _ = ready.send(());
+                }
+            }
+        }
+    }
+
+    /// A GOAWAY from the server: Draining, with the last stream id it processed.
+    fn poll_observed(&mut self) {
+        let goaway = self.flusher.with_io(|io| io.seen.goaway.take());
+        if let Some(goaway) = goaway {
+            if goaway.error_code == u32::from(h2::Reason::ENHANCE_YOUR_CALM)
+                && goaway.debug == b"too_many_pings"
+            {
+                self.state.too_many_pings.store(true, Ordering::Release);
+            }
+            self.set_phase(DRAINING);
+        }
+    }
+
+    /// Active calls: stream permits taken.
+    fn active_calls(&self) -> usize {
+        let limit = self.state.limit.load(Ordering::Acquire);
+        limit.saturating_sub(self.streams.available_permits())
+    }
+
+    /// Keepalive. Returns true when the connection must close now.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.handshake.is_some() {
+            return false;
+        }
+        let active = self.active_calls();
+        if self.pinger.is_dormant() && active > 0 {
+            self.armed = None;
+        }
+        loop {
+            if self.armed.is_some() && self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let last_read = self.flusher.with_io(|io| io.seen.last_read);
+            match self.pinger.poll(Instant::now(), last_read, active) {
+                PingAction::Wait => {}
+                PingAction::Ping => {
+                    if let Some(pings) = &mut self.pings {
+                        let _ = pings.send_ping(h2::Ping::opaque());
+                    }
+                }
+                // keepalive.md: no ack within the timeout: the transport is closed and
+                // its calls fail UNAVAILABLE.
+                PingAction::Close => return true,
+            }
+            self.armed = self.pinger.deadline(last_read);
+            match self.armed {
+                Some(at) => self
+                    .timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(at)),
+                None => return false,
+            }
+        }
+    }
+}

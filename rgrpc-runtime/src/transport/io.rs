@@ -1,0 +1,271 @@
+//! Byte streams under HTTP/2: what a connection driver runs over, without a generic.
+//!
+//! A driver takes a [`BoxIo`]: any `AsyncRead + AsyncWrite` byte stream, boxed once per
+//! connection (one virtual call per read or write syscall, nothing per frame). TCP and
+//! Unix domain sockets plug in here; TLS will wrap a `BoxIo` in another `BoxIo`.
+//!
+//! Addresses follow grpc's naming document (doc/naming.md): `host:port`,
+//! `http://host:port`, `unix:/absolute/path`, `unix:relative/path` and
+//! `unix:///absolute/path`.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
+
+/// A byte stream a connection driver can run over.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// One connection's byte stream, type-erased.
+pub(crate) type BoxIo = Box<dyn Io>;
+
+/// Where a connection's peer is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerAddr {
+    /// A TCP peer.
+    Tcp(SocketAddr),
+    /// A Unix domain socket peer (usually unnamed on the accepting side).
+    Unix(Option<PathBuf>),
+}
+
+impl PeerAddr {
+    /// The TCP address, if the peer is on TCP.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            PeerAddr::Tcp(addr) => Some(*addr),
+            PeerAddr::Unix(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Tcp(addr) => write!(f, "{addr}"),
+            PeerAddr::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            PeerAddr::Unix(None) => f.write_str("unix:"),
+        }
+    }
+}
+
+/// An address to listen on or dial, parsed from a target string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Address {
+    /// `host:port` for TCP (the host may be a name, resolved when dialing).
+    Tcp(String),
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+}
+
+impl Address {
+    /// Parses `host:port`, `http://host:port`, `unix:path` or `unix:///path`
+    /// (doc/naming.md). A trailing `/` after `host:port` is ignored.
+    pub(crate) fn parse(target: &str) -> Result<Address, String> {
+        if let Some(rest) = target.strip_prefix("unix:") {
+            // "unix:///abs" keeps its leading slash; "unix:rel" and "unix:/abs" as is.
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(format!("target {target:?} names no socket path"));
+            }
+            return Ok(Address::Unix(PathBuf::from(path)));
+        }
+        let rest = match target.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "unsupported scheme {scheme:?} in target {target:?}: use host:port, \
+                     http://host:port or unix:path"
+                ));
+            }
+            None => target,
+        };
+        let rest = rest.trim_end_matches('/');
+        let authority: http::uri::Authority = rest
+            .parse()
+            .map_err(|e| format!("bad target {target:?}: {e}"))?;
+        if authority.port_u16().is_none() {
+            return Err(format!("target {target:?} has no port"));
+        }
+        Ok(Address::Tcp(rest.to_owned()))
+    }
+
+    /// The `:authority` requests to this address carry: `host:port` for TCP, and
+    /// `localhost` for a Unix socket, as grpc-go sends.
+    pub(crate) fn authority(&self) -> http::uri::Authority {
+        match self {
+            // parse() checked it is a valid authority.
+            Address::Tcp(hostport) => hostport
+                .parse()
+                .unwrap_or_else(|_| http::uri::Authority::from_static("localhost")),
+            Address::Unix(_) => http::uri::Authority::from_static("localhost"),
+        }
+    }
+
+    /// Opens a byte stream to the address.
+    pub(crate) async fn connect(&self) -> io::Result<(BoxIo, PeerAddr)> {
+        match self {
+            Address::Tcp(hostport) => {
+                let io = TcpStream::connect(hostport.as_str()).await?;
+                let _ = io.set_nodelay(true);
+                let peer = io.peer_addr()?;
+                Ok((Box::new(io), PeerAddr::Tcp(peer)))
+            }
+            #[cfg(unix)]
+            Address::Unix(path) => {
+                let io = UnixStream::connect(path).await?;
+                Ok((Box::new(io), PeerAddr::Unix(Some(path.clone()))))
+            }
+            #[cfg(not(unix))]
+            Address::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "unix sockets are not supported on this platform",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp(hostport) => f.write_str(hostport),
+            Address::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A listening socket the server accepts connections from: TCP or a Unix domain
+/// socket. Made with [`Listener::bind`] or from a tokio listener.
+#[derive(Debug)]
+pub struct Listener {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds `addr`: `host:port` (TCP) or `unix:path` (a Unix domain socket; a stale
+    /// socket file left by an earlier run is not removed for you).
+    pub async fn bind(addr: &str) -> io::Result<Listener> {
+        let address =
+            Address::parse(addr).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        match address {
+            Address::Tcp(hostport) => Ok(TcpListener::bind(hostport.as_str()).await?.into()),
+            #[cfg(unix)]
+            Address::Unix(path) => {
+                let listener = UnixListener::bind(&path)?;
+                Ok(Listener {
+                    inner: Inner::Unix(listener, path),
+                })
+            }
+            #[cfg(not(unix))]
+            Address::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "unix sockets are not supported on this platform",
+            )),
+        }
+    }
+
+    /// The local address: `host:port`, or `unix:path`.
+    pub fn local_addr(&self) -> io::Result<String> {
+        match &self.inner {
+            Inner::Tcp(l) => Ok(l.local_addr()?.to_string()),
+            #[cfg(unix)]
+            Inner::Unix(_, path) => Ok(format!("unix:{}", path.display())),
+        }
+    }
+
+    /// The socket path of a Unix listener.
+    pub(crate) fn unix_path(&self) -> Option<&Path> {
+        match &self.inner {
+            Inner::Tcp(_) => None,
+            #[cfg(unix)]
+            Inner::Unix(_, path) => Some(path),
+        }
+    }
+
+    /// Accepts the next connection.
+    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(BoxIo, PeerAddr)>> {
+        match &self.inner {
+            Inner::Tcp(l) => l.poll_accept(cx).map_ok(|(io, addr)| {
+                let _ = io.set_nodelay(true);
+                (Box::new(io) as BoxIo, PeerAddr::Tcp(addr))
+            }),
+            #[cfg(unix)]
+            Inner::Unix(l, _) => l.poll_accept(cx).map_ok(|(io, addr)| {
+                let path = addr.as_pathname().map(Path::to_path_buf);
+                (Box::new(io) as BoxIo, PeerAddr::Unix(path))
+            }),
+        }
+    }
+}
+
+impl From<TcpListener> for Listener {
+    fn from(listener: TcpListener) -> Listener {
+        Listener {
+            inner: Inner::Tcp(listener),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl From<UnixListener> for Listener {
+    fn from(listener: UnixListener) -> Listener {
+        let path = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+            .unwrap_or_default();
+        Listener {
+            inner: Inner::Unix(listener, path),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_as_the_naming_document_spells_them() {
+        assert_eq!(
+            Address::parse("127.0.0.1:50051"),
+            Ok(Address::Tcp("127.0.0.1:50051".into()))
+        );
+        assert_eq!(
+            Address::parse("http://localhost:8080/"),
+            Ok(Address::Tcp("localhost:8080".into()))
+        );
+        assert_eq!(
+            Address::parse("unix:/tmp/a.sock"),
+            Ok(Address::Unix("/tmp/a.sock".into()))
+        );
+        assert_eq!(
+            Address::parse("unix:rel/a.sock"),
+            Ok(Address::Unix("rel/a.sock".into()))
+        );
+        assert_eq!(
+            Address::parse("unix:///tmp/a.sock"),
+            Ok(Address::Unix("/tmp/a.sock".into()))
+        );
+        assert!(Address::parse("unix:").is_err());
+        assert!(Address::parse("localhost").unwrap_err().contains("no port"));
+        assert!(Address::parse("ftp://x:1").unwrap_err().contains("ftp"));
+        assert_eq!(
+            Address::parse("unix:/s").unwrap().authority().as_str(),
+            "localhost"
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! One HTTP/2 connection, either side: the byte stream under it, the frame observer,
+//! the control buffer and its writer, write coalescing, keepalive, and one named
+//! driver per side (`server`, `client`) whose lifecycle is a state enum.
+//!
+//! This layer imports nothing from `server/` or `client/`: the server driver hands
+//! each accepted stream up through [`server::StreamHandler`], and the client driver
+//! returns a [`client::Conn`] that the channel opens streams on.
+
+pub(crate) mod client;
+pub(crate) mod coalesce;
+pub(crate) mod controlbuf;
+pub(crate) mod dispatch;
+pub(crate) mod frames;
+pub(crate) mod headers;
+pub(crate) mod io;
+pub(crate) mod keepalive;
+pub(crate) mod observe;
+pub(crate) mod queue;
+pub(crate) mod server;
+pub(crate) mod signal;

@@ -1,0 +1,652 @@
+//! The server connection driver: one task per accepted connection owns its h2 server
+//! connection, the control-buffer writer, keepalive, the connection's lifetime limits
+//! and its GOAWAY, and hands each accepted stream up to the server layer through
+//! [`StreamHandler`] (as grpc-go's `ServerTransport.HandleStreams` takes a function).
+//! This module knows nothing of routing or services.
+//!
+//! Lifecycle of a connection:
+//!
+//! ```text
+//!  Handshaking ──(preface + SETTINGS within connection_timeout)──▶ Ready
+//!      │ timeout, bad preface                                      │
+//!      ▼                                                           │ server stop (graceful),
+//!   (dropped)                                                      │ max age, max idle
+//!                                                                  ▼
+//!                  ┌────────────────────────────── Draining { cancel_at }
+//!                  │ last stream done                  │ cancel_at passed, forced stop
+//!                  ▼                                   ▼
+//!               Closed ◀──── h2 closed ─────────── Cancelling
+//!                  ▲
+//!                  └── keepalive timeout, too many pings, I/O error (from any state)
+//! ```
+//!
+//! Draining is h2's graceful GOAWAY, which is grpc-go's: a first GOAWAY with the
+//! largest stream id and a PING, then, once the PING is acked, the GOAWAY with the last
+//! stream id really processed; streams at or below it run to completion, so no call in
+//! flight is lost (RFC 9113 section 6.8). Cancelling tells every stream of the
+//! connection that its call is cancelled (handlers are dropped; their
+//! `ServerContext::cancelled` completes) and closes the connection with a GOAWAY.
+//!
+//! Keepalive (gRFC A8, doc/keepalive.md): the server pings after `keepalive.time` of
+//! read inactivity and closes the connection when no byte arrives within
+//! `keepalive.timeout`. The client's pings are counted against the enforcement policy
+//! (`keepalive::PingStrikes`); the third offence is answered with GOAWAY
+//! ENHANCE_YOUR_CALM and debug data `too_many_pings`, and the connection is closed.
+//! h2 answers PINGs itself, so the driver learns of them from the frame observer on
+//! the read path (`observe`). h2 keeps at most one PING ack and one SETTINGS ack
+//! pending and stops reading while it cannot write them, so a flood from a peer that
+//! does not read costs bounded memory.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use h2::Reason;
+use h2::server::SendResponse;
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+use super::coalesce::{CoalescingIo, Flusher};
+use super::controlbuf::{STREAM_WRITE_QUOTA, StreamKey, Writer, WriterTask, Written};
+use super::dispatch::{Dispatch, StreamFuture};
+use super::io::{BoxIo, PeerAddr};
+use super::keepalive::{EnforcementPolicy, Keepalive, PingAction, PingStrikes, Pinger};
+use super::observe::{Observed, Side};
+use super::signal::Signal;
+
+/// Settings of every connection a server accepts.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerSettings {
+    pub max_concurrent_streams: Option<u32>,
+    pub initial_stream_window: u32,
+    pub initial_connection_window: u32,
+    pub max_frame_size: u32,
+    pub max_header_list_size: u32,
+    /// Time for the client's preface and SETTINGS (grpc-go: 120 s).
+    pub connection_timeout: Duration,
+    /// Poll each new stream once in the connection task before spawning it.
+    pub inline_dispatch: bool,
+    /// The server's own pings.
+    pub keepalive: Keepalive,
+    /// What the server allows of the client's pings.
+    pub enforcement: EnforcementPolicy,
+    /// A connection with no call for this long is drained (grpc-go
+    /// `MaxConnectionIdle`; default infinite).
+    pub max_connection_idle: Option<Duration>,
+    /// A connection older than this (+-10% jitter) is drained (grpc-go
+    /// `MaxConnectionAge`; default infinite).
+    pub max_connection_age: Option<Duration>,
+    /// After max age (or a graceful stop with a deadline), how long calls in flight
+    /// have before they are cancelled (grpc-go `MaxConnectionAgeGrace`; default
+    /// infinite).
+    pub max_connection_age_grace: Option<Duration>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> ServerSettings {
+        ServerSettings {
+            max_concurrent_streams: None,
+            // Larger than HTTP/2's 64 KiB default, as grpc-go and hyper do, so one
+            // round trip carries more than one 64 KiB message.
+            initial_stream_window: 1024 * 1024,
+            initial_connection_window: 2 * 1024 * 1024,
+            max_frame_size: 16 * 1024,
+            // 16 KiB is HTTP/2's advertised default in most servers and ample for
+            // metadata (grpc-go allows 16 MiB).
+            max_header_list_size: 16 * 1024,
+            connection_timeout: Duration::from_secs(120),
+            inline_dispatch: true,
+            keepalive: Keepalive::server_default(),
+            enforcement: EnforcementPolicy::default(),
+            max_connection_idle: None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+        }
+    }
+}
+
+/// How the server asks its connections to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Serving.
+    Running,
+    /// Drain: GOAWAY, let calls in flight finish; cancel what is left at `cancel_at`.
+    Graceful { cancel_at: Option<Instant> },
+    /// Cancel every call now and close.
+    Forced,
+}
+
+/// What the streams of one connection share with it.
+pub(crate) struct ConnShared {
+    /// The connection's control buffer.
+    pub writer: Writer,
+    /// The peer's address.
+    pub peer: PeerAddr,
+    /// Set when the connection starts draining (GOAWAY sent).
+    pub draining: Signal,
+    /// Set when the connection's calls are cancelled (forced stop, grace expired,
+    /// keepalive timeout, policy violation).
+    pub cancelled: Signal,
+    /// Streams accepted and not yet finished.
+    active: AtomicUsize,
+    /// When `active` last dropped to zero (tracked only with a max idle).
+    idle_since: Option<Mutex<Instant>>,
+}
+
+impl std::fmt::Debug for ConnShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnShared")
+            .field("peer", &self.peer)
+            .field("draining", &self.draining.is_set())
+            .field("cancelled", &self.cancelled.is_set())
+            .finish()
+    }
+}
+
+impl ConnShared {
+    /// The peer's TCP address, if it is a TCP peer.
+    pub(crate) fn remote_addr(&self) -> Option<SocketAddr> {
+        self.peer.tcp()
+    }
+}
+
+/// Held by the future serving one stream; counts it as active until dropped.
+#[derive(Debug)]
+pub(crate) struct StreamGuard {
+    conn: Arc<ConnShared>,
+}
+
+impl StreamGuard {
+    fn new(conn: &Arc<ConnShared>) -> StreamGuard {
+        conn.active.fetch_add(1, Ordering::Relaxed);
+        StreamGuard { conn: conn.clone() }
+    }
+
+    /// The connection the stream belongs to.
+    pub(crate) fn conn(&self) -> &Arc<ConnShared> {
+        &self.conn
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if self.conn.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(idle) = &self.conn.idle_since {
+                *idle.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            }
+        }
+    }
+}
+
+/// A stream h2 accepted, handed up to the server layer.
+pub(crate) struct Accepted {
+    /// The stream's key in the connection's writer.
+    pub key: StreamKey,
+    /// The request head and body.
+    pub request: http::Request<h2::RecvStream>,
+    /// The response half.
+    pub respond: SendResponse<Bytes>,
+    /// Counts the stream as active; gives access to the connection.
+    pub guard: StreamGuard,
+}
+
+/// The server layer's side of the seam: turns each accepted stream into the future
+/// that serves it.
+pub(crate) trait StreamHandler: Send + Sync + 'static {
+    /// The future that serves `stream` to completion.
+    fn serve(&self, stream: Accepted) -> StreamFuture;
+}
+
+/// Serves one accepted connection until it has closed.
+pub(crate) async fn serve_connection(
+    io: BoxIo,
+    peer: PeerAddr,
+    settings: Arc<ServerSettings>,
+    handler: Arc<dyn StreamHandler>,
+    mut stop: watch::Receiver<Stop>,
+) {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .initial_window_size(settings.initial_stream_window)
+        .initial_connection_window_size(settings.initial_connection_window)
+        .max_frame_size(settings.max_frame_size)
+        .max_header_list_size(settings.max_header_list_size)
+        // h2's rapid-reset guard closes the connection when more than this many streams
+        // the client reset are waiting to be accepted (default 20). Deadline-bound
+        // clients under overload legitimately open streams that expire at once; our
+        // accept loop drains them in the same wake-up, so a larger bound only costs a
+        // few hundred bytes per pending stream, still bounded.
+        .max_pending_accept_reset_streams(1024)
+        // Bounds h2's own per-stream send buffer; the writer never exceeds the window.
+        .max_send_buffer_size(STREAM_WRITE_QUOTA);
+    if let Some(n) = settings.max_concurrent_streams {
+        builder.max_concurrent_streams(n);
+    }
+    // Handshaking.
+    let (io, flusher) = CoalescingIo::new(Observed::new(io, Side::Server));
+    let handshake = builder.handshake::<_, Bytes>(io);
+    let mut conn = match tokio::time::timeout(settings.connection_timeout, handshake).await {
+        Ok(Ok(conn)) => conn,
+        _ => return,
+    };
+    let (writer, writer_task) = Writer::new();
+    flusher.take_over();
+    let now = Instant::now();
+    let shared = Arc::new(ConnShared {
+        writer,
+        peer,
+        draining: Signal::default(),
+        cancelled: Signal::default(),
+        active: AtomicUsize::new(0),
+        idle_since: settings.max_connection_idle.map(|_| Mutex::new(now)),
+    });
+    let age_limit = settings.max_connection_age.map(|age| now + jittered(age));
+    let mut driver = Driver {
+        pings: conn.ping_pong(),
+        conn,
+        flusher,
+        writer_task,
+        dispatch: Dispatch::new(settings.inline_dispatch),
+        handler: Some(handler),
+        shared,
+        next_key: 0,
+        last_stream_id: 0,
+        phase: Phase::Ready,
+        pinger: Pinger::new(settings.keepalive),
+        strikes: PingStrikes::new(settings.enforcement),
+        age_limit,
+        settings,
+        timer: Box::pin(tokio::time::sleep_until(far_future())),
+        armed: None,
+    };
+    let mut stopped = false;
+    loop {
+        if !stopped {
+            let request = *stop.borrow_and_update();
+            driver.on_stop(request);
+        }
+        tokio::select! {
+            biased;
+            () = std::future::poll_fn(|cx| driver.poll(cx)) => break,
+            changed = stop.changed(), if !stopped => {
+                // The server is gone without a word: treat it as a graceful stop.
+                if changed.is_err() {
+                    stopped = true;
+                    driver.on_stop(Stop::Graceful { cancel_at: None });
+                }
+            }
+        }
+    }
+}
+
+/// `age` +-10%, as grpc-go jitters MaxConnectionAge so that connections made together
+/// do not all reconnect together (gRFC A9).
+fn jittered(age: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(age.as_nanos() as u64);
+    // A uniform value in [-0.1, 0.1].
+    let unit = (hasher.finish() % 2001) as f64 / 1000.0 - 1.0;
+    age.mul_f64(1.0 + unit * 0.1)
+}
+
+/// A deadline the timer is parked at when nothing is due (a year away).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
+
+/// Rounds of accept-write-flush one wake-up of the connection task runs before it
+/// yields, so a connection that always has work does not hog its worker thread.
+const ROUNDS_PER_WAKE: usize = 16;
+/// How long a cancelled connection waits for h2 to write its GOAWAY before it is
+/// dropped (a peer that does not read would otherwise hold it).
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// The connection's state after the handshake (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Accepting streams.
+    Ready,
+    /// GOAWAY sent; streams in flight finish; at `cancel_at` the rest are cancelled.
+    Draining { cancel_at: Option<Instant> },
+    /// Calls cancelled, GOAWAY queued; closed when h2 is done or at `drop_at`.
+    Cancelling { drop_at: Instant },
+    /// Done: a GOAWAY of our own (`too_many_pings`) is being flushed, then the socket
+    /// is shut; h2 is no longer polled.
+    Closed,
+}
+
+/// Owns one h2 server connection, its writer, its timers and the dispatch of its
+/// streams.
+struct Driver {
+    conn: h2::server::Connection<CoalescingIo<Observed>, Bytes>,
+    /// Writes what h2 wrote during a wake-up, once, at its end (see `coalesce`).
+    flusher: Flusher<Observed>,
+    writer_task: WriterTask,
+    dispatch: Dispatch,
+    /// Turns streams into futures; `None` once h2 has said accepting ended.
+    handler: Option<Arc<dyn StreamHandler>>,
+    shared: Arc<ConnShared>,
+    next_key: StreamKey,
+    /// The highest stream id accepted (for a GOAWAY of our own).
+    last_stream_id: u32,
+    phase: Phase,
+    settings: Arc<ServerSettings>,
+    pings: Option<h2::PingPong>,
+    pinger: Pinger,
+    strikes: PingStrikes,
+    age_limit: Option<Instant>,
+    /// One timer for every deadline of the connection, armed at the nearest.
+    timer: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Driver {
+    /// Serves the connection until it has closed and every stream has been written.
+    ///
+    /// Each round first accepts every stream h2 has ready, dispatching each (a small
+    /// unary call completes right here and queues its reply), then lets the writer hand
+    /// h2 everything queued, and polls h2 again, which encodes it into the coalescing
+    /// buffer; the buffer is flushed once, at the end of the wake-up: all the replies
+    /// produced in one wake-up leave in one write instead of one write per reply.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.phase == Phase::Closed {
+            return self.flusher.poll_close(cx).map(|_| ());
+        }
+        let done = self.poll_rounds(cx);
+        self.writer_task.poll_resets(cx);
+        self.poll_observed();
+        self.poll_timers(cx);
+        if self.phase == Phase::Closed {
+            return self.flusher.poll_close(cx).map(|_| ());
+        }
+        // Every byte h2 wrote goes to the socket before the task sleeps; a full socket
+        // wakes it again. A write error reaches h2 through its next write or read.
+        let _ = self.flusher.poll_flush(cx);
+        done
+    }
+
+    fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..ROUNDS_PER_WAKE {
+            while let Some(handler) = &self.handler {
+                match self.conn.poll_accept(cx) {
+                    Poll::Ready(Some(Ok((request, respond)))) => {
+                        self.next_key += 1;
+                        self.last_stream_id = u32::from(respond.stream_id());
+                        let stream = handler.serve(Accepted {
+                            key: self.next_key,
+                            request,
+                            respond,
+                            guard: StreamGuard::new(&self.shared),
+                        });
+                        self.dispatch.run(stream, cx);
+                    }
+                    Poll::Ready(Some(Err(_))) => return Poll::Ready(()),
+                    // Accepting has ended (GOAWAY, peer closed): keep writing until
+                    // every stream has flushed.
+                    Poll::Ready(None) => self.handler = None,
+                    Poll::Pending => break,
+                }
+            }
+            let written = self.writer_task.poll_write(cx);
+            if written == Written::Frames {
+                // gRFC A8: sending headers or data resets the client's ping strikes.
+                self.strikes.reset();
+            }
+            // Closing: poll_closed writes out what the writer handed h2 and tells when
+            // the connection is done (while accepting, the next poll_accept does both).
+            if self.handler.is_none() && self.conn.poll_closed(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if written != Written::Frames {
+                // Nothing new for h2, and the last h2 poll wrote out the rest.
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Acts on the frames the observer saw: the client's PINGs against the policy.
+    fn poll_observed(&mut self) {
+        let pings = self.flusher.with_io(Observed::take_pings);
+        if pings == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let active = self.shared.active.load(Ordering::Relaxed);
+        for _ in 0..pings {
+            if self.strikes.on_ping(now, active) {
+                self.too_many_pings();
+                return;
+            }
+        }
+    }
+
+    /// gRFC A8: GOAWAY ENHANCE_YOUR_CALM with debug data `too_many_pings`, then close.
+    /// h2 cannot send debug data, so the frame is appended to h2's output at a frame
+    /// boundary and h2 is not polled again; when h2's output is mid-frame (rare: only
+    /// while the socket is full), h2's own GOAWAY without debug data is sent instead.
+    fn too_many_pings(&mut self) {
+        self.shared.draining.set();
+        self.shared.cancelled.set();
+        let frame = goaway_frame(
+            self.last_stream_id,
+            Reason::ENHANCE_YOUR_CALM,
+            b"too_many_pings",
+        );
+        if self.flusher.inject(&frame) {
+            self.phase = Phase::Closed;
+        } else {
+            self.conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            self.phase = Phase::Cancelling {
+                drop_at: Instant::now() + CLOSE_LINGER,
+            };
+        }
+    }
+
+    /// Applies the server's stop request.
+    fn on_stop(&mut self, stop: Stop) {
+        match stop {
+            Stop::Running => {}
+            Stop::Graceful { cancel_at } => self.drain(cancel_at),
+            Stop::Forced => self.cancel(),
+        }
+    }
+
+    /// Ready -> Draining: the two-step graceful GOAWAY (see the module doc).
+    fn drain(&mut self, cancel_at: Option<Instant>) {
+        match self.phase {
+            Phase::Ready => {
+                self.shared.draining.set();
+                self.conn.graceful_shutdown();
+                self.phase = Phase::Draining { cancel_at };
+            }
+            Phase::Draining { cancel_at: old } => {
+                // A stop with a deadline tightens a drain without one.
+                let cancel_at = match (old, cancel_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                self.phase = Phase::Draining { cancel_at };
+            }
+            Phase::Cancelling { .. } | Phase::Closed => {}
+        }
+        self.armed = None;
+    }
+
+    /// -> Cancelling: every call is cancelled and the connection closes with a GOAWAY.
+    fn cancel(&mut self) {
+        if matches!(self.phase, Phase::Cancelling { .. } | Phase::Closed) {
+            return;
+        }
+        self.shared.draining.set();
+        self.shared.cancelled.set();
+        self.conn.abrupt_shutdown(Reason::NO_ERROR);
+        self.phase = Phase::Cancelling {
+            drop_at: Instant::now() + CLOSE_LINGER,
+        };
+        self.armed = None;
+    }
+
+    /// The nearest deadline of the connection.
+    fn next_deadline(&self) -> Option<Instant> {
+        let last_read = self.flusher.with_io(|io| io.seen.last_read);
+        let mut next = self.pinger.deadline(last_read);
+        let mut consider = |d: Option<Instant>| {
+            if let Some(d) = d {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        };
+        match self.phase {
+            Phase::Ready => {
+                consider(self.age_limit);
+                consider(self.idle_deadline());
+            }
+            Phase::Draining { cancel_at } => consider(cancel_at),
+            Phase::Cancelling { drop_at } => consider(Some(drop_at)),
+            Phase::Closed => {}
+        }
+        next
+    }
+
+    /// When the connection counts as idle, if it is idle now; while calls are active,
+    /// a check one idle period from now.
+    fn idle_deadline(&self) -> Option<Instant> {
+        let max_idle = self.settings.max_connection_idle?;
+        let since = self.shared.idle_since.as_ref()?;
+        if self.shared.active.load(Ordering::Acquire) > 0 {
+            return Some(Instant::now() + max_idle);
+        }
+        Some(*since.lock().unwrap_or_else(|e| e.into_inner()) + max_idle)
+    }
+
+    /// Fires what is due and re-arms the timer at the next deadline.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) {
+        if let Some(pings) = &mut self.pings {
+            // Clears h2's record of our last ping once its ack is in.
+            let _ = pings.poll_pong(cx);
+        }
+        // Dormant keepalive wakes when a call starts.
+        if self.pinger.is_dormant() && self.shared.active.load(Ordering::Relaxed) > 0 {
+            self.armed = None;
+        }
+        loop {
+            if self.armed.is_some() && self.timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            // Fired, or never armed: run what is due, then arm at the next deadline.
+            self.fire(Instant::now());
+            if self.phase == Phase::Closed {
+                return;
+            }
+            let next = self.next_deadline();
+            self.armed = next;
+            let at = next.map_or_else(far_future, tokio::time::Instant::from_std);
+            self.timer.as_mut().reset(at);
+            if next.is_none() {
+                // Parked: polled again only when something else re-arms it.
+                let _ = self.timer.as_mut().poll(cx);
+                return;
+            }
+        }
+    }
+
+    fn fire(&mut self, now: Instant) {
+        let last_read = self.flusher.with_io(|io| io.seen.last_read);
+        let active = self.shared.active.load(Ordering::Relaxed);
+        match self.pinger.poll(now, last_read, active) {
+            PingAction::Wait => {}
+            PingAction::Ping => {
+                if let Some(pings) = &mut self.pings {
+                    let _ = pings.send_ping(h2::Ping::opaque());
+                }
+            }
+            PingAction::Close => {
+                // keepalive.md: no ack within the timeout: the peer is gone.
+                self.cancel();
+                return;
+            }
+        }
+        match self.phase {
+            Phase::Ready => {
+                if self.age_limit.is_some_and(|at| now >= at) {
+                    self.drain(
+                        self.settings
+                            .max_connection_age_grace
+                            .map(|grace| now + grace),
+                    );
+                } else if self.idle_deadline().is_some_and(|at| now >= at) && active == 0 {
+                    self.drain(None);
+                }
+            }
+            Phase::Draining { cancel_at } => {
+                if cancel_at.is_some_and(|at| now >= at) {
+                    self.cancel();
+                }
+            }
+            Phase::Cancelling { drop_at } => {
+                if now >= drop_at {
+                    self.phase = Phase::Closed;
+                }
+            }
+            Phase::Closed => {}
+        }
+    }
+}
+
+/// A GOAWAY frame (RFC 9113 section 6.8): 9-byte header, last stream id, error code,
+/// debug data.
+fn goaway_frame(last_stream_id: u32, reason: Reason, debug: &[u8]) -> Vec<u8> {
+    let len = 8 + debug.len();
+    let mut frame = Vec::with_capacity(9 + len);
+    frame.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+    frame.push(0x7); // GOAWAY
+    frame.push(0); // no flags
+    frame.extend_from_slice(&0u32.to_be_bytes()); // stream 0
+    frame.extend_from_slice(&(last_stream_id & 0x7fff_ffff).to_be_bytes());
+    frame.extend_from_slice(&u32::from(reason).to_be_bytes());
+    frame.extend_from_slice(debug);
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::frames::{Detail, Kind, Scanner, Start};
+
+    #[test]
+    fn our_goaway_frame_parses_back() {
+        let frame = goaway_frame(7, Reason::ENHANCE_YOUR_CALM, b"too_many_pings");
+        let mut seen = Vec::new();
+        Scanner::new(Start::Frames).feed(&frame, &mut |f| seen.push(f.clone()));
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].kind, Kind::GoAway);
+        assert_eq!(
+            seen[0].detail,
+            Detail::GoAway {
+                last_stream_id: 7,
+                error_code: 0xb,
+                debug: b"too_many_pings".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn max_age_jitter_stays_within_ten_percent() {
+        let age = Duration::from_secs(100);
+        for _ in 0..200 {
+            let j = jittered(age);
+            assert!(
+                j >= Duration::from_secs(90) && j <= Duration::from_secs(110),
+                "{j:?}"
+            );
+        }
+    }
+}
