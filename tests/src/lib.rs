@@ -8,6 +8,8 @@ pub mod grpc_testing {
     rgrpc_runtime::include_proto!("grpc.testing");
 }
 
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,6 +146,10 @@ impl TestServiceServer for Instrumented {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub probe: Arc<Probe>,
+    /// Stops the server (graceful or forced).
+    pub handle: rgrpc_runtime::ServerHandle,
+    /// Completes when `serve` has returned.
+    pub serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -178,12 +184,15 @@ pub async fn start(configure: impl FnOnce(Server) -> Server) -> TestServer {
         },
     );
     let (stop, stopped) = tokio::sync::oneshot::channel();
-    tokio::spawn(server.serve_with_shutdown(listener, async {
+    let handle = server.handle();
+    let serving = tokio::spawn(server.serve_with_shutdown(listener, async {
         let _ = stopped.await;
     }));
     TestServer {
         addr,
         probe,
+        handle,
+        serving: Some(serving),
         stop: Some(stop),
     }
 }
