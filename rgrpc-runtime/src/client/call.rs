@@ -131,7 +131,7 @@ pub(super) struct RecvHalf {
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// What a transparent retry needs: present while the call may still be retried
     /// (its request went whole with the open, and no retry was made yet).
-    replay: Option<Box<Replay>>,
+    replay: Option<Replay>,
 }
 
 /// A call's request, kept so that a stream the server never processed can be opened
@@ -226,7 +226,7 @@ impl RecvHalf {
             options,
             encoding,
             request,
-        } = *replay;
+        } = replay;
         self.permit = None;
         let started = start(
             &channel,
@@ -378,14 +378,12 @@ pub(super) async fn open<M: prost::Message>(
     };
     let closed = first.is_some();
     let started = start(channel, path, &options, encoding, deadline, first.clone()).await?;
-    let replay = first.map(|request| {
-        Box::new(Replay {
-            channel: channel.clone(),
-            path,
-            options,
-            encoding,
-            request,
-        })
+    let replay = first.map(|request| Replay {
+        channel: channel.clone(),
+        path,
+        options,
+        encoding,
+        request,
     });
     let send = SendHalf {
         conn: started.conn.clone(),

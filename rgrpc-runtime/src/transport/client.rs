@@ -285,7 +285,7 @@ impl Driver {
 
     /// Keepalive. Returns true when the connection must close now.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.handshake.is_some() {
+        if self.handshake.is_some() || !self.pinger.is_enabled() {
             return false;
         }
         let active = self.active_calls();

@@ -106,6 +106,11 @@ impl Pinger {
         }
     }
 
+    /// Whether keepalive pings are on at all.
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.config.time.is_some()
+    }
+
     /// Whether a call starting now should re-check at once (the pinger is dormant).
     pub(crate) fn is_dormant(&self) -> bool {
         self.state == PingState::Dormant
