@@ -150,6 +150,35 @@ async fn a_ping_flooding_client_gets_goaway_too_many_pings_and_others_are_unaffe
         .unwrap();
 }
 
+/// A SETTINGS flood (CVE-2019-9515) from a peer that does not read: h2 owes it at
+/// most one ack at a time, and past the bound the server answers GOAWAY
+/// ENHANCE_YOUR_CALM and closes; the flooder's bytes are not buffered meanwhile.
+#[tokio::test]
+async fn a_settings_flood_from_a_peer_that_does_not_read_is_cut_off() {
+    let server = start(|s| s).await;
+    let mut flood = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut out = PREFACE.to_vec();
+    for _ in 0..2000 {
+        out.extend(frame(0x4, 0, 0, &[])); // SETTINGS, never reading the acks
+    }
+    // The server stops reading at some point, or closes: either way the write ends.
+    let _ = within(10, flood.write_all(&out)).await;
+    let (code, debug) = within(10, read_goaway(&mut flood)).await;
+    assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
+    assert_eq!(debug, b"too_many_settings");
+    let mut rest = Vec::new();
+    let _ = within(10, flood.read_to_end(&mut rest)).await;
+    let client = GreeterStub::new(Channel::connect(&server.target()).await.unwrap());
+    within(
+        10,
+        client.say_hello(HelloRequest {
+            name: "after".into(),
+        }),
+    )
+    .await
+    .unwrap();
+}
+
 /// Pings at the permitted rate are never punished (the same flood, slowed down).
 #[tokio::test]
 async fn pings_within_the_policy_keep_the_connection() {

@@ -52,8 +52,10 @@ pub(crate) struct GoAway {
 pub(crate) struct Seen {
     /// When bytes were last read from the peer.
     pub last_read: Instant,
-    /// PING frames without ACK received since the last `take_pings`.
+    /// PING frames without ACK received since the last `take_counts`.
     pub pings: u32,
+    /// SETTINGS frames without ACK received since the last `take_counts`.
+    pub settings: u32,
     /// The last GOAWAY received.
     pub goaway: Option<GoAway>,
 }
@@ -113,6 +115,7 @@ impl Observed {
             seen: Seen {
                 last_read: Instant::now(),
                 pings: 0,
+                settings: 0,
                 goaway: None,
             },
             goaway_sink: None,
@@ -125,9 +128,12 @@ impl Observed {
         self
     }
 
-    /// Takes the count of PINGs received since the last call.
-    pub(crate) fn take_pings(&mut self) -> u32 {
-        std::mem::take(&mut self.seen.pings)
+    /// Takes the counts of PINGs and SETTINGS (not acks) received since the last call.
+    pub(crate) fn take_counts(&mut self) -> (u32, u32) {
+        (
+            std::mem::take(&mut self.seen.pings),
+            std::mem::take(&mut self.seen.settings),
+        )
     }
 
     fn on_read(&mut self, bytes: &[u8]) {
@@ -145,6 +151,7 @@ impl Observed {
             }
             match (&frame.kind, &frame.detail) {
                 (Kind::Ping, Detail::Ping { ack: false, .. }) => seen.pings += 1,
+                (Kind::Settings, Detail::Settings { ack: false }) => seen.settings += 1,
                 (
                     Kind::GoAway,
                     Detail::GoAway {

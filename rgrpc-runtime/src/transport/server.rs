@@ -260,6 +260,7 @@ pub(crate) async fn serve_connection(
         phase: Phase::Ready,
         pinger: Pinger::new(settings.keepalive),
         strikes: PingStrikes::new(settings.enforcement),
+        settings_seen: (0, now),
         age_limit,
         settings,
         timer: Box::pin(tokio::time::sleep_until(far_future())),
@@ -304,6 +305,13 @@ fn far_future() -> tokio::time::Instant {
 /// Rounds of accept-write-flush one wake-up of the connection task runs before it
 /// yields, so a connection that always has work does not hog its worker thread.
 const ROUNDS_PER_WAKE: usize = 16;
+/// SETTINGS frames a client may send per [`SETTINGS_WINDOW`]. A client sends one at
+/// the start and rarely another; each costs the server an ack and a settings update,
+/// so a flood is answered with GOAWAY ENHANCE_YOUR_CALM (CVE-2019-9515, "settings
+/// flood"), whether or not the peer reads.
+const MAX_SETTINGS_PER_WINDOW: u32 = 100;
+/// The window [`MAX_SETTINGS_PER_WINDOW`] counts over.
+const SETTINGS_WINDOW: Duration = Duration::from_secs(60);
 /// How long a cancelled connection waits for h2 to write its GOAWAY before it is
 /// dropped (a peer that does not read would otherwise hold it).
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -341,6 +349,8 @@ struct Driver {
     pings: Option<h2::PingPong>,
     pinger: Pinger,
     strikes: PingStrikes,
+    /// SETTINGS received in the current window, and when it began.
+    settings_seen: (u32, Instant),
     age_limit: Option<Instant>,
     /// One timer for every deadline of the connection, armed at the nearest.
     timer: Pin<Box<Sleep>>,
@@ -413,34 +423,47 @@ impl Driver {
         Poll::Pending
     }
 
-    /// Acts on the frames the observer saw: the client's PINGs against the policy.
+    /// Acts on the frames the observer saw: the client's PINGs against the policy,
+    /// its SETTINGS against the flood bound.
     fn poll_observed(&mut self) {
-        let pings = self.flusher.with_io(Observed::take_pings);
-        if pings == 0 {
+        let (pings, settings) = self.flusher.with_io(Observed::take_counts);
+        if pings == 0 && settings == 0 {
             return;
         }
         let now = Instant::now();
+        if settings > 0 {
+            let (count, since) = &mut self.settings_seen;
+            if now >= *since + SETTINGS_WINDOW {
+                *count = 0;
+                *since = now;
+            }
+            *count += settings;
+            if *count > MAX_SETTINGS_PER_WINDOW {
+                self.enhance_your_calm(b"too_many_settings");
+                return;
+            }
+        }
         let active = self.shared.active.load(Ordering::Relaxed);
         for _ in 0..pings {
             if self.strikes.on_ping(now, active) {
-                self.too_many_pings();
+                self.enhance_your_calm(b"too_many_pings");
                 return;
             }
         }
     }
 
-    /// gRFC A8: GOAWAY ENHANCE_YOUR_CALM with debug data `too_many_pings`, then close.
-    /// h2 cannot send debug data, so the frame is appended to h2's output at a frame
-    /// boundary and h2 is not polled again; when h2's output is mid-frame (rare: only
-    /// while the socket is full), h2's own GOAWAY without debug data is sent instead.
-    fn too_many_pings(&mut self) {
+    /// GOAWAY ENHANCE_YOUR_CALM with debug data (gRFC A8: `too_many_pings`), then
+    /// close. h2 cannot send debug data, so the frame is appended to h2's output at a
+    /// frame boundary and h2 is not polled again; when h2's output is mid-frame (rare:
+    /// only while the socket is full), h2's own GOAWAY without debug data is sent
+    /// instead.
+    fn enhance_your_calm(&mut self, debug: &[u8]) {
+        if matches!(self.phase, Phase::Cancelling { .. } | Phase::Closed) {
+            return;
+        }
         self.shared.draining.set();
         self.shared.cancelled.set();
-        let frame = goaway_frame(
-            self.last_stream_id,
-            Reason::ENHANCE_YOUR_CALM,
-            b"too_many_pings",
-        );
+        let frame = goaway_frame(self.last_stream_id, Reason::ENHANCE_YOUR_CALM, debug);
         if self.flusher.inject(&frame) {
             self.phase = Phase::Closed;
         } else {
