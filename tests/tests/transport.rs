@@ -150,6 +150,33 @@ async fn a_ping_flooding_client_gets_goaway_too_many_pings_and_others_are_unaffe
         .unwrap();
 }
 
+/// gRFC A8: a client told `too_many_pings` doubles its keepalive time for the next
+/// connection, and its next call succeeds on that connection.
+#[tokio::test]
+async fn a_client_told_too_many_pings_doubles_its_keepalive_time() {
+    // Default policy: no pings without calls; this client pings every 50 ms idle.
+    let server = start(|s| s).await;
+    let proxy = Proxy::start(server.addr).await;
+    let channel = Channel::lazy(&format!("http://{}", proxy.addr()))
+        .unwrap()
+        .keepalive_time_unclamped(Duration::from_millis(50))
+        .keepalive_without_calls(true);
+    let client = GreeterStub::new(channel.clone());
+    within(10, client.say_hello(HelloRequest { name: "a".into() }))
+        .await
+        .unwrap();
+    // Three idle pings, the third one punished: the connection is closed.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    within(10, client.say_hello(HelloRequest { name: "b".into() }))
+        .await
+        .unwrap();
+    assert_eq!(proxy.connections(), 2, "redialled after the GOAWAY");
+    assert_eq!(
+        channel.keepalive_time_in_force(),
+        Some(Duration::from_millis(100))
+    );
+}
+
 /// A SETTINGS flood (CVE-2019-9515) from a peer that does not read: h2 owes it at
 /// most one ack at a time, and past the bound the server answers GOAWAY
 /// ENHANCE_YOUR_CALM and closes; the flooder's bytes are not buffered meanwhile.

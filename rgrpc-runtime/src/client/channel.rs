@@ -132,6 +132,13 @@ impl Channel {
         self.reconfigure(|c| c.transport.keepalive.time = Some(time))
     }
 
+    /// The keepalive time the next connection will use (doubled after each GOAWAY
+    /// `too_many_pings`), for tests.
+    #[doc(hidden)]
+    pub fn keepalive_time_in_force(&self) -> Option<Duration> {
+        self.current().keepalive_time
+    }
+
     fn reconfigure(self, f: impl FnOnce(&mut ChannelConfig)) -> Channel {
         let mut config = self.inner.config.clone();
         f(&mut config);

@@ -289,6 +289,14 @@ impl Driver {
             return false;
         }
         let active = self.active_calls();
+        // An ack (any read) after our ping: step the pinger now, not at the ack
+        // deadline, so the next ping is due `time` after this read.
+        if self
+            .pinger
+            .is_answered(self.flusher.with_io(|io| io.seen.last_read))
+        {
+            self.armed = None;
+        }
         if self.pinger.is_dormant() && active > 0 {
             self.armed = None;
         }

@@ -111,6 +111,12 @@ impl Pinger {
         self.config.time.is_some()
     }
 
+    /// Whether a ping is outstanding and a read came after it: the machine should be
+    /// stepped now rather than at the ack deadline.
+    pub(crate) fn is_answered(&self, last_read: Instant) -> bool {
+        matches!(self.state, PingState::Outstanding { sent } if last_read > sent)
+    }
+
     /// Whether a call starting now should re-check at once (the pinger is dormant).
     pub(crate) fn is_dormant(&self) -> bool {
         self.state == PingState::Dormant
@@ -275,7 +281,10 @@ mod tests {
         let mut p = client(10, 2, false);
         assert_eq!(p.poll(t0 + s(10), t0, 1), PingAction::Ping);
         let ack = t0 + s(10) + Duration::from_millis(1);
+        assert!(!p.is_answered(t0 + s(10)));
+        assert!(p.is_answered(ack));
         assert_eq!(p.poll(t0 + s(12), ack, 1), PingAction::Wait);
+        assert!(!p.is_answered(ack));
         assert_eq!(p.deadline(ack), Some(ack + s(10)));
     }
 

@@ -557,6 +557,14 @@ impl Driver {
             let _ = pings.poll_pong(cx);
         }
         // Dormant keepalive wakes when a call starts.
+        // An ack (any read) after our ping: step the pinger now, not at the ack
+        // deadline, so the next ping is due `time` after this read.
+        if self
+            .pinger
+            .is_answered(self.flusher.with_io(|io| io.seen.last_read))
+        {
+            self.armed = None;
+        }
         if self.pinger.is_dormant() && self.shared.active.load(Ordering::Relaxed) > 0 {
             self.armed = None;
         }
