@@ -11,6 +11,7 @@ pub(crate) mod coalesce;
 pub(crate) mod controlbuf;
 pub(crate) mod dispatch;
 pub(crate) mod frames;
+pub(crate) mod h2port;
 pub(crate) mod headers;
 pub(crate) mod io;
 pub(crate) mod keepalive;
