@@ -206,6 +206,63 @@ async fn a_settings_flood_from_a_peer_that_does_not_read_is_cut_off() {
     .unwrap();
 }
 
+/// Reads frames until one of type `kind`; returns its flags and payload.
+async fn read_frame_of(io: &mut tokio::net::TcpStream, kind: u8) -> (u8, Vec<u8>) {
+    loop {
+        let mut header = [0u8; 9];
+        io.read_exact(&mut header)
+            .await
+            .expect("a frame before EOF");
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0; len];
+        io.read_exact(&mut payload).await.unwrap();
+        if header[3] == kind {
+            return (header[4], payload);
+        }
+    }
+}
+
+/// RFC 9113 section 6.8, the way grpc-go does it: a first GOAWAY with the largest
+/// stream id and a PING; the final GOAWAY, with the last stream id processed, only
+/// once the PING is acked (streams opened in between are not lost).
+#[tokio::test]
+async fn graceful_goaway_is_two_steps_with_a_ping_between() {
+    let server = start(|s| s).await;
+    let mut io = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(0x4, 0, 0, &[]));
+    io.write_all(&out).await.unwrap();
+    // The server's SETTINGS: the handshake is done.
+    within(10, read_frame_of(&mut io, 0x4)).await;
+    server.handle.graceful_stop();
+    let (_, first) = within(10, read_frame_of(&mut io, 0x7)).await;
+    assert_eq!(
+        &first[0..4],
+        &0x7fff_ffffu32.to_be_bytes(),
+        "first GOAWAY: max id"
+    );
+    assert_eq!(&first[4..8], &0u32.to_be_bytes(), "NO_ERROR");
+    let ping = loop {
+        let (flags, payload) = within(10, read_frame_of(&mut io, 0x6)).await;
+        if flags & 0x1 == 0 {
+            break payload;
+        }
+    };
+    // Nothing final before our ack.
+    let early = tokio::time::timeout(Duration::from_millis(200), read_frame_of(&mut io, 0x7)).await;
+    assert!(
+        early.is_err(),
+        "final GOAWAY before the PING ack: {early:?}"
+    );
+    io.write_all(&frame(0x6, 0x1, 0, &ping)).await.unwrap();
+    let (_, last) = within(10, read_frame_of(&mut io, 0x7)).await;
+    assert_eq!(
+        &last[0..4],
+        &0u32.to_be_bytes(),
+        "final GOAWAY: no stream processed"
+    );
+}
+
 /// Pings at the permitted rate are never punished (the same flood, slowed down).
 #[tokio::test]
 async fn pings_within_the_policy_keep_the_connection() {
