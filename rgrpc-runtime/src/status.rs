@@ -7,8 +7,17 @@
 use bytes::Bytes;
 use std::fmt;
 
+use http::HeaderName;
+
 use crate::metadata::Metadata;
-use crate::transport::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
+
+/// The call's status code (PROTOCOL-HTTP2.md, "Status").
+pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+/// The status message, percent-encoded.
+pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+/// Binary status details (`google.rpc.Status`), base64.
+pub(crate) const GRPC_STATUS_DETAILS_BIN: HeaderName =
+    HeaderName::from_static("grpc-status-details-bin");
 
 /// A gRPC status code (grpc/grpc doc/statuscodes.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

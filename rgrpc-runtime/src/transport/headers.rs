@@ -8,13 +8,9 @@ use http::HeaderName;
 
 pub(crate) use http::header::{CONTENT_TYPE, TE, USER_AGENT};
 
-/// The call's status code (PROTOCOL-HTTP2.md, "Status").
-pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-/// The status message, percent-encoded.
-pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
-/// Binary status details (`google.rpc.Status`), base64.
-pub(crate) const GRPC_STATUS_DETAILS_BIN: HeaderName =
-    HeaderName::from_static("grpc-status-details-bin");
+// The status headers live with `Status`, which reads and writes them (and so imports
+// nothing from this layer).
+pub(crate) use crate::status::GRPC_STATUS;
 /// The message encoding of this side's messages.
 pub(crate) const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
 /// The encodings this side accepts.
