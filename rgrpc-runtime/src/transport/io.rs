@@ -1,20 +1,21 @@
 //! Byte streams under HTTP/2: what a connection driver runs over, without a generic.
 //!
-//! A driver takes a [`BoxIo`]: any `AsyncRead + AsyncWrite` byte stream, boxed once per
-//! connection (one virtual call per read or write syscall, nothing per frame). TCP and
-//! Unix domain sockets plug in here; TLS will wrap a `BoxIo` in another `BoxIo`.
+//! A driver takes a [`BoxIo`]: a TCP or Unix socket held as is, or any other
+//! `AsyncRead + AsyncWrite` byte stream boxed (one virtual call per read or write
+//! syscall, nothing per frame). TLS will wrap a `BoxIo` in another one.
 //!
 //! Addresses follow grpc's naming document (doc/naming.md): `host:port`,
 //! `http://host:port`, `unix:/absolute/path`, `unix:relative/path` and
 //! `unix:///absolute/path`.
 
 use std::fmt;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 #[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
@@ -24,8 +25,83 @@ pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// One connection's byte stream, type-erased.
-pub(crate) type BoxIo = Box<dyn Io>;
+/// One connection's byte stream. The sockets are held inline (no allocation, no
+/// virtual call); anything else is boxed.
+pub(crate) enum BoxIo {
+    /// A TCP socket.
+    Tcp(TcpStream),
+    /// A Unix domain socket.
+    #[cfg(unix)]
+    Unix(UnixStream),
+    /// Any other byte stream: an in-memory stream in tests today, TLS next.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Other(Box<dyn Io>),
+}
+
+impl BoxIo {
+    /// Boxes any byte stream.
+    #[cfg(test)]
+    pub(crate) fn other(io: impl Io) -> BoxIo {
+        BoxIo::Other(Box::new(io))
+    }
+}
+
+/// Forwards a call to whichever stream this is.
+macro_rules! each {
+    ($self:ident, $io:ident => $call:expr) => {
+        match $self.get_mut() {
+            BoxIo::Tcp($io) => $call,
+            #[cfg(unix)]
+            BoxIo::Unix($io) => $call,
+            BoxIo::Other($io) => $call,
+        }
+    };
+}
+
+impl AsyncRead for BoxIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        each!(self, io => Pin::new(io).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for BoxIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        each!(self, io => Pin::new(io).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each!(self, io => Pin::new(io).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            BoxIo::Tcp(io) => io.is_write_vectored(),
+            #[cfg(unix)]
+            BoxIo::Unix(io) => io.is_write_vectored(),
+            BoxIo::Other(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self, io => Pin::new(io).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self, io => Pin::new(io).poll_shutdown(cx))
+    }
+}
 
 /// Where a connection's peer is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,12 +192,12 @@ impl Address {
                 let io = TcpStream::connect(hostport.as_str()).await?;
                 let _ = io.set_nodelay(true);
                 let peer = io.peer_addr()?;
-                Ok((Box::new(io), PeerAddr::Tcp(peer)))
+                Ok((BoxIo::Tcp(io), PeerAddr::Tcp(peer)))
             }
             #[cfg(unix)]
             Address::Unix(path) => {
                 let io = UnixStream::connect(path).await?;
-                Ok((Box::new(io), PeerAddr::Unix(Some(path.clone()))))
+                Ok((BoxIo::Unix(io), PeerAddr::Unix(Some(path.clone()))))
             }
             #[cfg(not(unix))]
             Address::Unix(_) => Err(io::Error::new(
@@ -201,12 +277,12 @@ impl Listener {
         match &self.inner {
             Inner::Tcp(l) => l.poll_accept(cx).map_ok(|(io, addr)| {
                 let _ = io.set_nodelay(true);
-                (Box::new(io) as BoxIo, PeerAddr::Tcp(addr))
+                (BoxIo::Tcp(io), PeerAddr::Tcp(addr))
             }),
             #[cfg(unix)]
             Inner::Unix(l, _) => l.poll_accept(cx).map_ok(|(io, addr)| {
                 let path = addr.as_pathname().map(Path::to_path_buf);
-                (Box::new(io) as BoxIo, PeerAddr::Unix(path))
+                (BoxIo::Unix(io), PeerAddr::Unix(path))
             }),
         }
     }
