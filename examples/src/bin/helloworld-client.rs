@@ -1,4 +1,5 @@
-//! `helloworld-client --addr HOST:PORT [--name NAME]`: calls SayHello once.
+//! `helloworld-client [--addr HOST:PORT | --addr unix:PATH] [--name NAME]`: calls
+//! SayHello once on a helloworld server (default 127.0.0.1:50051).
 
 use rgrpc_examples::{
     addr_flag,
@@ -19,7 +20,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .find_map(|a| a.strip_prefix("--name=").map(str::to_owned))
         })
         .unwrap_or_else(|| "world".to_owned());
-    let channel = Channel::connect(&format!("http://{addr}")).await?;
+    // Channel::connect takes host:port, http://host:port and unix:path alike.
+    let channel = Channel::connect(&addr).await?;
     let client = GreeterStub::new(channel);
     let reply = client.say_hello(HelloRequest { name }).await?;
     println!("{}", reply.into_inner().message);
