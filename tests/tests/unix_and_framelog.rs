@@ -247,14 +247,12 @@ async fn grpcurl_over_a_unix_socket() {
     assert!(!path.exists(), "socket file left behind");
 }
 
-/// grpcurl over a Unix socket exactly as a user types it. Fails today: grpcurl 1.8.6
-/// sends the socket path (`/tmp/.../greeter.sock`) as `:authority`; h2's server
-/// rejects that as a malformed authority with RST_STREAM(PROTOCOL_ERROR) before the
-/// request reaches rgrpc (h2 src/server.rs `convert_poll_message`; hyperium/h2#487,
-/// open; grpc-go servers accept it). grpc-java and grpc-python 1.57+ send such
-/// authorities too (grpc/grpc-java#12664, grpc/grpc#38142).
+/// grpcurl over a Unix socket exactly as a user types it. grpcurl 1.8.6 sends the
+/// socket path (`/tmp/.../greeter.sock`) as `:authority`, which h2's server alone
+/// would reject as a malformed authority with RST_STREAM(PROTOCOL_ERROR)
+/// (hyperium/h2#487; grpc-go servers accept it); the runtime rewrites it on Unix
+/// sockets before h2 reads it (transport/authority.rs).
 #[tokio::test]
-#[ignore = "h2 rejects grpcurl's socket-path :authority with PROTOCOL_ERROR (hyperium/h2#487)"]
 async fn grpcurl_over_a_unix_socket_with_its_default_authority() {
     let Some(grpcurl) = grpcurl() else {
         return;

@@ -6,6 +6,7 @@
 //! each accepted stream up through [`server::StreamHandler`], and the client driver
 //! returns a [`client::Conn`] that the channel opens streams on.
 
+pub(crate) mod authority;
 pub(crate) mod client;
 pub(crate) mod coalesce;
 pub(crate) mod controlbuf;

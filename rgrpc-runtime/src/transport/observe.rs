@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::authority::AuthorityFix;
 use super::frames::{Detail, Frame, Kind, Scanner, Start};
 use super::io::BoxIo;
 
@@ -89,6 +90,9 @@ pub(crate) struct Observed {
     /// Lowered to a received GOAWAY's last stream id the moment it is read, before h2
     /// fails the streams above it, so a failed call can tell whether it was refused.
     goaway_sink: Option<Arc<AtomicU32>>,
+    /// Unix-socket servers: the `:authority` rewrite on the read path (see
+    /// `authority`); boxed, as few connections need it.
+    fix: Option<Box<AuthorityFix>>,
 }
 
 impl Observed {
@@ -119,6 +123,46 @@ impl Observed {
                 goaway: None,
             },
             goaway_sink: None,
+            fix: None,
+        }
+    }
+
+    /// Also rewrites socket-path `:authority` values so h2 accepts them (see
+    /// `authority`): for servers on a Unix socket.
+    pub(crate) fn with_authority_fix(mut self) -> Observed {
+        self.fix = Some(Box::new(AuthorityFix::new()));
+        self
+    }
+
+    /// A read through the `:authority` rewrite: hands on what it has made ready,
+    /// reading more from the socket when it has none.
+    fn poll_read_fixed(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Some(fix) = self.fix.as_deref_mut() else {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        };
+        loop {
+            if !fix.ready().is_empty() {
+                let n = fix.ready().len().min(buf.remaining());
+                buf.put_slice(&fix.ready()[..n]);
+                fix.consume(n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 4096];
+            let room = fix.room().min(chunk.len());
+            let mut read = ReadBuf::new(&mut chunk[..room]);
+            std::task::ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                fix.finish();
+                if fix.ready().is_empty() {
+                    return Poll::Ready(Ok(())); // end of input
+                }
+                continue;
+            }
+            fix.push(read.filled());
         }
     }
 
@@ -207,7 +251,7 @@ impl AsyncRead for Observed {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        let result = self.poll_read_fixed(cx, buf);
         if let Poll::Ready(Ok(())) = result {
             let filled = &buf.filled()[before..];
             if !filled.is_empty() {

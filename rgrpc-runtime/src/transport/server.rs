@@ -245,7 +245,11 @@ async fn handshake(
     if let Some(n) = settings.max_concurrent_streams {
         builder.max_concurrent_streams(n);
     }
-    let (io, flusher) = CoalescingIo::new(Observed::new(io, Side::Server));
+    let mut observed = Observed::new(io, Side::Server);
+    if matches!(peer, PeerAddr::Unix(_)) {
+        observed = observed.with_authority_fix();
+    }
+    let (io, flusher) = CoalescingIo::new(observed);
     // Boxed: the handshake future is about as large as the connection itself.
     let handshake = Box::pin(tokio::time::timeout(
         settings.connection_timeout,
