@@ -51,10 +51,7 @@ pub(crate) async fn accept_loop(
             _ = stopping.changed() => {}
         }
     }
-    if let Some(path) = listener.unix_path() {
-        // As grpc-go (Go's UnixListener.Close), the socket file goes with the listener.
-        let _ = std::fs::remove_file(path);
-    }
+    // A Unix listener removes its socket file as it goes.
     drop(listener);
     while connections.join_next().await.is_some() {}
     Ok(())

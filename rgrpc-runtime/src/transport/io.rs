@@ -263,15 +263,6 @@ impl Listener {
         }
     }
 
-    /// The socket path of a Unix listener.
-    pub(crate) fn unix_path(&self) -> Option<&Path> {
-        match &self.inner {
-            Inner::Tcp(_) => None,
-            #[cfg(unix)]
-            Inner::Unix(_, path) => Some(path),
-        }
-    }
-
     /// Accepts the next connection.
     pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(BoxIo, PeerAddr)>> {
         match &self.inner {
@@ -284,6 +275,19 @@ impl Listener {
                 let path = addr.as_pathname().map(Path::to_path_buf);
                 (BoxIo::Unix(io), PeerAddr::Unix(path))
             }),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // As grpc-go (Go's UnixListener.Close), the socket file goes with the listener,
+        // however serving ended.
+        #[cfg(unix)]
+        if let Inner::Unix(_, path) = &self.inner {
+            if !path.as_os_str().is_empty() {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
