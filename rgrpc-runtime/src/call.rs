@@ -19,6 +19,10 @@ pub struct CallOptions {
     pub max_send_message_size: Option<usize>,
     /// Compresses request messages with this encoding (sent as `grpc-encoding`).
     pub compression: Option<crate::Encoding>,
+    /// Wait-for-ready: while the channel has no Ready connection the call waits for
+    /// one (or for its deadline) instead of failing UNAVAILABLE at once in
+    /// TRANSIENT_FAILURE (the default, fail-fast).
+    pub wait_for_ready: bool,
 }
 
 impl CallOptions {
@@ -36,6 +40,12 @@ impl CallOptions {
     /// Compresses the request messages.
     pub fn with_compression(mut self, encoding: crate::Encoding) -> CallOptions {
         self.compression = Some(encoding);
+        self
+    }
+
+    /// Makes the call wait for a Ready connection (see [`CallOptions::wait_for_ready`]).
+    pub fn with_wait_for_ready(mut self, wait: bool) -> CallOptions {
+        self.wait_for_ready = wait;
         self
     }
 

@@ -1,15 +1,34 @@
-//! `Channel`: a cheap-to-clone handle on one HTTP/2 connection to a target, connected
-//! eagerly or on first use, and replaced by a fresh one when it fails or the server
-//! sends GOAWAY (the old one drains: its calls finish, no new ones go to it).
+//! `Channel`: a cheap-to-clone handle on a target: resolver -> load-balancing policy ->
+//! one subchannel per address, each with its own connection, state and backoff. A call
+//! picks a Ready subchannel's connection or waits for one (wait-for-ready), or fails
+//! UNAVAILABLE at once while the channel is in TRANSIENT_FAILURE (fail-fast, the
+//! default). Nothing a caller does dials: subchannels connect in their own tasks.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use tokio::sync::{Notify, watch};
+
+use super::backoff::BackoffConfig;
+use super::resolver::{self, AddressSink, Resolver, ResolverBuilder, Target};
+use super::state::ConnectivityState;
+use super::subchannel::Subchannel;
 use crate::codec;
 use crate::status::Status;
-use crate::transport::client::{ClientSettings, Conn, connect};
+use crate::transport::client::{ClientSettings, Conn};
 use crate::transport::io::Address;
 use crate::transport::keepalive::MIN_CLIENT_TIME;
+
+/// How a channel spreads calls over its addresses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LbPolicy {
+    /// Connect to the addresses in order and send every call to the first that
+    /// connects (grpc's default).
+    #[default]
+    PickFirst,
+    /// Connect to every address and send calls to the Ready ones in turn.
+    RoundRobin,
+}
 
 /// Settings of a channel.
 #[derive(Clone, Debug)]
@@ -17,6 +36,8 @@ pub(crate) struct ChannelConfig {
     pub max_recv_message_size: usize,
     pub max_send_message_size: usize,
     pub transport: ClientSettings,
+    pub lb_policy: LbPolicy,
+    pub backoff: BackoffConfig,
 }
 
 impl Default for ChannelConfig {
@@ -25,125 +46,293 @@ impl Default for ChannelConfig {
             max_recv_message_size: codec::DEFAULT_MAX_RECV_MESSAGE_SIZE,
             max_send_message_size: codec::DEFAULT_MAX_SEND_MESSAGE_SIZE,
             transport: ClientSettings::default(),
+            lb_policy: LbPolicy::PickFirst,
+            backoff: BackoffConfig::default(),
         }
     }
 }
 
-/// A client connection to one target, shared by all clones. Many concurrent calls
-/// multiplex on its HTTP/2 connection.
+/// A client channel to one target, shared by all clones. Many concurrent calls
+/// multiplex on each HTTP/2 connection.
 #[derive(Clone)]
 pub struct Channel {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    /// What to dial.
-    address: Address,
+    target: Target,
     /// `:authority` of every request.
     authority: http::uri::Authority,
     config: ChannelConfig,
-    current: Mutex<Current>,
-    /// Serializes dialing so concurrent first calls share one connection.
-    dialing: tokio::sync::Mutex<()>,
+    /// A resolver given to this channel for its own scheme.
+    resolver_builder: Option<Arc<dyn ResolverBuilder>>,
+    core: Mutex<Core>,
+    /// Woken on every change of a subchannel or of the addresses: waiting callers
+    /// pick again. Each waiter's node lives in its own future (bounded by the calls).
+    changed: Notify,
+    state: watch::Sender<ConnectivityState>,
 }
 
-struct Current {
-    conn: Option<Arc<Conn>>,
-    /// The keepalive time now in force: doubled each time a server answers
-    /// `too_many_pings` (gRFC A8).
-    keepalive_time: Option<Duration>,
+#[derive(Default)]
+struct Core {
+    /// Started by the first call (the channel is Idle until then).
+    resolver: Option<Box<dyn Resolver>>,
+    subchannels: Vec<Arc<Subchannel>>,
+    /// The resolver's last error, reported while there are no addresses.
+    resolve_error: Option<Status>,
+    /// Round robin's next index.
+    next: usize,
 }
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
-            .field("target", &self.inner.address.to_string())
+            .field("target", &self.inner.target)
+            .field("state", &self.state())
             .finish()
     }
 }
 
-impl Channel {
-    /// Connects to `target` now: `host:port`, `http://host:port`, `unix:/path` or
-    /// `unix:relative/path` (grpc's doc/naming.md).
-    pub async fn connect(target: &str) -> Result<Channel, Status> {
-        let channel = Channel::lazy(target)?;
-        channel.conn().await?;
+/// Builds a [`Channel`] with every option in one place.
+#[derive(Clone)]
+pub struct ChannelBuilder {
+    target: String,
+    config: ChannelConfig,
+    resolver: Option<Arc<dyn ResolverBuilder>>,
+}
+
+impl std::fmt::Debug for ChannelBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelBuilder")
+            .field("target", &self.target)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl ChannelBuilder {
+    /// The load-balancing policy (default pick_first).
+    pub fn lb_policy(mut self, policy: LbPolicy) -> ChannelBuilder {
+        self.config.lb_policy = policy;
+        self
+    }
+
+    /// A resolver for this channel's target scheme (e.g. a [`super::ManualResolver`]).
+    pub fn resolver(mut self, resolver: impl ResolverBuilder) -> ChannelBuilder {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// The largest message this channel's calls accept (default 4 MiB).
+    pub fn max_recv_message_size(mut self, bytes: usize) -> ChannelBuilder {
+        self.config.max_recv_message_size = bytes;
+        self
+    }
+
+    /// The largest message this channel's calls send (default 4 GiB).
+    pub fn max_send_message_size(mut self, bytes: usize) -> ChannelBuilder {
+        self.config.max_send_message_size = bytes;
+        self
+    }
+
+    /// Pings the server after `time` without reading from it (default never; at least
+    /// 10 s, as gRFC A8 requires).
+    pub fn keepalive_time(mut self, time: Duration) -> ChannelBuilder {
+        self.config.transport.keepalive.time = Some(time.max(MIN_CLIENT_TIME));
+        self
+    }
+
+    /// How long to wait for any byte after a keepalive ping (default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> ChannelBuilder {
+        self.config.transport.keepalive.timeout = timeout;
+        self
+    }
+
+    /// Whether keepalive pings are sent while no call is active (default false).
+    pub fn keepalive_without_calls(mut self, permit: bool) -> ChannelBuilder {
+        self.config.transport.keepalive.permit_without_stream = permit;
+        self
+    }
+
+    /// The least time one connection attempt may take (default 20 s,
+    /// connection-backoff.md's MIN_CONNECT_TIMEOUT).
+    pub fn connect_timeout(mut self, timeout: Duration) -> ChannelBuilder {
+        self.config.transport.connect_timeout = timeout;
+        self.config.backoff.min_connect_timeout = timeout;
+        self
+    }
+
+    /// The first reconnect backoff (default 1 s) and the largest (default 120 s);
+    /// the multiplier (1.6) and jitter (0.2) are connection-backoff.md's.
+    pub fn reconnect_backoff(mut self, initial: Duration, max: Duration) -> ChannelBuilder {
+        self.config.backoff.initial = initial;
+        self.config.backoff.max = max.max(initial);
+        self
+    }
+
+    /// HTTP/2 stream and connection flow-control windows (default 1 MiB / 2 MiB).
+    pub fn initial_window_sizes(mut self, stream: u32, connection: u32) -> ChannelBuilder {
+        self.config.transport.initial_stream_window = stream;
+        self.config.transport.initial_connection_window = connection;
+        self
+    }
+
+    /// Keepalive below the A8 minimum, for tests of keepalive itself.
+    #[doc(hidden)]
+    pub fn keepalive_time_unclamped(mut self, time: Duration) -> ChannelBuilder {
+        self.config.transport.keepalive.time = Some(time);
+        self
+    }
+
+    /// The channel; it connects on its first call.
+    pub fn build(self) -> Result<Channel, Status> {
+        let scheme = self.resolver.as_ref().map(|r| r.scheme().to_owned());
+        let target = Target::parse(&self.target, scheme.as_deref());
+        if target.scheme == "unix" || target.scheme == "dns" {
+            // Reject what cannot be dialled now rather than on the first call.
+            if target.scheme == "unix" {
+                Address::parse(&format!("unix:{}", target.endpoint))
+                    .map_err(Status::invalid_argument)?;
+            } else if target.endpoint.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "target {:?} names no host",
+                    self.target
+                )));
+            }
+        }
+        Ok(Channel {
+            inner: Arc::new(Inner {
+                authority: target.authority(),
+                target,
+                config: self.config,
+                resolver_builder: self.resolver,
+                core: Mutex::new(Core::default()),
+                changed: Notify::new(),
+                state: watch::channel(ConnectivityState::Idle).0,
+            }),
+        })
+    }
+
+    /// The channel, connected: waits until it is Ready, or fails as a fail-fast call
+    /// would.
+    pub async fn connect(self) -> Result<Channel, Status> {
+        let channel = self.build()?;
+        channel.pick(false).await?;
         Ok(channel)
+    }
+}
+
+impl Channel {
+    /// A builder for a channel to `target` (see [`Channel::connect`] for the forms).
+    pub fn builder(target: &str) -> ChannelBuilder {
+        ChannelBuilder {
+            target: target.to_owned(),
+            config: ChannelConfig::default(),
+            resolver: None,
+        }
+    }
+
+    /// Connects to `target` now: `host:port`, `http://host:port`,
+    /// `dns:[//authority/]host[:port]`, `ipv4:a:p,b:p`, `ipv6:[a]:p,...`,
+    /// `unix:/path` or `unix:relative/path` (grpc's doc/naming.md).
+    pub async fn connect(target: &str) -> Result<Channel, Status> {
+        Channel::builder(target).connect().await
     }
 
     /// A channel that connects on its first call.
     pub fn lazy(target: &str) -> Result<Channel, Status> {
-        let address = Address::parse(target).map_err(Status::invalid_argument)?;
-        Ok(Channel::with_config(address, ChannelConfig::default()))
+        Channel::builder(target).build()
     }
 
-    fn with_config(address: Address, config: ChannelConfig) -> Channel {
-        Channel {
-            inner: Arc::new(Inner {
-                authority: address.authority(),
-                address,
-                current: Mutex::new(Current {
-                    conn: None,
-                    keepalive_time: config.transport.keepalive.time,
-                }),
-                config,
-                dialing: tokio::sync::Mutex::new(()),
-            }),
-        }
-    }
-
-    /// Sets the largest message this channel's calls accept (default 4 MiB).
+    /// Sets the largest message this channel's calls accept (default 4 MiB). Makes a
+    /// new channel: prefer [`Channel::builder`].
     pub fn max_recv_message_size(self, bytes: usize) -> Channel {
-        self.reconfigure(|c| c.max_recv_message_size = bytes)
+        self.reconfigure(|b| b.max_recv_message_size(bytes))
     }
 
-    /// Sets the largest message this channel's calls send.
+    /// Sets the largest message this channel's calls send. Makes a new channel.
     pub fn max_send_message_size(self, bytes: usize) -> Channel {
-        self.reconfigure(|c| c.max_send_message_size = bytes)
+        self.reconfigure(|b| b.max_send_message_size(bytes))
     }
 
-    /// Pings the server after `time` without reading anything from it (gRFC A8;
-    /// default: never). Clamped to at least 10 seconds, as A8 requires; servers
-    /// usually allow one ping per 5 minutes unless configured otherwise.
+    /// See [`ChannelBuilder::keepalive_time`]. Makes a new channel.
     pub fn keepalive_time(self, time: Duration) -> Channel {
-        self.reconfigure(|c| c.transport.keepalive.time = Some(time.max(MIN_CLIENT_TIME)))
+        self.reconfigure(|b| b.keepalive_time(time))
     }
 
-    /// How long to wait for any byte after a keepalive ping before the connection is
-    /// closed and its calls fail UNAVAILABLE (default 20 s).
+    /// See [`ChannelBuilder::keepalive_timeout`]. Makes a new channel.
     pub fn keepalive_timeout(self, timeout: Duration) -> Channel {
-        self.reconfigure(|c| c.transport.keepalive.timeout = timeout)
+        self.reconfigure(|b| b.keepalive_timeout(timeout))
     }
 
-    /// Whether keepalive pings are sent while no call is active (default `false`).
+    /// See [`ChannelBuilder::keepalive_without_calls`]. Makes a new channel.
     pub fn keepalive_without_calls(self, permit: bool) -> Channel {
-        self.reconfigure(|c| c.transport.keepalive.permit_without_stream = permit)
+        self.reconfigure(|b| b.keepalive_without_calls(permit))
     }
 
-    /// How long dialing and the HTTP/2 handshake may take (default 20 s,
-    /// connection-backoff.md's MIN_CONNECT_TIMEOUT).
+    /// See [`ChannelBuilder::connect_timeout`]. Makes a new channel.
     pub fn connect_timeout(self, timeout: Duration) -> Channel {
-        self.reconfigure(|c| c.transport.connect_timeout = timeout)
+        self.reconfigure(|b| b.connect_timeout(timeout))
     }
 
     /// Keepalive below the A8 minimum, for tests of keepalive itself.
     #[doc(hidden)]
     pub fn keepalive_time_unclamped(self, time: Duration) -> Channel {
-        self.reconfigure(|c| c.transport.keepalive.time = Some(time))
+        self.reconfigure(|b| b.keepalive_time_unclamped(time))
     }
 
     /// The keepalive time the next connection will use (doubled after each GOAWAY
     /// `too_many_pings`), for tests.
     #[doc(hidden)]
     pub fn keepalive_time_in_force(&self) -> Option<Duration> {
-        self.current().keepalive_time
+        let core = self.inner.core();
+        match core.subchannels.first() {
+            Some(sc) => sc.keepalive_time(),
+            None => self.inner.config.transport.keepalive.time,
+        }
     }
 
-    fn reconfigure(self, f: impl FnOnce(&mut ChannelConfig)) -> Channel {
-        let mut config = self.inner.config.clone();
-        f(&mut config);
-        // A new channel; the old connection (if any) stays with the old clones.
-        Channel::with_config(self.inner.address.clone(), config)
+    fn reconfigure(self, f: impl FnOnce(ChannelBuilder) -> ChannelBuilder) -> Channel {
+        let builder = ChannelBuilder {
+            target: String::new(),
+            config: self.inner.config.clone(),
+            resolver: self.inner.resolver_builder.clone(),
+        };
+        let config = f(builder).config;
+        // A new channel; the old connections stay with the old clones.
+        Channel {
+            inner: Arc::new(Inner {
+                target: self.inner.target.clone(),
+                authority: self.inner.authority.clone(),
+                config,
+                resolver_builder: self.inner.resolver_builder.clone(),
+                core: Mutex::new(Core::default()),
+                changed: Notify::new(),
+                state: watch::channel(ConnectivityState::Idle).0,
+            }),
+        }
+    }
+
+    /// The channel's connectivity state now.
+    pub fn state(&self) -> ConnectivityState {
+        *self.inner.state.borrow()
+    }
+
+    /// Waits until the state differs from `from`, and returns the new state. Bound
+    /// it with a timeout: an idle channel stays Idle until a call is made or
+    /// [`Channel::connect_now`] is called.
+    pub async fn wait_for_state_change(&self, from: ConnectivityState) -> ConnectivityState {
+        let mut rx = self.inner.state.subscribe();
+        match rx.wait_for(|s| *s != from).await {
+            Ok(state) => *state,
+            Err(_) => ConnectivityState::Shutdown,
+        }
+    }
+
+    /// Starts resolving and connecting without waiting for a call (grpc-go's
+    /// `Connect`).
+    pub fn connect_now(&self) {
+        let _ = self.inner.try_pick();
     }
 
     pub(crate) fn config(&self) -> &ChannelConfig {
@@ -154,60 +343,227 @@ impl Channel {
         &self.inner.authority
     }
 
-    /// The live connection, dialing if there is none, the last one failed or it is
-    /// draining (the server sent GOAWAY).
-    pub(crate) async fn conn(&self) -> Result<Arc<Conn>, Status> {
-        if let Some(conn) = self.live() {
-            return Ok(conn);
+    /// A Ready connection for a call. Fail-fast (`wait_for_ready` false) fails
+    /// UNAVAILABLE while the channel is in TRANSIENT_FAILURE; otherwise the call
+    /// waits for a connection (its deadline, applied by the caller, still runs).
+    pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Arc<Conn>, Status> {
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.inner.try_pick() {
+                Pick::Ready(conn) => return Ok(conn),
+                Pick::Queue => {}
+                Pick::Fail(status) if !wait_for_ready => return Err(status),
+                Pick::Fail(_) => {}
+            }
+            notified.await;
         }
-        let _dialing = self.inner.dialing.lock().await;
-        if let Some(conn) = self.live() {
-            return Ok(conn);
+    }
+}
+
+/// What a pick found.
+enum Pick {
+    Ready(Arc<Conn>),
+    /// Nothing Ready yet, but something is connecting (or resolving).
+    Queue,
+    /// Every address has failed (or resolution has).
+    Fail(Status),
+}
+
+impl Inner {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // Updates are a few assignments: a panic cannot leave the core half-made.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn try_pick(self: &Arc<Self>) -> Pick {
+        if self.core().resolver.is_none() {
+            self.start_resolver();
         }
-        let conn = Arc::new(self.dial().await?);
-        self.current().conn = Some(conn.clone());
-        Ok(conn)
+        let mut core = self.core();
+        if core.subchannels.is_empty() {
+            return match &core.resolve_error {
+                Some(status) => Pick::Fail(status.clone()),
+                None => Pick::Queue,
+            };
+        }
+        match self.config.lb_policy {
+            LbPolicy::PickFirst => pick_first(&core.subchannels),
+            LbPolicy::RoundRobin => {
+                let n = core.subchannels.len();
+                let start = core.next;
+                for i in 0..n {
+                    let index = (start + i) % n;
+                    if let Some(conn) = core.subchannels[index].ready_conn() {
+                        core.next = index + 1;
+                        return Pick::Ready(conn);
+                    }
+                }
+                for sc in &core.subchannels {
+                    sc.connect();
+                }
+                waiting_or_failed(&core.subchannels)
+            }
+        }
     }
 
-    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
-        self.inner.current.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn live(&self) -> Option<Arc<Conn>> {
-        let current = self.current();
-        current.conn.as_ref().filter(|c| c.is_ready()).cloned()
-    }
-
-    async fn dial(&self) -> Result<Conn, Status> {
-        let mut settings = self.inner.config.transport.clone();
+    /// Idle -> resolving: builds the resolver, whose addresses arrive in
+    /// `on_addresses` (perhaps before this returns, so no lock is held meanwhile).
+    fn start_resolver(self: &Arc<Self>) {
         {
-            let mut current = self.current();
-            if current
-                .conn
-                .as_ref()
-                .is_some_and(|c| c.got_too_many_pings())
-            {
-                // gRFC A8: after GOAWAY too_many_pings, double the keepalive time.
-                current.keepalive_time = current.keepalive_time.map(|t| t.saturating_mul(2));
+            let mut core = self.core();
+            if core.resolver.is_some() {
+                return;
             }
-            current.conn = None;
-            settings.keepalive.time = current.keepalive_time;
+            core.resolver = Some(Box::new(NoResolver));
         }
-        let address = &self.inner.address;
-        let timeout = settings.connect_timeout;
-        let io = match tokio::time::timeout(timeout, address.connect()).await {
-            Ok(Ok((io, _peer))) => io,
-            Ok(Err(e)) => {
-                return Err(Status::unavailable(format!("connecting to {address}: {e}")));
+        let _ = self.state.send_replace(ConnectivityState::Connecting);
+        let weak = Arc::downgrade(self);
+        let sink = AddressSink::new(move |update| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_addresses(update);
             }
-            Err(_) => {
-                return Err(Status::unavailable(format!(
-                    "connecting to {address}: timed out"
-                )));
+        });
+        let started = resolver::build(&self.target, self.resolver_builder.as_ref(), sink);
+        {
+            let mut core = self.core();
+            match started {
+                Ok(resolver) => core.resolver = Some(resolver),
+                Err(status) => core.resolve_error = Some(status),
+            }
+        }
+        self.on_change();
+    }
+
+    /// The resolver's news: keep the subchannels of addresses still listed, add the
+    /// new ones, shut the others down.
+    fn on_addresses(self: &Arc<Self>, update: Result<Vec<Address>, Status>) {
+        {
+            let mut core = self.core();
+            match update {
+                Err(status) => core.resolve_error = Some(status),
+                Ok(addresses) => {
+                    core.resolve_error = None;
+                    let mut old = std::mem::take(&mut core.subchannels);
+                    for address in addresses {
+                        if core.subchannels.iter().any(|sc| *sc.address() == address) {
+                            continue;
+                        }
+                        let sc = match old.iter().position(|sc| *sc.address() == address) {
+                            Some(i) => old.remove(i),
+                            None => self.subchannel(address),
+                        };
+                        core.subchannels.push(sc);
+                    }
+                    for sc in old {
+                        sc.shutdown();
+                    }
+                    if self.config.lb_policy == LbPolicy::RoundRobin {
+                        for sc in &core.subchannels {
+                            sc.connect();
+                        }
+                    }
+                }
+            }
+        }
+        self.on_change();
+    }
+
+    fn subchannel(self: &Arc<Self>, address: Address) -> Arc<Subchannel> {
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        Subchannel::new(
+            address,
+            self.config.transport.clone(),
+            self.config.backoff,
+            Arc::new(move |sc: &Subchannel| {
+                if let Some(inner) = weak.upgrade() {
+                    if matches!(
+                        sc.state(),
+                        ConnectivityState::Idle | ConnectivityState::TransientFailure
+                    ) {
+                        // A connection lost or refused: the addresses may be stale.
+                        if let Some(resolver) = &inner.core().resolver {
+                            resolver.resolve_now();
+                        }
+                    }
+                    inner.on_change();
+                }
+            }),
+        )
+    }
+
+    /// Re-aggregates the channel's state and wakes waiting callers.
+    fn on_change(&self) {
+        let state = {
+            let core = self.core();
+            if core.subchannels.is_empty() {
+                match (&core.resolver, &core.resolve_error) {
+                    (None, _) => ConnectivityState::Idle,
+                    (Some(_), Some(_)) => ConnectivityState::TransientFailure,
+                    (Some(_), None) => ConnectivityState::Connecting,
+                }
+            } else {
+                ConnectivityState::aggregate(core.subchannels.iter().map(|sc| sc.state()))
             }
         };
-        connect(io, &settings)
-            .await
-            .map_err(|e| Status::unavailable(format!("connecting to {address}: {e}")))
+        self.state.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
+        self.changed.notify_waiters();
+    }
+}
+
+/// A resolver placeholder while the real one is being built.
+struct NoResolver;
+
+impl Resolver for NoResolver {}
+
+fn pick_first(subchannels: &[Arc<Subchannel>]) -> Pick {
+    for sc in subchannels {
+        if let Some(conn) = sc.ready_conn() {
+            return Pick::Ready(conn);
+        }
+    }
+    if subchannels
+        .iter()
+        .any(|sc| sc.state() == ConnectivityState::Connecting)
+    {
+        return Pick::Queue;
+    }
+    // The first address not yet tried (or lost) is next.
+    if let Some(sc) = subchannels
+        .iter()
+        .find(|sc| sc.state() == ConnectivityState::Idle)
+    {
+        sc.connect();
+        return Pick::Queue;
+    }
+    waiting_or_failed(subchannels)
+}
+
+/// Nothing Ready: queue while anything connects, fail once everything has failed.
+fn waiting_or_failed(subchannels: &[Arc<Subchannel>]) -> Pick {
+    if subchannels.iter().any(|sc| {
+        matches!(
+            sc.state(),
+            ConnectivityState::Connecting | ConnectivityState::Idle
+        )
+    }) {
+        return Pick::Queue;
+    }
+    let last = subchannels.iter().find_map(|sc| sc.last_error());
+    Pick::Fail(last.unwrap_or_else(|| Status::unavailable("no address is reachable")))
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let core = self.core.get_mut().unwrap_or_else(|e| e.into_inner());
+        for sc in &core.subchannels {
+            sc.shutdown();
+        }
+        let _ = self.state.send_replace(ConnectivityState::Shutdown);
     }
 }

@@ -1,8 +1,15 @@
-//! The client: [`Channel`] and the handles of streaming calls.
+//! The client: [`Channel`] (resolver -> load-balancing policy -> subchannels ->
+//! transport connections) and the handles of streaming calls.
 
+mod backoff;
 mod call;
 mod channel;
 mod handles;
+mod resolver;
+mod state;
+mod subchannel;
 
-pub use channel::Channel;
+pub use channel::{Channel, ChannelBuilder, LbPolicy};
 pub use handles::{BidiStreamingCall, ClientStreamingCall, RequestSink, ResponseStream};
+pub use resolver::{AddressSink, ManualResolver, Resolver, ResolverBuilder, register_resolver};
+pub use state::ConnectivityState;

@@ -85,6 +85,8 @@ struct State {
     too_many_pings: AtomicBool,
     /// Stream permits handed out once Ready (0 before), to count active calls.
     limit: AtomicUsize,
+    /// Woken when the connection leaves Ready (GOAWAY, closed).
+    left_ready: tokio::sync::Notify,
 }
 
 /// One established HTTP/2 connection.
@@ -120,6 +122,20 @@ impl Conn {
     /// the last stream id), so the call may be retried elsewhere.
     pub(crate) fn was_refused(&self, id: u32) -> bool {
         id > self.state.goaway_last_stream_id.load(Ordering::Acquire)
+    }
+
+    /// Completes once the connection is no longer Ready (the server sent GOAWAY, or
+    /// the connection closed).
+    pub(crate) async fn left_ready(&self) {
+        loop {
+            let notified = self.state.left_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.is_ready() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Whether the server closed the connection for too many pings.
@@ -159,6 +175,7 @@ pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn
         goaway_last_stream_id,
         too_many_pings: AtomicBool::new(false),
         limit: AtomicUsize::new(0),
+        left_ready: tokio::sync::Notify::new(),
     });
     let (writer, writer_task) = Writer::new();
     flusher.take_over();
@@ -218,7 +235,7 @@ struct Driver {
 impl Driver {
     async fn run(mut self) {
         std::future::poll_fn(|cx| self.poll(cx)).await;
-        self.state.phase.store(CLOSED, Ordering::Release);
+        self.set_phase(CLOSED);
         // Callers waiting for a stream permit learn at once that this connection is
         // gone (they see UNAVAILABLE and the channel dials again).
         self.streams.close();
@@ -248,7 +265,9 @@ impl Driver {
 
     fn set_phase(&self, phase: u8) {
         // Only ever forward: READY -> DRAINING -> CLOSED.
-        self.state.phase.fetch_max(phase, Ordering::AcqRel);
+        if self.state.phase.fetch_max(phase, Ordering::AcqRel) < phase {
+            self.state.left_ready.notify_waiters();
+        }
     }
 
     fn poll_pings(&mut self, cx: &mut Context<'_>) {

@@ -173,18 +173,6 @@ impl Address {
         Ok(Address::Tcp(rest.to_owned()))
     }
 
-    /// The `:authority` requests to this address carry: `host:port` for TCP, and
-    /// `localhost` for a Unix socket, as grpc-go sends.
-    pub(crate) fn authority(&self) -> http::uri::Authority {
-        match self {
-            // parse() checked it is a valid authority.
-            Address::Tcp(hostport) => hostport
-                .parse()
-                .unwrap_or_else(|_| http::uri::Authority::from_static("localhost")),
-            Address::Unix(_) => http::uri::Authority::from_static("localhost"),
-        }
-    }
-
     /// Opens a byte stream to the address.
     pub(crate) async fn connect(&self) -> io::Result<(BoxIo, PeerAddr)> {
         match self {
@@ -343,9 +331,5 @@ mod tests {
         assert!(Address::parse("unix:").is_err());
         assert!(Address::parse("localhost").unwrap_err().contains("no port"));
         assert!(Address::parse("ftp://x:1").unwrap_err().contains("ftp"));
-        assert_eq!(
-            Address::parse("unix:/s").unwrap().authority().as_str(),
-            "localhost"
-        );
     }
 }
