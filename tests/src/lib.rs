@@ -163,9 +163,14 @@ impl Drop for TestServer {
 
 /// Starts helloworld, routeguide and the instrumented TestService on 127.0.0.1:0.
 pub async fn start(configure: impl FnOnce(Server) -> Server) -> TestServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    start_on("127.0.0.1:0", configure).await
+}
+
+/// [`start`] on `addr` (e.g. `127.0.0.2:0`, or a port to restart a server on).
+pub async fn start_on(addr: &str, configure: impl FnOnce(Server) -> Server) -> TestServer {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .expect("bind 127.0.0.1:0");
+        .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
     let addr = listener.local_addr().expect("local addr");
     let probe = Arc::new(Probe::default());
     let mut server = configure(Server::new());

@@ -476,16 +476,23 @@ impl Inner {
             address,
             self.config.transport.clone(),
             self.config.backoff,
-            Arc::new(move |sc: &Subchannel| {
+            Arc::new(move |sc: &Arc<Subchannel>| {
                 if let Some(inner) = weak.upgrade() {
+                    let state = sc.state();
                     if matches!(
-                        sc.state(),
+                        state,
                         ConnectivityState::Idle | ConnectivityState::TransientFailure
                     ) {
                         // A connection lost or refused: the addresses may be stale.
                         if let Some(resolver) = &inner.core().resolver {
                             resolver.resolve_now();
                         }
+                    }
+                    if state == ConnectivityState::Idle
+                        && inner.config.lb_policy == LbPolicy::RoundRobin
+                    {
+                        // round_robin keeps every address connected.
+                        sc.connect();
                     }
                     inner.on_change();
                 }

@@ -49,7 +49,9 @@ impl std::fmt::Debug for AddressSink {
 }
 
 impl AddressSink {
-    pub(crate) fn new(update: impl Fn(Result<Vec<Address>, Status>) + Send + Sync + 'static) -> AddressSink {
+    pub(crate) fn new(
+        update: impl Fn(Result<Vec<Address>, Status>) + Send + Sync + 'static,
+    ) -> AddressSink {
         AddressSink {
             update: Arc::new(update),
         }
@@ -134,7 +136,9 @@ impl Target {
     /// `localhost` for Unix sockets).
     pub(crate) fn authority(&self) -> http::uri::Authority {
         let host = match self.scheme.as_str() {
-            "dns" => dns_host_port(&self.endpoint).ok().map(|(h, p)| join_host_port(&h, p)),
+            "dns" => dns_host_port(&self.endpoint)
+                .ok()
+                .map(|(h, p)| join_host_port(&h, p)),
             "ipv4" | "ipv6" => self.endpoint.split(',').next().map(str::to_owned),
             _ => None,
         };
@@ -268,9 +272,9 @@ impl DnsResolver {
                         }
                         sink.addresses(addresses);
                     }
-                    Err(e) => sink.error(Status::unavailable(format!(
-                        "resolving {host}:{port}: {e}"
-                    ))),
+                    Err(e) => {
+                        sink.error(Status::unavailable(format!("resolving {host}:{port}: {e}")))
+                    }
                 }
             }
         });
@@ -352,7 +356,11 @@ mod tests {
         assert_eq!(t("dns:foo:80").scheme, "dns");
         assert_eq!(t("ipv4:1.2.3.4:5,6.7.8.9:10").scheme, "ipv4");
         assert_eq!(t("unix:/tmp/s").endpoint, "/tmp/s");
-        assert_eq!(t("custom:x"), Target::dns("custom:x"), "unknown scheme: a dns name");
+        assert_eq!(
+            t("custom:x"),
+            Target::dns("custom:x"),
+            "unknown scheme: a dns name"
+        );
         assert_eq!(Target::parse("custom:x", Some("custom")).scheme, "custom");
         assert_eq!(t("dns:foo:80").authority().as_str(), "foo:80");
         assert_eq!(t("dns://8.8.8.8/foo").authority().as_str(), "foo:443");
@@ -408,7 +416,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(
-            addresses.iter().any(|a| *a == Address::Tcp("127.0.0.1:50051".into())),
+            addresses
+                .iter()
+                .any(|a| *a == Address::Tcp("127.0.0.1:50051".into())),
             "{addresses:?}"
         );
     }

@@ -20,7 +20,7 @@ use crate::transport::client::{ClientSettings, Conn, connect};
 use crate::transport::io::Address;
 
 /// Told of every state change (the channel re-picks and re-aggregates).
-pub(crate) type OnChange = Arc<dyn Fn(&Subchannel) + Send + Sync>;
+pub(crate) type OnChange = Arc<dyn Fn(&Arc<Subchannel>) + Send + Sync>;
 
 /// One address's connection (see the module doc).
 pub(crate) struct Subchannel {
@@ -117,7 +117,7 @@ impl Subchannel {
         }
     }
 
-    fn set(&self, state: ConnectivityState, update: impl FnOnce(&mut Inner)) {
+    fn set(self: &Arc<Self>, state: ConnectivityState, update: impl FnOnce(&mut Inner)) {
         {
             let mut inner = self.lock();
             if inner.state == ConnectivityState::Shutdown {
@@ -170,7 +170,8 @@ impl Subchannel {
                         inner.task = None;
                         if conn.got_too_many_pings() {
                             // gRFC A8: double the keepalive time.
-                            inner.keepalive_time = inner.keepalive_time.map(|t| t.saturating_mul(2));
+                            inner.keepalive_time =
+                                inner.keepalive_time.map(|t| t.saturating_mul(2));
                         }
                     });
                     return;

@@ -1,0 +1,246 @@
+//! Channels over many servers, on loopback addresses only (127.0.0.1..127.0.0.4):
+//! round_robin, pick_first failover, a server that goes away and comes back,
+//! fail-fast and wait-for-ready, the manual resolver, connectivity states.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rgrpc_runtime::{
+    CallOptions, Channel, Code, ConnectivityState, LbPolicy, ManualResolver, Request,
+};
+use rgrpc_tests::grpc_testing::{SimpleRequest, TestServiceStub};
+use rgrpc_tests::{TestServer, start_on, within};
+
+fn calls(server: &TestServer) -> usize {
+    server.probe.finished.load(Ordering::SeqCst)
+}
+
+async fn three_servers() -> Vec<TestServer> {
+    let mut servers = Vec::new();
+    for host in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        servers.push(start_on(&format!("{host}:0"), |s| s).await);
+    }
+    servers
+}
+
+fn ipv4_target(servers: &[TestServer]) -> String {
+    let list: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+    format!("ipv4:{}", list.join(","))
+}
+
+/// round_robin spreads 300 calls over three servers within +-10% each.
+#[tokio::test]
+async fn round_robin_spreads_calls_evenly() {
+    let servers = three_servers().await;
+    let channel = Channel::builder(&ipv4_target(&servers))
+        .lb_policy(LbPolicy::RoundRobin)
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel.clone());
+    // Let every subchannel connect, so the count is not skewed by the first one.
+    within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap();
+    // Every subchannel connects on its own; wait until all three have served.
+    for _ in 0..300 {
+        if servers.iter().all(|s| calls(s) > 0) {
+            break;
+        }
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before: Vec<usize> = servers.iter().map(calls).collect();
+    for _ in 0..300 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+    }
+    for (server, before) in servers.iter().zip(before) {
+        let got = calls(server) - before;
+        assert!((90..=110).contains(&got), "a server got {got} of 300 calls");
+    }
+    assert_eq!(channel.state(), ConnectivityState::Ready);
+}
+
+/// A server that stops is skipped without failed calls; it rejoins once it is back.
+#[tokio::test]
+async fn a_stopped_server_is_skipped_and_rejoins_after_restart() {
+    let mut servers = three_servers().await;
+    let channel = Channel::builder(&ipv4_target(&servers))
+        .lb_policy(LbPolicy::RoundRobin)
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel);
+    for _ in 0..30 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+    }
+    // Stop the second server (graceful: GOAWAY, then its port closes).
+    let gone = servers.remove(1);
+    let addr = gone.addr;
+    gone.handle.graceful_stop();
+    let mut gone = gone;
+    within(10, gone.serving.take().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(gone);
+    let before: Vec<usize> = servers.iter().map(calls).collect();
+    for _ in 0..60 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .expect("no call fails while two servers are up");
+    }
+    let after: usize = servers.iter().map(calls).sum();
+    assert_eq!(after - before.iter().sum::<usize>(), 60);
+    // Back on the same port: it gets calls again after its backoff.
+    let back = start_on(&addr.to_string(), |s| s).await;
+    let mut served = false;
+    for _ in 0..100 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+        if calls(&back) > 0 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "the restarted server never got a call");
+}
+
+/// pick_first: the first address refuses; calls go to the next one.
+#[tokio::test]
+async fn pick_first_fails_over_to_the_next_address() {
+    // A port with nothing listening: bind, note the port, close.
+    let closed = std::net::TcpListener::bind("127.0.0.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = start_on("127.0.0.3:0", |s| s).await;
+    let channel = Channel::builder(&format!("ipv4:{closed},{}", server.addr))
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel.clone());
+    for _ in 0..5 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .expect("served by the second address");
+    }
+    assert_eq!(calls(&server), 5);
+    assert_eq!(channel.state(), ConnectivityState::Ready);
+}
+
+/// Before any server listens: a fail-fast call fails UNAVAILABLE; a wait-for-ready
+/// call completes once a server starts.
+#[tokio::test]
+async fn wait_for_ready_waits_and_fail_fast_fails() {
+    let addr = std::net::TcpListener::bind("127.0.0.4:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let channel = Channel::builder(&addr.to_string())
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel.clone());
+    let err = within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(channel.state(), ConnectivityState::TransientFailure);
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let options = CallOptions::new()
+                .with_wait_for_ready(true)
+                .with_timeout(Duration::from_secs(10));
+            client
+                .unary_call(Request::with_options(SimpleRequest::default(), options))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a wait-for-ready call waits");
+    let server = start_on(&addr.to_string(), |s| s).await;
+    within(10, waiting)
+        .await
+        .unwrap()
+        .expect("completed once the server started");
+    assert_eq!(calls(&server), 1);
+    // And a wait-for-ready call still honours its deadline.
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_wait_for_ready_call_ends_at_its_deadline() {
+    let addr = std::net::TcpListener::bind("127.0.0.4:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = TestServiceStub::new(Channel::lazy(&addr.to_string()).unwrap());
+    let options = CallOptions::new()
+        .with_wait_for_ready(true)
+        .with_timeout(Duration::from_millis(300));
+    let err = within(
+        10,
+        client.unary_call(Request::with_options(SimpleRequest::default(), options)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+}
+
+/// A manual resolver's update moves traffic to the new address.
+#[tokio::test]
+async fn a_manual_resolver_update_moves_traffic() {
+    let a = start_on("127.0.0.2:0", |s| s).await;
+    let b = start_on("127.0.0.3:0", |s| s).await;
+    let resolver = ManualResolver::new("test");
+    resolver.update(&[a.addr.to_string()]);
+    let channel = Channel::builder("test:anything")
+        .resolver(resolver.clone())
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel);
+    for _ in 0..3 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+    }
+    assert_eq!((calls(&a), calls(&b)), (3, 0));
+    resolver.update(&[b.addr.to_string()]);
+    for _ in 0..3 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+    }
+    assert_eq!((calls(&a), calls(&b)), (3, 3));
+}
+
+/// `localhost` resolves through the DNS resolver; states go Idle -> Connecting ->
+/// Ready and can be waited on.
+#[tokio::test]
+async fn localhost_through_dns_and_the_states_on_the_way() {
+    let server = start_on("127.0.0.1:0", |s| s).await;
+    let channel = Channel::lazy(&format!("dns:localhost:{}", server.addr.port())).unwrap();
+    assert_eq!(channel.state(), ConnectivityState::Idle);
+    channel.connect_now();
+    let mut state = channel.state();
+    while state != ConnectivityState::Ready {
+        assert_ne!(state, ConnectivityState::Shutdown);
+        state = within(10, channel.wait_for_state_change(state)).await;
+        if state == ConnectivityState::TransientFailure || state == ConnectivityState::Idle {
+            // ::1 may refuse before 127.0.0.1 answers; a call moves pick_first on.
+            channel.connect_now();
+        }
+    }
+    let client = TestServiceStub::new(channel);
+    within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap();
+}
