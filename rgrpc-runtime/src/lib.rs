@@ -24,8 +24,8 @@ mod transport;
 pub use call::{CallOptions, Request, Response};
 pub use client::{
     AddressSink, BidiStreamingCall, Channel, ChannelBuilder, ClientStreamingCall,
-    ConnectivityState, LbPolicy, ManualResolver, RequestSink, Resolver, ResolverBuilder,
-    ResponseStream, register_resolver,
+    ConnectivityState, Endpoint, LbPolicy, LoadBalancer, ManualResolver, RequestSink, Resolver,
+    ResolverBuilder, ResponseStream, register_resolver,
 };
 pub use codec::compression::Encoding;
 pub use codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};

@@ -244,3 +244,71 @@ async fn localhost_through_dns_and_the_states_on_the_way() {
         .await
         .unwrap();
 }
+
+/// N connections to one address: the pool opens them all and spreads calls.
+#[tokio::test]
+async fn a_pool_of_connections_to_one_address() {
+    let server = start_on("127.0.0.1:0", |s| s).await;
+    let proxy = rgrpc_tests::proxy::Proxy::start(server.addr).await;
+    for policy in [LbPolicy::PickFirst, LbPolicy::RoundRobin] {
+        let before = proxy.connections();
+        let channel = Channel::builder(&proxy.addr().to_string())
+            .lb_policy(policy)
+            .connections_per_address(4)
+            .build()
+            .unwrap();
+        let client = TestServiceStub::new(channel);
+        for _ in 0..40 {
+            within(10, client.unary_call(SimpleRequest::default()))
+                .await
+                .unwrap();
+            if proxy.connections() - before == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(proxy.connections() - before, 4, "{policy:?}");
+    }
+}
+
+/// A user's own policy chooses among the Ready connections.
+#[tokio::test]
+async fn a_custom_load_balancer_decides_where_calls_go() {
+    struct Prefer(&'static str);
+    impl rgrpc_runtime::LoadBalancer for Prefer {
+        fn pick(&self, full_method: &str, ready: &[rgrpc_runtime::Endpoint<'_>]) -> usize {
+            assert_eq!(full_method, "/grpc.testing.TestService/UnaryCall");
+            ready
+                .iter()
+                .position(|e| e.address().starts_with(self.0))
+                .unwrap_or(0)
+        }
+    }
+    let servers = three_servers().await;
+    let channel = Channel::builder(&ipv4_target(&servers))
+        .load_balancer(Prefer("127.0.0.3"))
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel);
+    // Every address is kept connected; once 127.0.0.3 is Ready it takes every call.
+    for _ in 0..200 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+        if calls(&servers[1]) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before: Vec<usize> = servers.iter().map(calls).collect();
+    for _ in 0..20 {
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(calls(&servers[1]) - before[1], 20);
+    assert_eq!(
+        calls(&servers[0]) - before[0] + calls(&servers[2]) - before[2],
+        0
+    );
+}

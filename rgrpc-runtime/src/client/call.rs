@@ -431,7 +431,7 @@ async fn start(
     deadline: Option<Instant>,
     first: Option<Bytes>,
 ) -> Result<Started, Status> {
-    let conn = until(deadline, channel.pick(options.wait_for_ready)).await?;
+    let conn = until(deadline, channel.pick(path, options.wait_for_ready)).await?;
     // From the parts: the path is `'static` (generated constants), so it is checked
     // but not copied, and the scheme and authority are already parsed.
     let path_and_query =

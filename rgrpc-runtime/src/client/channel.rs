@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::backoff::BackoffConfig;
+use super::balancer::{Endpoint, LoadBalancer};
 use super::resolver::{self, AddressSink, Resolver, ResolverBuilder, Target};
 use super::state::ConnectivityState;
 use super::subchannel::Subchannel;
@@ -31,13 +32,39 @@ pub enum LbPolicy {
 }
 
 /// Settings of a channel.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct ChannelConfig {
     pub max_recv_message_size: usize,
     pub max_send_message_size: usize,
     pub transport: ClientSettings,
     pub lb_policy: LbPolicy,
+    /// A user's policy; when set it replaces `lb_policy` (every address connected).
+    pub balancer: Option<Arc<dyn LoadBalancer>>,
+    /// Connections per address (a pool, for when one HTTP/2 connection is the
+    /// bottleneck).
+    pub connections_per_address: usize,
     pub backoff: BackoffConfig,
+}
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelConfig")
+            .field("max_recv_message_size", &self.max_recv_message_size)
+            .field("max_send_message_size", &self.max_send_message_size)
+            .field("transport", &self.transport)
+            .field("lb_policy", &self.lb_policy)
+            .field("custom_balancer", &self.balancer.is_some())
+            .field("connections_per_address", &self.connections_per_address)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
+}
+
+impl ChannelConfig {
+    /// Whether every address is kept connected (round_robin and users' policies).
+    fn connects_all(&self) -> bool {
+        self.balancer.is_some() || self.lb_policy == LbPolicy::RoundRobin
+    }
 }
 
 impl Default for ChannelConfig {
@@ -47,6 +74,8 @@ impl Default for ChannelConfig {
             max_send_message_size: codec::DEFAULT_MAX_SEND_MESSAGE_SIZE,
             transport: ClientSettings::default(),
             lb_policy: LbPolicy::PickFirst,
+            balancer: None,
+            connections_per_address: 1,
             backoff: BackoffConfig::default(),
         }
     }
@@ -114,6 +143,21 @@ impl ChannelBuilder {
     /// The load-balancing policy (default pick_first).
     pub fn lb_policy(mut self, policy: LbPolicy) -> ChannelBuilder {
         self.config.lb_policy = policy;
+        self
+    }
+
+    /// A load-balancing policy of your own (see [`LoadBalancer`]); replaces
+    /// `lb_policy`.
+    pub fn load_balancer(mut self, balancer: impl LoadBalancer) -> ChannelBuilder {
+        self.config.balancer = Some(Arc::new(balancer));
+        self
+    }
+
+    /// Opens `n` connections to each address (default 1) and spreads calls over
+    /// them: the pool users of grpc-go and tonic build by hand when one HTTP/2
+    /// connection becomes the bottleneck.
+    pub fn connections_per_address(mut self, n: usize) -> ChannelBuilder {
+        self.config.connections_per_address = n.max(1);
         self
     }
 
@@ -217,7 +261,7 @@ impl ChannelBuilder {
     /// would.
     pub async fn connect(self) -> Result<Channel, Status> {
         let channel = self.build()?;
-        channel.pick(false).await?;
+        channel.pick("", false).await?;
         Ok(channel)
     }
 }
@@ -332,7 +376,7 @@ impl Channel {
     /// Starts resolving and connecting without waiting for a call (grpc-go's
     /// `Connect`).
     pub fn connect_now(&self) {
-        let _ = self.inner.try_pick();
+        let _ = self.inner.try_pick("");
     }
 
     pub(crate) fn config(&self) -> &ChannelConfig {
@@ -346,12 +390,16 @@ impl Channel {
     /// A Ready connection for a call. Fail-fast (`wait_for_ready` false) fails
     /// UNAVAILABLE while the channel is in TRANSIENT_FAILURE; otherwise the call
     /// waits for a connection (its deadline, applied by the caller, still runs).
-    pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Arc<Conn>, Status> {
+    pub(crate) async fn pick(
+        &self,
+        full_method: &str,
+        wait_for_ready: bool,
+    ) -> Result<Arc<Conn>, Status> {
         loop {
             let notified = self.inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.inner.try_pick() {
+            match self.inner.try_pick(full_method) {
                 Pick::Ready(conn) => return Ok(conn),
                 Pick::Queue => {}
                 Pick::Fail(status) if !wait_for_ready => return Err(status),
@@ -377,7 +425,7 @@ impl Inner {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn try_pick(self: &Arc<Self>) -> Pick {
+    fn try_pick(self: &Arc<Self>, full_method: &str) -> Pick {
         if self.core().resolver.is_none() {
             self.start_resolver();
         }
@@ -388,11 +436,35 @@ impl Inner {
                 None => Pick::Queue,
             };
         }
+        if let Some(balancer) = &self.config.balancer {
+            let ready: Vec<(Arc<Conn>, &Subchannel)> = core
+                .subchannels
+                .iter()
+                .filter_map(|sc| sc.ready_conn().map(|conn| (conn, &**sc)))
+                .collect();
+            if ready.is_empty() {
+                for sc in &core.subchannels {
+                    sc.connect();
+                }
+                return waiting_or_failed(&core.subchannels);
+            }
+            let endpoints: Vec<Endpoint<'_>> = ready
+                .iter()
+                .map(|(conn, sc)| Endpoint::new(sc.label(), conn.active_calls()))
+                .collect();
+            let index = balancer.pick(full_method, &endpoints);
+            let index = if index < ready.len() { index } else { 0 };
+            return Pick::Ready(ready[index].0.clone());
+        }
+        let n = core.subchannels.len();
+        let start = core.next;
         match self.config.lb_policy {
-            LbPolicy::PickFirst => pick_first(&core.subchannels),
+            LbPolicy::PickFirst => {
+                let (pick, next) = pick_first(&core.subchannels, start);
+                core.next = next;
+                pick
+            }
             LbPolicy::RoundRobin => {
-                let n = core.subchannels.len();
-                let start = core.next;
                 for i in 0..n {
                     let index = (start + i) % n;
                     if let Some(conn) = core.subchannels[index].ready_conn() {
@@ -446,20 +518,24 @@ impl Inner {
                 Ok(addresses) => {
                     core.resolve_error = None;
                     let mut old = std::mem::take(&mut core.subchannels);
-                    for address in addresses {
-                        if core.subchannels.iter().any(|sc| *sc.address() == address) {
+                    let mut seen: Vec<&Address> = Vec::new();
+                    for address in &addresses {
+                        if seen.contains(&address) {
                             continue;
                         }
-                        let sc = match old.iter().position(|sc| *sc.address() == address) {
-                            Some(i) => old.remove(i),
-                            None => self.subchannel(address),
-                        };
-                        core.subchannels.push(sc);
+                        seen.push(address);
+                        for _ in 0..self.config.connections_per_address {
+                            let sc = match old.iter().position(|sc| sc.address() == address) {
+                                Some(i) => old.remove(i),
+                                None => self.subchannel(address.clone()),
+                            };
+                            core.subchannels.push(sc);
+                        }
                     }
                     for sc in old {
                         sc.shutdown();
                     }
-                    if self.config.lb_policy == LbPolicy::RoundRobin {
+                    if self.config.connects_all() {
                         for sc in &core.subchannels {
                             sc.connect();
                         }
@@ -488,9 +564,7 @@ impl Inner {
                             resolver.resolve_now();
                         }
                     }
-                    if state == ConnectivityState::Idle
-                        && inner.config.lb_policy == LbPolicy::RoundRobin
-                    {
+                    if state == ConnectivityState::Idle && inner.config.connects_all() {
                         // round_robin keeps every address connected.
                         sc.connect();
                     }
@@ -528,17 +602,32 @@ struct NoResolver;
 
 impl Resolver for NoResolver {}
 
-fn pick_first(subchannels: &[Arc<Subchannel>]) -> Pick {
-    for sc in subchannels {
-        if let Some(conn) = sc.ready_conn() {
-            return Pick::Ready(conn);
+/// pick_first: the first address that connects takes every call (spread over its
+/// pool of connections, if it has one); the next address is tried only when every
+/// earlier one has failed. Returns the pick and the next rotation index.
+fn pick_first(subchannels: &[Arc<Subchannel>], next: usize) -> (Pick, usize) {
+    if let Some(first) = subchannels.iter().find(|sc| sc.ready_conn().is_some()) {
+        let address = first.address();
+        let pool: Vec<&Arc<Subchannel>> = subchannels
+            .iter()
+            .filter(|sc| sc.address() == address)
+            .collect();
+        for i in 0..pool.len() {
+            let index = (next + i) % pool.len();
+            if let Some(conn) = pool[index].ready_conn() {
+                // The rest of the pool connects too.
+                for sc in &pool {
+                    sc.connect();
+                }
+                return (Pick::Ready(conn), index + 1);
+            }
         }
     }
     if subchannels
         .iter()
         .any(|sc| sc.state() == ConnectivityState::Connecting)
     {
-        return Pick::Queue;
+        return (Pick::Queue, next);
     }
     // The first address not yet tried (or lost) is next.
     if let Some(sc) = subchannels
@@ -546,9 +635,9 @@ fn pick_first(subchannels: &[Arc<Subchannel>]) -> Pick {
         .find(|sc| sc.state() == ConnectivityState::Idle)
     {
         sc.connect();
-        return Pick::Queue;
+        return (Pick::Queue, next);
     }
-    waiting_or_failed(subchannels)
+    (waiting_or_failed(subchannels), next)
 }
 
 /// Nothing Ready: queue while anything connects, fail once everything has failed.

@@ -2,6 +2,7 @@
 //! transport connections) and the handles of streaming calls.
 
 mod backoff;
+mod balancer;
 mod call;
 mod channel;
 mod handles;
@@ -9,6 +10,7 @@ mod resolver;
 mod state;
 mod subchannel;
 
+pub use balancer::{Endpoint, LoadBalancer};
 pub use channel::{Channel, ChannelBuilder, LbPolicy};
 pub use handles::{BidiStreamingCall, ClientStreamingCall, RequestSink, ResponseStream};
 pub use resolver::{AddressSink, ManualResolver, Resolver, ResolverBuilder, register_resolver};

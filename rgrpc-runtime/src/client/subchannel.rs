@@ -25,6 +25,8 @@ pub(crate) type OnChange = Arc<dyn Fn(&Arc<Subchannel>) + Send + Sync>;
 /// One address's connection (see the module doc).
 pub(crate) struct Subchannel {
     address: Address,
+    /// The address as text, for load balancers.
+    label: String,
     settings: ClientSettings,
     on_change: OnChange,
     inner: Mutex<Inner>,
@@ -57,6 +59,7 @@ impl Subchannel {
                 keepalive_time: settings.keepalive.time,
                 task: None,
             }),
+            label: address.to_string(),
             address,
             settings,
             on_change,
@@ -71,6 +74,11 @@ impl Subchannel {
     /// The address.
     pub(crate) fn address(&self) -> &Address {
         &self.address
+    }
+
+    /// The address as text.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
     }
 
     /// The state now.

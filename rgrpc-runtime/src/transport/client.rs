@@ -124,6 +124,12 @@ impl Conn {
         id > self.state.goaway_last_stream_id.load(Ordering::Acquire)
     }
 
+    /// Calls in flight on the connection (stream permits taken).
+    pub(crate) fn active_calls(&self) -> usize {
+        let limit = self.state.limit.load(Ordering::Acquire);
+        limit.saturating_sub(self.streams.available_permits())
+    }
+
     /// Completes once the connection is no longer Ready (the server sent GOAWAY, or
     /// the connection closed).
     pub(crate) async fn left_ready(&self) {
