@@ -312,3 +312,26 @@ async fn a_custom_load_balancer_decides_where_calls_go() {
         0
     );
 }
+
+/// An unused channel lets its connection go after the idle timeout and goes Idle;
+/// the next call connects again.
+#[tokio::test]
+async fn an_idle_channel_lets_its_connections_go() {
+    let server = start_on("127.0.0.1:0", |s| s).await;
+    let proxy = rgrpc_tests::proxy::Proxy::start(server.addr).await;
+    let channel = Channel::builder(&proxy.addr().to_string())
+        .idle_timeout(Some(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel.clone());
+    within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap();
+    assert_eq!(channel.state(), ConnectivityState::Ready);
+    let state = within(10, channel.wait_for_state_change(ConnectivityState::Ready)).await;
+    assert_eq!(state, ConnectivityState::Idle);
+    within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap();
+    assert_eq!(proxy.connections(), 2, "reconnected after going idle");
+}

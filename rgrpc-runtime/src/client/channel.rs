@@ -44,6 +44,8 @@ pub(crate) struct ChannelConfig {
     /// bottleneck).
     pub connections_per_address: usize,
     pub backoff: BackoffConfig,
+    /// An unused channel lets its connections go after this long (grpc-go: 30 min).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -56,6 +58,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("custom_balancer", &self.balancer.is_some())
             .field("connections_per_address", &self.connections_per_address)
             .field("backoff", &self.backoff)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -77,6 +80,7 @@ impl Default for ChannelConfig {
             balancer: None,
             connections_per_address: 1,
             backoff: BackoffConfig::default(),
+            idle_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }
@@ -100,6 +104,8 @@ struct Inner {
     /// pick again. Each waiter's node lives in its own future (bounded by the calls).
     changed: Notify,
     state: watch::Sender<ConnectivityState>,
+    /// When the last call was picked, for the idle timeout.
+    last_pick: Mutex<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -158,6 +164,14 @@ impl ChannelBuilder {
     /// connection becomes the bottleneck.
     pub fn connections_per_address(mut self, n: usize) -> ChannelBuilder {
         self.config.connections_per_address = n.max(1);
+        self
+    }
+
+    /// After this long without a call, the channel closes its connections and stops
+    /// resolving, and goes Idle; the next call starts again (default 30 minutes, as
+    /// grpc-go; `None` never).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> ChannelBuilder {
+        self.config.idle_timeout = timeout;
         self
     }
 
@@ -253,6 +267,7 @@ impl ChannelBuilder {
                 core: Mutex::new(Core::default()),
                 changed: Notify::new(),
                 state: watch::channel(ConnectivityState::Idle).0,
+                last_pick: Mutex::new(std::time::Instant::now()),
             }),
         })
     }
@@ -353,6 +368,7 @@ impl Channel {
                 core: Mutex::new(Core::default()),
                 changed: Notify::new(),
                 state: watch::channel(ConnectivityState::Idle).0,
+                last_pick: Mutex::new(std::time::Instant::now()),
             }),
         }
     }
@@ -426,6 +442,9 @@ impl Inner {
     }
 
     fn try_pick(self: &Arc<Self>, full_method: &str) -> Pick {
+        if self.config.idle_timeout.is_some() {
+            *self.last_pick.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+        }
         if self.core().resolver.is_none() {
             self.start_resolver();
         }
@@ -498,6 +517,9 @@ impl Inner {
             }
         });
         let started = resolver::build(&self.target, self.resolver_builder.as_ref(), sink);
+        if let Some(timeout) = self.config.idle_timeout {
+            tokio::spawn(watch_idle(Arc::downgrade(self), timeout));
+        }
         {
             let mut core = self.core();
             match started {
@@ -594,6 +616,43 @@ impl Inner {
             changed
         });
         self.changed.notify_waiters();
+    }
+}
+
+/// Ends the channel's activity once it has had no call for `timeout` and none is in
+/// flight: subchannels shut down, resolver dropped, state Idle. The task ends then,
+/// or when the channel is gone; the next call starts a new one.
+async fn watch_idle(channel: Weak<Inner>, timeout: Duration) {
+    loop {
+        let since = match channel.upgrade() {
+            Some(inner) => *inner.last_pick.lock().unwrap_or_else(|e| e.into_inner()),
+            None => return,
+        };
+        tokio::time::sleep_until((since + timeout).into()).await;
+        let Some(inner) = channel.upgrade() else {
+            return;
+        };
+        let last = *inner.last_pick.lock().unwrap_or_else(|e| e.into_inner());
+        let busy = inner
+            .core()
+            .subchannels
+            .iter()
+            .any(|sc| sc.ready_conn().is_some_and(|c| c.active_calls() > 0));
+        if last.elapsed() >= timeout && !busy {
+            let (resolver, subchannels) = {
+                let mut core = inner.core();
+                (core.resolver.take(), std::mem::take(&mut core.subchannels))
+            };
+            for sc in &subchannels {
+                sc.shutdown();
+            }
+            drop(resolver);
+            inner.on_change();
+            return;
+        }
+        if busy {
+            *inner.last_pick.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+        }
     }
 }
 
