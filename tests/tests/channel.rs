@@ -335,3 +335,45 @@ async fn an_idle_channel_lets_its_connections_go() {
         .unwrap();
     assert_eq!(proxy.connections(), 2, "reconnected after going idle");
 }
+
+/// Calls waiting for a stream (here behind MAX_CONCURRENT_STREAMS=1 and a sleeping
+/// call) are bounded by the channel's waiting budget: past it a new call fails
+/// RESOURCE_EXHAUSTED at once instead of queueing.
+#[tokio::test]
+async fn waiting_calls_are_bounded_by_the_channel_budget() {
+    use rgrpc_tests::grpc_testing::Payload;
+    let server = start_on("127.0.0.1:0", |s| s.max_concurrent_streams(1)).await;
+    // About three waiting calls of ~1 KiB each.
+    let channel = Channel::builder(&server.addr.to_string())
+        .max_waiting_bytes(3 * 1024 + 512)
+        .connect()
+        .await
+        .unwrap();
+    let client = TestServiceStub::new(channel);
+    let sleeping = SimpleRequest {
+        payload: Some(Payload {
+            body: b"sleep".to_vec(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let client = client.clone();
+        let request = sleeping.clone();
+        calls.push(tokio::spawn(
+            async move { client.unary_call(request).await },
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One call holds the stream, three wait: the budget is spent.
+    let started = std::time::Instant::now();
+    let err = within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(1), "failed at once");
+    for call in calls {
+        call.abort();
+    }
+}

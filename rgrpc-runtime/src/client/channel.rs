@@ -4,6 +4,7 @@
 //! UNAVAILABLE at once while the channel is in TRANSIENT_FAILURE (fail-fast, the
 //! default). Nothing a caller does dials: subchannels connect in their own tasks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -19,6 +20,16 @@ use crate::status::Status;
 use crate::transport::client::{ClientSettings, Conn};
 use crate::transport::io::Address;
 use crate::transport::keepalive::MIN_CLIENT_TIME;
+
+/// The bytes waiting calls may hold per channel by default: a client that issues
+/// calls faster than the servers take them gets RESOURCE_EXHAUSTED beyond this,
+/// instead of growing without bound (grpc-go queues them all).
+pub(crate) const DEFAULT_MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
+
+/// What one waiting call costs besides its encoded message, counted against the
+/// budget: its state while waiting (`call::Prepared`, a few hundred bytes) and the
+/// task or future around it, rounded up.
+const WAITING_CALL_BYTES: usize = 1024;
 
 /// How a channel spreads calls over its addresses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +57,8 @@ pub(crate) struct ChannelConfig {
     pub backoff: BackoffConfig,
     /// An unused channel lets its connections go after this long (grpc-go: 30 min).
     pub idle_timeout: Option<Duration>,
+    /// Bytes calls waiting for a connection or a stream may hold in all.
+    pub max_waiting_bytes: usize,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -59,6 +72,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("connections_per_address", &self.connections_per_address)
             .field("backoff", &self.backoff)
             .field("idle_timeout", &self.idle_timeout)
+            .field("max_waiting_bytes", &self.max_waiting_bytes)
             .finish()
     }
 }
@@ -81,6 +95,7 @@ impl Default for ChannelConfig {
             connections_per_address: 1,
             backoff: BackoffConfig::default(),
             idle_timeout: Some(Duration::from_secs(30 * 60)),
+            max_waiting_bytes: DEFAULT_MAX_WAITING_BYTES,
         }
     }
 }
@@ -106,6 +121,8 @@ struct Inner {
     state: watch::Sender<ConnectivityState>,
     /// When the last call was picked, for the idle timeout.
     last_pick: Mutex<std::time::Instant>,
+    /// Bytes held by calls waiting for a connection or a stream permit.
+    waiting_bytes: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -172,6 +189,14 @@ impl ChannelBuilder {
     /// grpc-go; `None` never).
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> ChannelBuilder {
         self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// The bytes calls waiting for a connection or a stream permit may hold in all
+    /// (their encoded messages plus about 1 KiB each; default 64 MiB); a call past it
+    /// fails RESOURCE_EXHAUSTED at once.
+    pub fn max_waiting_bytes(mut self, bytes: usize) -> ChannelBuilder {
+        self.config.max_waiting_bytes = bytes;
         self
     }
 
@@ -268,6 +293,7 @@ impl ChannelBuilder {
                 changed: Notify::new(),
                 state: watch::channel(ConnectivityState::Idle).0,
                 last_pick: Mutex::new(std::time::Instant::now()),
+                waiting_bytes: AtomicUsize::new(0),
             }),
         })
     }
@@ -369,6 +395,7 @@ impl Channel {
                 changed: Notify::new(),
                 state: watch::channel(ConnectivityState::Idle).0,
                 last_pick: Mutex::new(std::time::Instant::now()),
+                waiting_bytes: AtomicUsize::new(0),
             }),
         }
     }
@@ -403,6 +430,24 @@ impl Channel {
         &self.inner.authority
     }
 
+    /// Counts a call that is about to wait, with `message` bytes, against the
+    /// channel's waiting budget until the guard drops.
+    pub(crate) fn hold_waiting(&self, message: usize) -> Result<WaitingGuard<'_>, Status> {
+        let cost = message.saturating_add(WAITING_CALL_BYTES);
+        let held = self.inner.waiting_bytes.fetch_add(cost, Ordering::AcqRel);
+        let guard = WaitingGuard {
+            counter: &self.inner.waiting_bytes,
+            cost,
+        };
+        if held.saturating_add(cost) > self.inner.config.max_waiting_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "too many calls waiting: {held} bytes held, the channel allows {}",
+                self.inner.config.max_waiting_bytes
+            )));
+        }
+        Ok(guard)
+    }
+
     /// A Ready connection for a call. Fail-fast (`wait_for_ready` false) fails
     /// UNAVAILABLE while the channel is in TRANSIENT_FAILURE; otherwise the call
     /// waits for a connection (its deadline, applied by the caller, still runs).
@@ -423,6 +468,18 @@ impl Channel {
             }
             notified.await;
         }
+    }
+}
+
+/// A waiting call's share of the channel's waiting budget.
+pub(crate) struct WaitingGuard<'a> {
+    counter: &'a AtomicUsize,
+    cost: usize,
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.cost, Ordering::AcqRel);
     }
 }
 

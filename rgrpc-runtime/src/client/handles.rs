@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use bytes::Bytes;
 
-use super::call::{RecvHalf, SendHalf, open};
+use super::call::{Prepared, RecvHalf, SendHalf};
 use super::channel::Channel;
 use crate::call::{CallOptions, Request, Response};
 use crate::metadata::Metadata;
@@ -45,8 +45,15 @@ impl Channel {
         Resp: prost::Message + Default,
     {
         let (message, options) = request.into_parts();
-        let (_send, recv) = open(self, path, options, Some(&message)).await?;
-        single_response(recv).await
+        let mut prepared = Prepared::new(self, path, options, Some(&message))?;
+        drop(message);
+        prepared.wait().await?;
+        // Boxed: a call waiting for its connection holds only the prepared call.
+        Box::pin(async move {
+            let (_send, recv) = prepared.open().await?;
+            single_response(recv).await
+        })
+        .await
     }
 
     /// A server-streaming call: one request, a stream of responses.
@@ -60,7 +67,10 @@ impl Channel {
         Resp: prost::Message + Default,
     {
         let (message, options) = request.into_parts();
-        let (_send, recv) = open(self, path, options, Some(&message)).await?;
+        let mut prepared = Prepared::new(self, path, options, Some(&message))?;
+        drop(message);
+        prepared.wait().await?;
+        let (_send, recv) = Box::pin(prepared.open()).await?;
         Ok(ResponseStream {
             recv,
             _message: PhantomData,
@@ -77,7 +87,9 @@ impl Channel {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let (send, recv) = open::<Req>(self, path, options, None).await?;
+        let mut prepared = Prepared::new::<Req>(self, path, options, None)?;
+        prepared.wait().await?;
+        let (send, recv) = Box::pin(prepared.open()).await?;
         Ok(ClientStreamingCall {
             send,
             recv,
@@ -95,7 +107,9 @@ impl Channel {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let (send, recv) = open::<Req>(self, path, options, None).await?;
+        let mut prepared = Prepared::new::<Req>(self, path, options, None)?;
+        prepared.wait().await?;
+        let (send, recv) = Box::pin(prepared.open()).await?;
         Ok(BidiStreamingCall {
             sender: RequestSink {
                 send,
