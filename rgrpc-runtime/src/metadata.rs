@@ -224,7 +224,9 @@ fn checked_key(key: &str) -> Result<HeaderName, MetadataError> {
 
 fn ascii_key(key: &str) -> Result<HeaderName, MetadataError> {
     if key.ends_with("-bin") {
-        return Err(error(format!("key {key:?} ends in -bin: use append_bin")));
+        return Err(error(format!(
+            "metadata key {key:?} ends in -bin: binary values go through the _bin methods"
+        )));
     }
     checked_key(key)
 }

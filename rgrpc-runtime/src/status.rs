@@ -9,7 +9,7 @@ use std::fmt;
 
 use http::HeaderName;
 
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, MetadataError};
 
 /// The call's status code (PROTOCOL-HTTP2.md, "Status").
 pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -308,6 +308,16 @@ impl From<h2::Error> for Status {
     }
 }
 
+/// A key or value a handler or client tried to put in metadata is invalid: INTERNAL,
+/// a bug on the sending side (grpc-go `stream.go` `newClientStream` fails a call with
+/// invalid metadata `codes.Internal` too), with the message naming the key and what is
+/// wrong. Lets a handler write `md.insert("x-served-by", "kv")?`.
+impl From<MetadataError> for Status {
+    fn from(err: MetadataError) -> Status {
+        Status::internal(err.to_string())
+    }
+}
+
 /// Maps an HTTP/2 error to a status (PROTOCOL-HTTP2.md, "Errors": RST_STREAM codes).
 pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
     use h2::Reason;
@@ -390,6 +400,20 @@ mod tests {
             assert_eq!(Code::from_http_status(s), Code::Unavailable);
         }
         assert_eq!(Code::from_http_status(500), Code::Unknown);
+    }
+
+    #[test]
+    fn metadata_errors_are_internal_and_name_the_key() {
+        fn insert(md: &mut Metadata) -> Result<(), Status> {
+            md.insert("x-ok", "v")?;
+            md.insert("Bad Key", "v")?;
+            Ok(())
+        }
+        let mut md = Metadata::new();
+        let status = insert(&mut md).unwrap_err();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(status.message().contains("\"Bad Key\""), "{status}");
+        assert_eq!(md.get("x-ok"), Some("v"));
     }
 
     #[test]
