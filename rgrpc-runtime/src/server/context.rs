@@ -163,21 +163,55 @@ impl ServerContext {
     }
 
     /// Adds to the initial metadata sent with the response headers. Fails once the
-    /// headers have gone out (grpc-go's `SetHeader`).
+    /// headers have gone out (grpc-go's `SetHeader`). For one value,
+    /// [`ServerContext::set_header_value`] needs no map.
     pub fn set_header(&self, metadata: Metadata) -> Result<(), Status> {
-        let mut out = self.outgoing();
-        if out.header_sent {
-            return Err(Status::internal(
-                "set_header called after headers were sent",
-            ));
-        }
-        out.header.merge(metadata);
+        self.header_open()?.header.merge(metadata);
         Ok(())
     }
 
+    /// Adds one ASCII value under `key` to the initial metadata, keeping values added
+    /// before (as [`Metadata::append`]): `ctx.set_header_value("x-served-by", "kv")?`.
+    /// Fails INTERNAL for a key or value [`Metadata`] rejects, and once the headers
+    /// have gone out, as [`ServerContext::set_header`].
+    pub fn set_header_value(&self, key: &str, value: &str) -> Result<(), Status> {
+        Ok(self.header_open()?.header.append(key, value)?)
+    }
+
+    /// Adds one binary value under `key` (which must end in `-bin`) to the initial
+    /// metadata, as [`ServerContext::set_header_value`] does an ASCII one.
+    pub fn set_header_bin(&self, key: &str, value: &[u8]) -> Result<(), Status> {
+        Ok(self.header_open()?.header.append_bin(key, value)?)
+    }
+
     /// Adds to the trailing metadata sent with the status (grpc-go's `SetTrailer`).
+    /// For one value, [`ServerContext::set_trailer_value`] needs no map.
     pub fn set_trailer(&self, metadata: Metadata) {
         self.outgoing().trailer.merge(metadata);
+    }
+
+    /// Adds one ASCII value under `key` to the trailing metadata, keeping values added
+    /// before (as [`Metadata::append`]). Fails INTERNAL only for a key or value
+    /// [`Metadata`] rejects.
+    pub fn set_trailer_value(&self, key: &str, value: &str) -> Result<(), Status> {
+        Ok(self.outgoing().trailer.append(key, value)?)
+    }
+
+    /// Adds one binary value under `key` (which must end in `-bin`) to the trailing
+    /// metadata, as [`ServerContext::set_trailer_value`] does an ASCII one.
+    pub fn set_trailer_bin(&self, key: &str, value: &[u8]) -> Result<(), Status> {
+        Ok(self.outgoing().trailer.append_bin(key, value)?)
+    }
+
+    /// The outgoing metadata, if the headers have not gone out yet.
+    fn header_open(&self) -> Result<std::sync::MutexGuard<'_, Outgoing>, Status> {
+        let out = self.outgoing();
+        if out.header_sent {
+            return Err(Status::internal(
+                "response metadata set after the headers were sent",
+            ));
+        }
+        Ok(out)
     }
 
     fn outgoing(&self) -> std::sync::MutexGuard<'_, Outgoing> {
