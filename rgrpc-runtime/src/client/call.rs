@@ -1,8 +1,10 @@
 //! One client call, untyped: open a stream, send, close-send, receive headers,
 //! messages and trailers. Unary is this same path with one message each way (grpc-go `invoke`).
 
-use std::future::Future;
-use std::sync::Arc;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -106,16 +108,35 @@ impl Drop for SendHalf {
     }
 }
 
+/// The receive side of a call:
+///
+/// ```text
+///   Head ──response headers──▶ Body ──trailers, or a read error──▶ Done
+///    │ ▲                                                            ▲
+///    │ └──reopened── Retry ──failed to reopen───────────────────────┤
+///    └──refused: never processed (once)──▶ Retry                    │
+///   Head ──Trailers-Only, a head that is not gRPC, an h2 error──────┘
+///   any state ──deadline, cancel──▶ Done
+/// ```
 enum RecvState {
     /// Waiting for the response headers.
     Head(h2::client::ResponseFuture),
-    /// Reading messages.
+    /// Opening the call again on the channel's live connection (gRFC A6 transparent
+    /// retry, at most once per call): `start` is async, so its future is kept here,
+    /// boxed since a call needs it rarely. In a `Mutex` only so the call handles stay
+    /// `Sync`; it is only ever reached through `&mut` (`get_mut`, never locked).
+    Retry(Mutex<BoxFuture<Result<Started, Status>>>),
+    /// Reading messages, then the trailers.
     Body(MessageReader),
     /// The call has ended with this status (OK or not).
     Done(Result<(), Status>),
 }
 
-/// The receiving half of a call.
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The receiving half of a call. Poll-based (`poll_head`, `poll_message`): every state
+/// is in `self`, so the `Stream` impls of the handles poll it directly, and the async
+/// `headers` and `message` are those polls run against the deadline.
 pub(super) struct RecvHalf {
     conn: Arc<Conn>,
     key: StreamKey,
@@ -132,6 +153,10 @@ pub(super) struct RecvHalf {
     /// What a transparent retry needs: present while the call may still be retried
     /// (its request went whole with the open, and no retry was made yet).
     replay: Option<Replay>,
+    /// The deadline's timer when the call is read as a `Stream`, whose `poll_next`
+    /// cannot hold `until`'s future: made (boxed, once per call) on the first poll that
+    /// waits, and only then, so `message().await` pays nothing for it.
+    stream_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// A call's request, kept so that a stream the server never processed can be opened
@@ -166,43 +191,79 @@ impl RecvHalf {
         result
     }
 
+    /// Ends the call with `status` (the deadline's) unless it has ended already;
+    /// returns how it ended.
+    fn expire(&mut self, status: Status) -> Result<(), Status> {
+        match &self.state {
+            RecvState::Done(result) => result.clone(),
+            _ => self.finish(Err(status)),
+        }
+    }
+
     /// Waits for the response headers; a Trailers-Only response ends the call here.
     pub(super) async fn headers(&mut self) -> Result<&Metadata, Status> {
-        while let RecvState::Head(fut) = &mut self.state {
-            let stream_id = u32::from(fut.stream_id());
-            let result = until(self.deadline, async { Ok(fut.await) }).await;
-            match result {
-                Err(status) => {
-                    let _ = self.finish(Err(status));
-                }
-                Ok(Err(e)) => {
-                    if self.refused(&e, stream_id) && self.retry().await {
-                        continue;
-                    }
-                    let _ = self.finish(Err(status_from_h2(&e)));
-                }
-                Ok(Ok(response)) => {
-                    self.replay = None;
-                    let (parts, body) = response.into_parts();
-                    self.headers = Some(Metadata::from_headers(&parts.headers));
-                    match check_head(&parts) {
-                        Ok(encoding) => {
-                            self.state =
-                                RecvState::Body(MessageReader::new(body, self.max_recv, encoding));
-                        }
-                        Err(head_status) => {
-                            if parts.headers.contains_key(&GRPC_STATUS) {
-                                self.trailers = Metadata::from_headers(&parts.headers);
-                            }
-                            let _ = self.finish(head_status);
-                        }
-                    }
-                }
-            }
+        let deadline = self.deadline;
+        if let Err(status) = until(deadline, poll_fn(|cx| self.poll_head(cx).map(Ok))).await {
+            let _ = self.expire(status);
         }
         match &self.state {
             RecvState::Done(Err(status)) if self.headers.is_none() => Err(status.clone()),
             _ => Ok(self.headers.get_or_insert_with(Metadata::new)),
+        }
+    }
+
+    /// Drives the call past its response headers: to Body, or to Done when the head
+    /// ended it. No deadline here; the callers add it.
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match &mut self.state {
+                RecvState::Head(fut) => {
+                    let stream_id = u32::from(fut.stream_id());
+                    match ready!(Pin::new(fut).poll(cx)) {
+                        Err(e) => {
+                            if self.refused(&e, stream_id) {
+                                self.retry();
+                                continue;
+                            }
+                            let _ = self.finish(Err(status_from_h2(&e)));
+                        }
+                        Ok(response) => self.head_received(response),
+                    }
+                }
+                RecvState::Retry(fut) => {
+                    let fut = fut.get_mut().unwrap_or_else(|e| e.into_inner());
+                    match ready!(fut.as_mut().poll(cx)) {
+                        Ok(started) => {
+                            self.conn = started.conn;
+                            self.key = started.key;
+                            self.state = RecvState::Head(started.response);
+                            self.permit = Some(started.permit);
+                        }
+                        Err(status) => {
+                            let _ = self.finish(Err(status));
+                        }
+                    }
+                }
+                RecvState::Body(_) | RecvState::Done(_) => return Poll::Ready(()),
+            }
+        }
+    }
+
+    /// Head -> Body, or -> Done for a Trailers-Only response or a head that is not gRPC.
+    fn head_received(&mut self, response: http::Response<h2::RecvStream>) {
+        self.replay = None;
+        let (parts, body) = response.into_parts();
+        self.headers = Some(Metadata::from_headers(&parts.headers));
+        match check_head(&parts) {
+            Ok(encoding) => {
+                self.state = RecvState::Body(MessageReader::new(body, self.max_recv, encoding));
+            }
+            Err(head_status) => {
+                if parts.headers.contains_key(&GRPC_STATUS) {
+                    self.trailers = Metadata::from_headers(&parts.headers);
+                }
+                let _ = self.finish(head_status);
+            }
         }
     }
 
@@ -214,82 +275,95 @@ impl RecvHalf {
                 || (e.is_go_away() && e.is_remote() && self.conn.was_refused(stream_id)))
     }
 
-    /// Opens the call again on the channel's live connection (a new one if this one is
-    /// draining); false if that failed or the call was already retried.
-    async fn retry(&mut self) -> bool {
+    /// Head -> Retry: opens the call again on the channel's live connection (a new one
+    /// if this one is draining). Only called while `replay` is there (`refused`).
+    fn retry(&mut self) {
         let Some(replay) = self.replay.take() else {
-            return false;
+            return;
         };
-        let Replay {
-            channel,
-            path,
-            options,
-            encoding,
-            request,
-        } = replay;
         self.permit = None;
-        let started = start(
-            &channel,
-            path,
-            &options,
-            encoding,
-            self.deadline,
-            Some(request),
-        )
-        .await;
-        match started {
-            Ok(started) => {
-                self.conn = started.conn;
-                self.key = started.key;
-                self.state = RecvState::Head(started.response);
-                self.permit = Some(started.permit);
-                true
-            }
-            Err(status) => {
-                let _ = self.finish(Err(status));
-                false
-            }
-        }
+        let deadline = self.deadline;
+        let reopen = async move {
+            let Replay {
+                channel,
+                path,
+                options,
+                encoding,
+                request,
+            } = replay;
+            start(&channel, path, &options, encoding, deadline, Some(request)).await
+        };
+        self.state = RecvState::Retry(Mutex::new(Box::pin(reopen)));
     }
 
     /// The next message, `None` once the call ended with OK.
     pub(super) async fn message(&mut self) -> Result<Option<Bytes>, Status> {
-        if let RecvState::Head(_) = self.state {
-            self.headers().await?;
+        if let RecvState::Done(result) = &self.state {
+            return result.clone().map(|()| None);
         }
         let deadline = self.deadline;
+        match until(deadline, poll_fn(|cx| self.poll_message(cx))).await {
+            Err(status) => self.expire(status).map(|()| None),
+            ok => ok,
+        }
+    }
+
+    /// [`RecvHalf::message`] for a `Stream`: the deadline is `stream_timer`.
+    pub(super) fn poll_message_before_deadline(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, Status>> {
+        if let Poll::Ready(result) = self.poll_message(cx) {
+            return Poll::Ready(result);
+        }
+        // As `until`: the call first, then the timer.
+        let Some(deadline) = self.deadline else {
+            return Poll::Pending;
+        };
+        let timer = self.stream_timer.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                deadline,
+            )))
+        });
+        ready!(timer.as_mut().poll(cx));
+        let status = Status::deadline_exceeded("deadline exceeded");
+        Poll::Ready(self.expire(status).map(|()| None))
+    }
+
+    /// The next message without a deadline: the head first if it has not come, then
+    /// the body; at its end the trailers, whose status ends the call.
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        ready!(self.poll_head(cx));
         let reader = match &mut self.state {
-            RecvState::Done(result) => return result.clone().map(|()| None),
-            RecvState::Head(_) => unreachable!("headers() moved past Head"),
+            RecvState::Done(result) => return Poll::Ready(result.clone().map(|()| None)),
+            RecvState::Head(_) | RecvState::Retry(_) => unreachable!("poll_head moved past"),
             RecvState::Body(reader) => reader,
         };
-        let next = until(deadline, reader.next()).await;
-        match next {
+        let status = match ready!(reader.poll_next(cx)) {
             Ok(Some(payload)) => {
                 self.last_compressed = reader.last_compressed();
-                Ok(Some(payload))
+                return Poll::Ready(Ok(Some(payload)));
             }
-            Err(status) => self.finish(Err(status)).map(|()| None),
-            Ok(None) => {
-                let trailers = until(deadline, reader.trailers()).await;
-                let status = match trailers {
-                    Ok(Some(map)) => {
-                        let status = Status::from_trailers(&map);
-                        self.trailers = Metadata::from_received(map);
-                        if status.code() == Code::Ok {
-                            Ok(())
-                        } else {
-                            Err(status)
-                        }
+            Err(status) => Err(status),
+            // The body ended (reading it again returns `None` at once, so a Pending
+            // here resumes here).
+            Ok(None) => match ready!(reader.poll_trailers(cx)) {
+                Ok(Some(map)) => {
+                    let status = Status::from_trailers(&map);
+                    self.trailers = Metadata::from_received(map);
+                    if status.code() == Code::Ok {
+                        Ok(())
+                    } else {
+                        Err(status)
                     }
-                    Ok(None) => Err(Status::internal(
-                        "server closed the stream without sending trailers",
-                    )),
-                    Err(status) => Err(status),
-                };
-                self.finish(status).map(|()| None)
-            }
-        }
+                }
+                Ok(None) => Err(Status::internal(
+                    "server closed the stream without sending trailers",
+                )),
+                Err(status) => Err(status),
+            },
+        };
+        Poll::Ready(self.finish(status).map(|()| None))
     }
 }
 
@@ -508,6 +582,7 @@ impl Prepared<'_> {
             last_compressed: false,
             permit: Some(started.permit),
             replay,
+            stream_timer: None,
         };
         Ok((send, recv))
     }

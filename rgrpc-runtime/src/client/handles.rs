@@ -2,8 +2,11 @@
 //! streaming calls, thin shells over the untyped halves in `call.rs`.
 
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
+use futures_core::{FusedStream, Stream};
 
 use super::call::{Prepared, RecvHalf, SendHalf};
 use super::channel::Channel;
@@ -73,6 +76,7 @@ impl Channel {
         let (_send, recv) = Box::pin(prepared.open()).await?;
         Ok(ResponseStream {
             recv,
+            ended: false,
             _message: PhantomData,
         })
     }
@@ -117,6 +121,7 @@ impl Channel {
             },
             responses: ResponseStream {
                 recv,
+                ended: false,
                 _message: PhantomData,
             },
         })
@@ -125,9 +130,38 @@ impl Channel {
 
 /// The responses of a server-streaming (or bidi) call. Dropping it before the end
 /// cancels the call.
+///
+/// Read with [`ResponseStream::message`], or as a [`Stream`] of `Result<T, Status>`
+/// (`StreamExt` adapters, `tokio-stream`, ...): each message is `Some(Ok(_))`, a
+/// failed call ends with one `Some(Err(status))`, and after that, or after the server
+/// ended the call with OK, the stream yields `None`. The two can be mixed; both read
+/// the same call, and the call's deadline applies to both.
 pub struct ResponseStream<T> {
     recv: RecvHalf,
+    /// The `Stream` has yielded its end (`None`) or its error; it yields `None` now.
+    ended: bool,
     _message: PhantomData<fn() -> T>,
+}
+
+impl<T: prost::Message + Default> Stream for ResponseStream<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let next = ready!(this.recv.poll_message_before_deadline(cx));
+        let item = next.and_then(|m| m.map(decode).transpose()).transpose();
+        this.ended = !matches!(item, Some(Ok(_)));
+        Poll::Ready(item)
+    }
+}
+
+impl<T: prost::Message + Default> FusedStream for ResponseStream<T> {
+    fn is_terminated(&self) -> bool {
+        self.ended
+    }
 }
 
 impl<T: prost::Message + Default> ResponseStream<T> {
@@ -220,10 +254,25 @@ impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Re
     }
 }
 
-/// A bidirectional-streaming call in progress.
+/// A bidirectional-streaming call in progress. Its responses are also a [`Stream`],
+/// as [`ResponseStream`]'s.
 pub struct BidiStreamingCall<Req, Resp> {
     sender: RequestSink<Req>,
     responses: ResponseStream<Resp>,
+}
+
+impl<Req, Resp: prost::Message + Default> Stream for BidiStreamingCall<Req, Resp> {
+    type Item = Result<Resp, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().responses).poll_next(cx)
+    }
+}
+
+impl<Req, Resp: prost::Message + Default> FusedStream for BidiStreamingCall<Req, Resp> {
+    fn is_terminated(&self) -> bool {
+        self.responses.is_terminated()
+    }
 }
 
 impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req, Resp> {
@@ -265,5 +314,24 @@ impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req,
     /// Splits into a sender and a receiver usable from different tasks.
     pub fn split(self) -> (RequestSink<Req>, ResponseStream<Resp>) {
         (self.sender, self.responses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync + Unpin>() {}
+
+    /// The `Stream` state (the boxed retry and the deadline's timer) keeps the handles
+    /// movable between tasks and shareable, as they were.
+    #[test]
+    fn handles_are_send_sync_and_unpin() {
+        send_sync::<ResponseStream<()>>();
+        send_sync::<RequestSink<()>>();
+        send_sync::<ClientStreamingCall<(), ()>>();
+        send_sync::<BidiStreamingCall<(), ()>>();
+        send_sync::<crate::RecvStream<()>>();
+        send_sync::<crate::SendStream<()>>();
     }
 }

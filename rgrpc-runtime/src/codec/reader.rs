@@ -1,6 +1,8 @@
 //! Reading framed messages off an h2 body, with flow control released as bytes are
 //! taken and the receive limit enforced before a message is buffered.
 
+use std::task::{Context, Poll, ready};
+
 use bytes::{Bytes, BytesMut};
 
 use crate::codec;
@@ -42,31 +44,42 @@ impl MessageReader {
 
     /// The next message's payload, `None` at the end of the stream.
     pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// [`MessageReader::next`] as a poll: all its state is in `self`, so a `Pending`
+    /// loses nothing and the handles' `Stream` impls need no future of their own.
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, Status>> {
         loop {
             if let Some(frame) = codec::decode(&mut self.buf, self.max_recv)? {
                 self.last_compressed = frame.compressed;
                 if !frame.compressed {
-                    return Ok(Some(frame.payload));
+                    return Poll::Ready(Ok(Some(frame.payload)));
                 }
                 // compression.md: a compressed flag without a grpc-encoding is a
                 // protocol error.
                 let Some(encoding) = self.encoding else {
-                    return Err(Status::internal(
+                    return Poll::Ready(Err(Status::internal(
                         "compressed flag set but no grpc-encoding was sent",
-                    ));
+                    )));
                 };
-                return compression::decompress(encoding, &frame.payload, self.max_recv).map(Some);
+                return Poll::Ready(
+                    compression::decompress(encoding, &frame.payload, self.max_recv).map(Some),
+                );
             }
             if self.eof {
                 if !self.buf.is_empty() {
-                    return Err(Status::internal(format!(
+                    return Poll::Ready(Err(Status::internal(format!(
                         "stream ended inside a message ({} bytes left over)",
                         self.buf.len()
-                    )));
+                    ))));
                 }
-                return Ok(None);
+                return Poll::Ready(Ok(None));
             }
-            match self.body.data().await {
+            match ready!(self.body.poll_data(cx)) {
                 Some(Ok(chunk)) => {
                     // The bytes now live in `buf`, which the size check bounds: give the
                     // window back so the peer can keep sending.
@@ -77,14 +90,17 @@ impl MessageReader {
                         self.buf.extend_from_slice(&chunk);
                     }
                 }
-                Some(Err(err)) => return Err(status_from_h2(&err)),
+                Some(Err(err)) => return Poll::Ready(Err(status_from_h2(&err))),
                 None => self.eof = true,
             }
         }
     }
 
     /// The trailers, after `next` returned `None`.
-    pub(crate) async fn trailers(&mut self) -> Result<Option<http::HeaderMap>, Status> {
-        self.body.trailers().await.map_err(|e| status_from_h2(&e))
+    pub(crate) fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<http::HeaderMap>, Status>> {
+        self.body.poll_trailers(cx).map_err(|e| status_from_h2(&e))
     }
 }

@@ -4,11 +4,13 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use futures_core::{FusedStream, Stream};
 use h2::server::SendResponse;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::sync::{Semaphore, oneshot};
@@ -305,6 +307,7 @@ impl ServerStream {
             RecvStream {
                 reader: self.reader,
                 ctx: self.ctx,
+                ended: false,
                 _message: PhantomData,
             },
             SendStream {
@@ -322,22 +325,53 @@ fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
 }
 
 /// The requests of a client-streaming or bidi call, as the handler reads them.
+///
+/// Read with [`RecvStream::message`], or as a [`Stream`] of `Result<T, Status>`
+/// (`StreamExt` adapters, `tokio-stream`, ...): each request is `Some(Ok(_))`; the
+/// stream yields `None` once the client closed its side, and after one `Some(Err(_))`
+/// when reading failed.
 pub struct RecvStream<T> {
     reader: MessageReader,
     ctx: ServerContext,
+    /// The `Stream` has yielded its end (`None`) or an error; it yields `None` now.
+    ended: bool,
     _message: PhantomData<fn() -> T>,
+}
+
+impl<T: prost::Message + Default> Stream for RecvStream<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let item = ready!(this.poll_message(cx)).transpose();
+        this.ended = !matches!(item, Some(Ok(_)));
+        Poll::Ready(item)
+    }
+}
+
+impl<T: prost::Message + Default> FusedStream for RecvStream<T> {
+    fn is_terminated(&self) -> bool {
+        self.ended
+    }
 }
 
 impl<T: prost::Message + Default> RecvStream<T> {
     /// The next message, or `None` once the client has closed its side.
     pub async fn message(&mut self) -> Result<Option<T>, Status> {
-        match self.reader.next().await? {
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Status>> {
+        match ready!(self.reader.poll_next(cx))? {
             Some(payload) => {
                 self.ctx
                     .set_request_compressed(self.reader.last_compressed());
-                decode(payload).map(Some)
+                Poll::Ready(decode(payload).map(Some))
             }
-            None => Ok(None),
+            None => Poll::Ready(Ok(None)),
         }
     }
 
