@@ -1,8 +1,9 @@
 //! The typed face of a call: `Channel`'s four call methods and the handles of
 //! streaming calls, thin shells over the untyped halves in `call.rs`.
 
+use std::future::poll_fn;
 use std::marker::PhantomData;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -207,6 +208,22 @@ impl<T: prost::Message> RequestSink<T> {
         self.send.send(message).await
     }
 
+    /// Sends every message of `messages` in order, each as [`RequestSink::send`] does,
+    /// e.g. `sink.send_all(futures_util::stream::iter(notes)).await?`. Stops at the
+    /// first send that fails and returns its status; later messages are not taken
+    /// from the stream. Does not close the request side ([`RequestSink::close_send`]).
+    ///
+    /// The items are the messages themselves. To forward a fallible source (another
+    /// call's responses, items `Result<T, Status>`), loop over its `message()` and
+    /// `send`, so that its error is returned instead of being taken for an end.
+    pub async fn send_all<S: Stream<Item = T>>(&mut self, messages: S) -> Result<(), Status> {
+        let mut messages = pin!(messages);
+        while let Some(message) = poll_fn(|cx| messages.as_mut().poll_next(cx)).await {
+            self.send.send(&message).await?;
+        }
+        Ok(())
+    }
+
     /// Closes the request stream (END_STREAM).
     pub async fn close_send(&mut self) -> Result<(), Status> {
         self.send.close().await
@@ -230,6 +247,19 @@ impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Re
     /// Sends one message, waiting while the server is not reading.
     pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
         self.send.send(message).await
+    }
+
+    /// Sends every message of `messages` in order, each as
+    /// [`ClientStreamingCall::send`] does; [`ClientStreamingCall::close_and_recv`]
+    /// then ends the requests. Stops at the first send that fails and returns its
+    /// status; later messages are not taken from the stream. The items are the
+    /// messages themselves, as for [`RequestSink::send_all`].
+    pub async fn send_all<S: Stream<Item = Req>>(&mut self, messages: S) -> Result<(), Status> {
+        let mut messages = pin!(messages);
+        while let Some(message) = poll_fn(|cx| messages.as_mut().poll_next(cx)).await {
+            self.send.send(&message).await?;
+        }
+        Ok(())
     }
 
     /// The server's initial metadata, waiting for it if needed.
@@ -279,6 +309,11 @@ impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req,
     /// Sends one message.
     pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
         self.sender.send(message).await
+    }
+
+    /// Sends every message of `messages`; see [`RequestSink::send_all`].
+    pub async fn send_all<S: Stream<Item = Req>>(&mut self, messages: S) -> Result<(), Status> {
+        self.sender.send_all(messages).await
     }
 
     /// Closes the request stream.

@@ -405,6 +405,23 @@ impl<T: prost::Message> SendStream<T> {
             .await
     }
 
+    /// Sends every message of `messages` in order, each as [`SendStream::send`] does
+    /// (waiting while the client is not reading), e.g.
+    /// `responses.send_all(futures_util::stream::iter(features)).await?`. Stops at the
+    /// first send that fails and returns its status; later messages are not taken
+    /// from the stream. The call ends when the handler returns.
+    ///
+    /// The items are the messages themselves. To forward a fallible source (another
+    /// call's responses, items `Result<T, Status>`), loop over its `message()` and
+    /// `send`, so that its error is returned instead of being taken for an end.
+    pub async fn send_all<S: Stream<Item = T>>(&mut self, messages: S) -> Result<(), Status> {
+        let mut messages = std::pin::pin!(messages);
+        while let Some(message) = std::future::poll_fn(|cx| messages.as_mut().poll_next(cx)).await {
+            self.send(&message).await?;
+        }
+        Ok(())
+    }
+
     /// Turns compression of the following messages off or on; it applies only when the
     /// call has a response encoding (see [`ServerContext::set_compression`]).
     pub fn set_compress(&mut self, compress: bool) {
