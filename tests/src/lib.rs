@@ -71,14 +71,12 @@ impl TestServiceServer for Instrumented {
         }
         if let Some(v) = ctx.metadata().get("x-echo") {
             let mut md = Metadata::new();
-            md.insert("x-echo", v)
-                .map_err(|e| Status::internal(e.to_string()))?;
+            md.insert("x-echo", v)?;
             ctx.set_header(md)?;
         }
         if let Some(v) = ctx.metadata().get_bin("x-echo-trailer-bin") {
             let mut md = Metadata::new();
-            md.insert_bin("x-echo-trailer-bin", &v)
-                .map_err(|e| Status::internal(e.to_string()))?;
+            md.insert_bin("x-echo-trailer-bin", &v)?;
             ctx.set_trailer(md);
         }
         if request.fill_oauth_scope {
@@ -88,10 +86,8 @@ impl TestServiceServer for Instrumented {
                 .remote_addr()
                 .map(|a| a.ip().to_string())
                 .unwrap_or_default();
-            md.insert("x-remote-ip", &remote)
-                .map_err(|e| Status::internal(e.to_string()))?;
-            md.insert("x-authority", ctx.authority().unwrap_or(""))
-                .map_err(|e| Status::internal(e.to_string()))?;
+            md.insert("x-remote-ip", &remote)?;
+            md.insert("x-authority", ctx.authority().unwrap_or(""))?;
             ctx.set_header(md)?;
         }
         if request.response_compressed.is_some_and(|b| b.value) {
