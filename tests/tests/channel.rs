@@ -377,3 +377,51 @@ async fn waiting_calls_are_bounded_by_the_channel_budget() {
         call.abort();
     }
 }
+
+/// The builder's user agent and default compression reach the server.
+#[tokio::test]
+async fn user_agent_and_default_compression_from_the_builder() {
+    use rgrpc_runtime::{Encoding, Server, ServerContext, Status};
+    use rgrpc_tests::grpc_testing::{
+        SimpleResponse, TestServiceServer, register_test_service_server,
+    };
+    struct Echo;
+    impl TestServiceServer for Echo {
+        async fn unary_call(
+            &self,
+            ctx: &ServerContext,
+            _request: SimpleRequest,
+        ) -> Result<SimpleResponse, Status> {
+            let agent = ctx.metadata().get("user-agent").unwrap_or_default();
+            ctx.set_header_value("x-agent", &agent)?;
+            let compressed = if ctx.request_compressed() {
+                "yes"
+            } else {
+                "no"
+            };
+            ctx.set_header_value("x-compressed", compressed)?;
+            Ok(SimpleResponse::default())
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut server = Server::new();
+    register_test_service_server(&mut server, Echo);
+    let _serving = tokio::spawn(server.serve_with_incoming(listener));
+    let channel = Channel::builder(&addr.to_string())
+        .user_agent("kv-client/2.1")
+        .unwrap()
+        .default_compression(Encoding::Gzip)
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel);
+    let reply = within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap();
+    let agent = reply.headers().get("x-agent").unwrap();
+    assert!(
+        agent.starts_with("kv-client/2.1 grpc-rust-rgrpc/"),
+        "{agent}"
+    );
+    assert_eq!(reply.headers().get("x-compressed").as_deref(), Some("yes"));
+}

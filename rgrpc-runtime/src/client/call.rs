@@ -466,7 +466,10 @@ impl<'a> Prepared<'a> {
         let max_recv = options
             .max_recv_message_size
             .unwrap_or(config.max_recv_message_size);
-        let encoding = options.compression.filter(|e| *e != Encoding::Identity);
+        let encoding = options
+            .compression
+            .or(config.compression)
+            .filter(|e| *e != Encoding::Identity);
         let mut buf = BytesMut::new();
         let first = match first {
             Some(message) => Some(compression::encode_frame(
@@ -642,10 +645,7 @@ async fn start_on(
     let headers = request.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(TE, HeaderValue::from_static("trailers"));
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_static(concat!("grpc-rust-rgrpc/", env!("CARGO_PKG_VERSION"))),
-    );
+    headers.insert(USER_AGENT, channel.config().user_agent.clone());
     headers.insert(
         GRPC_ACCEPT_ENCODING,
         HeaderValue::from_static(ACCEPT_ENCODING),

@@ -26,6 +26,9 @@ use crate::transport::keepalive::MIN_CLIENT_TIME;
 /// instead of growing without bound (grpc-go queues them all).
 pub(crate) const DEFAULT_MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
 
+/// grpc's user-agent form: `grpc-<language>-<implementation>/<version>`.
+const DEFAULT_USER_AGENT: &str = concat!("grpc-rust-rgrpc/", env!("CARGO_PKG_VERSION"));
+
 /// What one waiting call costs besides its encoded message, counted against the
 /// budget: its state while waiting (`call::Prepared`, a few hundred bytes) and the
 /// task or future around it, rounded up.
@@ -59,6 +62,10 @@ pub(crate) struct ChannelConfig {
     pub idle_timeout: Option<Duration>,
     /// Bytes calls waiting for a connection or a stream may hold in all.
     pub max_waiting_bytes: usize,
+    /// The `user-agent` of every call.
+    pub user_agent: http::HeaderValue,
+    /// Request compression for calls that do not choose their own.
+    pub compression: Option<crate::Encoding>,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -73,6 +80,8 @@ impl std::fmt::Debug for ChannelConfig {
             .field("backoff", &self.backoff)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_waiting_bytes", &self.max_waiting_bytes)
+            .field("user_agent", &self.user_agent)
+            .field("compression", &self.compression)
             .finish()
     }
 }
@@ -96,6 +105,8 @@ impl Default for ChannelConfig {
             backoff: BackoffConfig::default(),
             idle_timeout: Some(Duration::from_secs(30 * 60)),
             max_waiting_bytes: DEFAULT_MAX_WAITING_BYTES,
+            user_agent: http::HeaderValue::from_static(DEFAULT_USER_AGENT),
+            compression: None,
         }
     }
 }
@@ -197,6 +208,22 @@ impl ChannelBuilder {
     /// fails RESOURCE_EXHAUSTED at once.
     pub fn max_waiting_bytes(mut self, bytes: usize) -> ChannelBuilder {
         self.config.max_waiting_bytes = bytes;
+        self
+    }
+
+    /// The `user-agent` prefix of every call: `PREFIX grpc-rust-rgrpc/VERSION`, as
+    /// grpc-go puts a user's agent before its own (default: just rgrpc's).
+    pub fn user_agent(mut self, prefix: &str) -> Result<ChannelBuilder, Status> {
+        let value = format!("{prefix} {DEFAULT_USER_AGENT}");
+        self.config.user_agent = http::HeaderValue::try_from(value)
+            .map_err(|_| Status::invalid_argument(format!("bad user agent {prefix:?}")))?;
+        Ok(self)
+    }
+
+    /// Compresses the requests of calls that do not choose an encoding themselves
+    /// (default none).
+    pub fn default_compression(mut self, encoding: crate::Encoding) -> ChannelBuilder {
+        self.config.compression = Some(encoding);
         self
     }
 
