@@ -393,7 +393,7 @@ async fn user_agent_and_default_compression_from_the_builder() {
             _request: SimpleRequest,
         ) -> Result<SimpleResponse, Status> {
             let agent = ctx.metadata().get("user-agent").unwrap_or_default();
-            ctx.set_header_value("x-agent", &agent)?;
+            ctx.set_header_value("x-agent", agent)?;
             let compressed = if ctx.request_compressed() {
                 "yes"
             } else {
