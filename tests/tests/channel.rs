@@ -423,5 +423,5 @@ async fn user_agent_and_default_compression_from_the_builder() {
         agent.starts_with("kv-client/2.1 grpc-rust-rgrpc/"),
         "{agent}"
     );
-    assert_eq!(reply.headers().get("x-compressed").as_deref(), Some("yes"));
+    assert_eq!(reply.headers().get("x-compressed"), Some("yes"));
 }
