@@ -5,7 +5,9 @@
 # other with taskset; everything talks over 127.0.0.1. Prints a markdown table of
 # rgrpc/tonic ratios at the end and keeps every raw line in $OUT.
 #
-# Scenarios: unary 10 B and 1 KiB (each stack's client against its own server);
+# Scenarios: unary 10 B and 1 KiB (each stack's client against its own server); one
+# channel with round_robin over a pool of 4 connections against 4 channels, one channel
+# and tonic's channel;
 # server-streaming 64 KiB and 1 MiB messages (MB/s); unary and bidi ping-pong latency at
 # concurrency 1 (and plain TCP ping-pong as the floor under it); client side (both load
 # generators against the same server); h2load against both servers with a fixed gRPC
@@ -142,6 +144,17 @@ for stack in rgrpc tonic; do
     stop_server
 done
 
+# --- one channel over a pool of connections (rgrpc server) ---------------------------------
+# rgrpc: 4 channels of one connection each, one channel with round_robin over 4
+# connections (--pool 4), one channel of one connection; tonic: one channel (its
+# Channel is one connection). 200 calls in flight each.
+start_server rgrpc
+client rgrpc "pool-4ch/rgrpc" --mode unary --connections 4 --concurrency 50 --payload 10
+client rgrpc "pool-rr4/rgrpc" --mode unary --pool 4 --concurrency 50 --payload 10
+client rgrpc "pool-1ch/rgrpc" --mode unary --connections 1 --concurrency 200 --payload 10
+client tonic "pool-1ch/tonic" --mode unary --connections 1 --concurrency 200 --payload 10
+stop_server
+
 # --- latency at concurrency 1, the stacks interleaved ------------------------------------
 # One idle-to-busy wake-up per message makes c=1 latency follow the host's scheduling of
 # this VM's vCPUs, which drifts by tens of percent over a minute; alternating the stacks
@@ -261,6 +274,10 @@ row() { # row SCENARIO METRIC RGRPC TONIC GOAL
     row "client side vs tonic server" "QPS" "$(get unary10-client/rgrpc-vs-tonic qps)" "$(get unary10/tonic qps)" ">= 1.3"
     row "client side vs rgrpc server" "client CPU ms / 1k" "$(get unary10/rgrpc client_cpu_ms_per_1k)" "$(get unary10-client/tonic-vs-rgrpc client_cpu_ms_per_1k)" "lower"
     row "client side vs tonic server" "client CPU ms / 1k" "$(get unary10-client/rgrpc-vs-tonic client_cpu_ms_per_1k)" "$(get unary10/tonic client_cpu_ms_per_1k)" "lower"
+    row "one channel, round_robin over 4 conns vs tonic channel" "QPS" "$(get pool-rr4/rgrpc qps)" "$(get pool-1ch/tonic qps)" ">= 1.3"
+    row "one channel, 1 conn vs tonic channel" "QPS" "$(get pool-1ch/rgrpc qps)" "$(get pool-1ch/tonic qps)" ""
+    row "one channel, round_robin over 4 conns vs 4 channels" "QPS" "$(get pool-rr4/rgrpc qps)" "$(get pool-4ch/rgrpc qps)" ""
+    row "one channel, round_robin over 4 conns vs tonic channel" "client CPU ms / 1k" "$(get pool-rr4/rgrpc client_cpu_ms_per_1k)" "$(get pool-1ch/tonic client_cpu_ms_per_1k)" "lower"
     for size in "${H2[@]}"; do
         r=$(grep "^H2LOAD stack=rgrpc payload=$size " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
         t=$(grep "^H2LOAD stack=tonic payload=$size " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')

@@ -198,6 +198,7 @@ pub const CLIENT_FLAGS: &[(&str, &str)] = &[
     ("rss_sample_ms", "0"),
     ("label", ""),
     ("write_h2load_body", ""),
+    ("pool", "0"),
 ];
 
 /// Settings of a load-generator run.
@@ -232,6 +233,9 @@ pub struct ClientSettings {
     pub label: String,
     /// When set: write the h2load request body to this file and exit.
     pub write_h2load_body: Option<String>,
+    /// rgrpc only: one channel with this many connections, round robin, instead of
+    /// one channel per connection (0: off). Workers: pool x concurrency.
+    pub pool: usize,
 }
 
 impl ClientSettings {
@@ -263,7 +267,11 @@ impl ClientSettings {
             label: f.string("label").to_owned(),
             write_h2load_body: Some(f.string("write_h2load_body").to_owned())
                 .filter(|s| !s.is_empty()),
+            pool: f.parsed("pool")?,
         };
+        if s.pool > MAX_CONNECTIONS {
+            return Err(format!("--pool must be 0..={MAX_CONNECTIONS}"));
+        }
         if !(1..=MAX_CONNECTIONS).contains(&s.connections) {
             return Err(format!("--connections must be 1..={MAX_CONNECTIONS}"));
         }

@@ -1,6 +1,6 @@
 //! The load generator's workers over rgrpc: one [`Step`] per call kind.
 
-use rgrpc_runtime::{BidiStreamingCall, CallOptions, Channel, ResponseStream};
+use rgrpc_runtime::{BidiStreamingCall, CallOptions, Channel, LbPolicy, ResponseStream};
 
 use crate::common::{ClientSettings, Mode, Step};
 use crate::pb::{BenchmarkServiceStub, Payload, SimpleRequest, SimpleResponse};
@@ -76,13 +76,29 @@ impl Step for PingPong {
 
 /// Opens the connections of `s` and runs its load, printing the `RESULT` line.
 pub async fn run(s: &ClientSettings) -> Result<(), String> {
-    let mut stubs = Vec::with_capacity(s.connections);
-    for _ in 0..s.connections {
-        // One Channel is one HTTP/2 connection.
-        let channel = Channel::connect(&s.target)
+    let mut stubs = Vec::with_capacity(s.connections.max(s.pool));
+    if s.pool > 0 {
+        // One channel, `pool` connections, round robin over them.
+        let channel = Channel::builder(&s.target)
+            .connections_per_address(s.pool)
+            .lb_policy(LbPolicy::RoundRobin)
+            .connect()
             .await
             .map_err(|e| format!("connecting to {}: {e}", s.target))?;
-        stubs.push(BenchmarkServiceStub::new(channel));
+        // Let every connection of the pool come up before the measurement.
+        let stub = BenchmarkServiceStub::new(channel);
+        for _ in 0..s.pool * 4 {
+            let _ = stub.unary_call(request(0)).await;
+        }
+        stubs.extend(std::iter::repeat_n(stub, s.pool));
+    } else {
+        for _ in 0..s.connections {
+            // One Channel is one HTTP/2 connection.
+            let channel = Channel::connect(&s.target)
+                .await
+                .map_err(|e| format!("connecting to {}: {e}", s.target))?;
+            stubs.push(BenchmarkServiceStub::new(channel));
+        }
     }
     let req = request(s.payload);
     let per_conn = if s.rate > 0 { 1 } else { s.concurrency };
