@@ -6,23 +6,29 @@ use std::time::Duration;
 use crate::metadata::Metadata;
 
 /// Per-call settings: metadata to send, a timeout, and message size limits that
-/// override the channel's.
+/// override the channel's. With a service config on the channel
+/// ([`crate::ChannelBuilder::service_config`]) the call's method config fills in what
+/// is unset here; a timeout set in both takes the smaller.
 #[derive(Clone, Debug, Default)]
 pub struct CallOptions {
     /// Initial metadata sent with the request headers.
     pub metadata: Metadata,
     /// The call fails with DEADLINE_EXCEEDED after this long; sent as `grpc-timeout`.
+    /// The service config's `timeout`, if smaller, wins.
     pub timeout: Option<Duration>,
-    /// Overrides the channel's receive limit for this call.
+    /// Overrides the channel's receive limit (and the service config's
+    /// `maxResponseMessageBytes`) for this call.
     pub max_recv_message_size: Option<usize>,
-    /// Overrides the channel's send limit for this call.
+    /// Overrides the channel's send limit (and the service config's
+    /// `maxRequestMessageBytes`) for this call.
     pub max_send_message_size: Option<usize>,
     /// Compresses request messages with this encoding (sent as `grpc-encoding`).
     pub compression: Option<crate::Encoding>,
     /// Wait-for-ready: while the channel has no Ready connection the call waits for
     /// one (or for its deadline) instead of failing UNAVAILABLE at once in
-    /// TRANSIENT_FAILURE (the default, fail-fast).
-    pub wait_for_ready: bool,
+    /// TRANSIENT_FAILURE (fail-fast). `None`: the channel's service config decides
+    /// (`waitForReady`), else fail-fast, grpc's default.
+    pub wait_for_ready: Option<bool>,
 }
 
 impl CallOptions {
@@ -45,7 +51,7 @@ impl CallOptions {
 
     /// Makes the call wait for a Ready connection (see [`CallOptions::wait_for_ready`]).
     pub fn with_wait_for_ready(mut self, wait: bool) -> CallOptions {
-        self.wait_for_ready = wait;
+        self.wait_for_ready = Some(wait);
         self
     }
 

@@ -12,6 +12,7 @@ use http::HeaderValue;
 use tokio::sync::Semaphore;
 
 use super::channel::Channel;
+use super::service_config::MethodConfig;
 use crate::call::CallOptions;
 use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::codec::reader::MessageReader;
@@ -166,6 +167,8 @@ struct Replay {
     channel: Channel,
     path: &'static str,
     options: CallOptions,
+    /// After the service config.
+    wait_for_ready: bool,
     encoding: Option<Encoding>,
     request: Bytes,
 }
@@ -288,10 +291,20 @@ impl RecvHalf {
                 channel,
                 path,
                 options,
+                wait_for_ready,
                 encoding,
                 request,
             } = replay;
-            start(&channel, path, &options, encoding, deadline, Some(request)).await
+            start(
+                &channel,
+                path,
+                &options,
+                wait_for_ready,
+                encoding,
+                deadline,
+                Some(request),
+            )
+            .await
         };
         self.state = RecvState::Retry(Mutex::new(Box::pin(reopen)));
     }
@@ -439,6 +452,8 @@ pub(super) struct Prepared<'a> {
     max_recv: usize,
     buf: BytesMut,
     first: Option<Bytes>,
+    /// After the method config.
+    wait_for_ready: bool,
     /// Set once the wait is over.
     ticket: Option<Ticket>,
 }
@@ -458,14 +473,22 @@ impl<'a> Prepared<'a> {
         options: CallOptions,
         first: Option<&M>,
     ) -> Result<Prepared<'a>, Status> {
-        let deadline = options.timeout.map(|t| Instant::now() + t);
         let config = channel.config();
-        let max_send = options
-            .max_send_message_size
-            .unwrap_or(config.max_send_message_size);
-        let max_recv = options
-            .max_recv_message_size
-            .unwrap_or(config.max_recv_message_size);
+        // The call's options over its method config in the channel's service config
+        // (`MethodConfig::apply`); no service config: one branch, no lookup.
+        let method = config
+            .service_config
+            .as_deref()
+            .and_then(|service_config| service_config.method(path));
+        let settings = MethodConfig::apply(
+            method,
+            &options,
+            config.max_send_message_size,
+            config.max_recv_message_size,
+        );
+        // A timeout too far to represent (10,000 years is valid protobuf) is none.
+        let deadline = settings.timeout.and_then(|t| Instant::now().checked_add(t));
+        let (max_send, max_recv) = (settings.max_send, settings.max_recv);
         let encoding = options
             .compression
             .or(config.compression)
@@ -487,6 +510,7 @@ impl<'a> Prepared<'a> {
             max_recv,
             buf,
             first,
+            wait_for_ready: settings.wait_for_ready,
             ticket: None,
         })
     }
@@ -496,13 +520,8 @@ impl<'a> Prepared<'a> {
     pub(super) async fn wait(&mut self) -> Result<(), Status> {
         let waiting = self.first.as_ref().map_or(0, Bytes::len);
         let _budget = self.channel.hold_waiting(waiting)?;
-        let ticket = wait_for_stream(
-            self.channel,
-            self.path,
-            self.options.wait_for_ready,
-            self.deadline,
-        )
-        .await?;
+        let ticket =
+            wait_for_stream(self.channel, self.path, self.wait_for_ready, self.deadline).await?;
         self.ticket = Some(ticket);
         Ok(())
     }
@@ -542,6 +561,7 @@ impl Prepared<'_> {
             max_recv,
             buf,
             first,
+            wait_for_ready,
             ticket,
         } = self;
         let ticket = ticket.ok_or_else(|| Status::internal("opened before the wait"))?;
@@ -560,6 +580,7 @@ impl Prepared<'_> {
             channel: channel.clone(),
             path,
             options,
+            wait_for_ready,
             encoding,
             request,
         });
@@ -606,11 +627,12 @@ async fn start(
     channel: &Channel,
     path: &'static str,
     options: &CallOptions,
+    wait_for_ready: bool,
     encoding: Option<Encoding>,
     deadline: Option<Instant>,
     first: Option<Bytes>,
 ) -> Result<Started, Status> {
-    let ticket = wait_for_stream(channel, path, options.wait_for_ready, deadline).await?;
+    let ticket = wait_for_stream(channel, path, wait_for_ready, deadline).await?;
     start_on(channel, path, options, encoding, deadline, first, ticket).await
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 use super::backoff::BackoffConfig;
 use super::balancer::{Endpoint, LoadBalancer};
 use super::resolver::{self, AddressSink, Resolver, ResolverBuilder, Target};
+use super::service_config::ServiceConfig;
 use super::state::ConnectivityState;
 use super::subchannel::Subchannel;
 use crate::codec;
@@ -66,6 +67,8 @@ pub(crate) struct ChannelConfig {
     pub user_agent: http::HeaderValue,
     /// Request compression for calls that do not choose their own.
     pub compression: Option<crate::Encoding>,
+    /// Per-method defaults for calls; `None` (no service config) costs a call nothing.
+    pub service_config: Option<Arc<ServiceConfig>>,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -82,6 +85,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("max_waiting_bytes", &self.max_waiting_bytes)
             .field("user_agent", &self.user_agent)
             .field("compression", &self.compression)
+            .field("service_config", &self.service_config.is_some())
             .finish()
     }
 }
@@ -107,6 +111,7 @@ impl Default for ChannelConfig {
             max_waiting_bytes: DEFAULT_MAX_WAITING_BYTES,
             user_agent: http::HeaderValue::from_static(DEFAULT_USER_AGENT),
             compression: None,
+            service_config: None,
         }
     }
 }
@@ -174,7 +179,9 @@ impl std::fmt::Debug for ChannelBuilder {
 }
 
 impl ChannelBuilder {
-    /// The load-balancing policy (default pick_first).
+    /// The load-balancing policy (default pick_first). A service config's
+    /// `loadBalancingConfig` wins over it, whichever is set first (as in grpc, where
+    /// the service config's policy overrides the channel's default).
     pub fn lb_policy(mut self, policy: LbPolicy) -> ChannelBuilder {
         self.config.lb_policy = policy;
         self
@@ -225,6 +232,32 @@ impl ChannelBuilder {
     pub fn default_compression(mut self, encoding: crate::Encoding) -> ChannelBuilder {
         self.config.compression = Some(encoding);
         self
+    }
+
+    /// The service config (gRFC A2, grpc's `doc/service_config.md`) as JSON:
+    ///
+    /// - `loadBalancingConfig`: a list such as `[{"round_robin": {}}]`; the first
+    ///   policy this channel implements (`pick_first`, `round_robin`) wins, unknown
+    ///   ones are skipped, a list with none is an error. It overrides
+    ///   [`ChannelBuilder::lb_policy`].
+    /// - `methodConfig`: a list of `{"name": [{"service": "pkg.Svc", "method": "M"}],
+    ///   "timeout": "1.5s", "waitForReady": true, "maxRequestMessageBytes": N,
+    ///   "maxResponseMessageBytes": N}`. A call uses the entry naming its method, else
+    ///   the one naming its service (`{"service": "pkg.Svc"}`), else the default
+    ///   (`{}`); a name in two entries is an error. The entry gives the call defaults:
+    ///   its own [`crate::CallOptions`] win, except that of two timeouts the smaller
+    ///   applies, and a size limit from the config is capped by the channel's.
+    /// - `retryPolicy`, `hedgingPolicy` and `retryThrottling` are accepted and
+    ///   ignored for now (retries are not implemented yet).
+    ///
+    /// Unknown fields are ignored. An invalid config is INVALID_ARGUMENT naming the
+    /// field, e.g. `service config: methodConfig[0].timeout: expected a duration like
+    /// "1.5s", got "soon"`. A later call replaces the config.
+    pub fn service_config(mut self, json: &str) -> Result<ChannelBuilder, Status> {
+        let config = ServiceConfig::parse(json)
+            .map_err(|e| Status::invalid_argument(format!("service config: {e}")))?;
+        self.config.service_config = Some(Arc::new(config));
+        Ok(self)
     }
 
     /// A resolver for this channel's target scheme (e.g. a [`super::ManualResolver`]).
@@ -295,7 +328,15 @@ impl ChannelBuilder {
     }
 
     /// The channel; it connects on its first call.
-    pub fn build(self) -> Result<Channel, Status> {
+    pub fn build(mut self) -> Result<Channel, Status> {
+        if let Some(policy) = self
+            .config
+            .service_config
+            .as_ref()
+            .and_then(|c| c.lb_policy)
+        {
+            self.config.lb_policy = policy;
+        }
         let scheme = self.resolver.as_ref().map(|r| r.scheme().to_owned());
         let target = Target::parse(&self.target, scheme.as_deref());
         if target.scheme == "unix" || target.scheme == "dns" {

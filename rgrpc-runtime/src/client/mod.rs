@@ -7,6 +7,7 @@ mod call;
 mod channel;
 mod handles;
 mod resolver;
+mod service_config;
 mod state;
 mod subchannel;
 
