@@ -97,6 +97,30 @@ impl Code {
             .map(Code::from_i32)
     }
 
+    /// The code's canonical name, as grpc's `doc/statuscodes.md` spells it and other
+    /// gRPC implementations print it: `OK`, `CANCELLED`, ..., `UNAVAILABLE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Ok => "OK",
+            Code::Cancelled => "CANCELLED",
+            Code::Unknown => "UNKNOWN",
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Code::NotFound => "NOT_FOUND",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::Aborted => "ABORTED",
+            Code::OutOfRange => "OUT_OF_RANGE",
+            Code::Unimplemented => "UNIMPLEMENTED",
+            Code::Internal => "INTERNAL",
+            Code::Unavailable => "UNAVAILABLE",
+            Code::DataLoss => "DATA_LOSS",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+
     /// The static `grpc-status` header value.
     pub(crate) fn header_value(self) -> http::HeaderValue {
         const VALUES: [&str; 17] = [
@@ -371,6 +395,33 @@ mod tests {
         assert_eq!(Code::from_header(b"-1"), None);
         assert_eq!(Code::from_header(b"1a"), None);
         assert_eq!(Code::from_header(b""), None);
+    }
+
+    #[test]
+    fn codes_have_their_canonical_names() {
+        // doc/statuscodes.md, in code order.
+        const NAMES: [&str; 17] = [
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        ];
+        for (value, name) in NAMES.iter().enumerate() {
+            assert_eq!(Code::from_i32(value as i32).as_str(), *name);
+        }
     }
 
     #[test]
