@@ -87,7 +87,7 @@ async fn a_service_default_applies_to_another_method() {
                 {"name": [{"service": "grpc.testing.TestService", "method": "UnaryCall"}],
                  "timeout": "20s"},
                 {"name": [{"service": "grpc.testing.TestService"}], "timeout": "0.3s"},
-                {"name": [{}], "timeout": "0s"}
+                {"name": [{}], "maxRequestMessageBytes": 10}
             ]}"#,
         )
         .unwrap()
@@ -130,16 +130,17 @@ async fn a_service_default_applies_to_another_method() {
         took >= Duration::from_millis(950),
         "failed after {took:?}: the service's 300 ms applied to a method with its own entry"
     );
-    // The default (0 s: expired before the response can arrive) applies to another
-    // service.
+    // The default applies to another service (and not to TestService, whose requests
+    // above were larger than its 10 bytes).
     let greeter = rgrpc_examples::helloworld::GreeterStub::new(channel);
-    let err = within(
-        10,
-        greeter.say_hello(rgrpc_examples::helloworld::HelloRequest::default()),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    let hello = |name: &str| rgrpc_examples::helloworld::HelloRequest { name: name.into() };
+    within(10, greeter.say_hello(hello("short")))
+        .await
+        .expect("under the default's limit");
+    let err = within(10, greeter.say_hello(hello("longer than ten bytes")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
 }
 
 /// maxRequestMessageBytes fails a large request on the client, before anything is
