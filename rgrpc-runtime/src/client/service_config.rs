@@ -2,7 +2,7 @@
 //! channel builder, parsed once into what the channel and its calls use: the
 //! load-balancing policy and per-method defaults (timeout, wait-for-ready, message
 //! size limits). Method configs are keyed by the call's full path (`/pkg.Svc/Method`)
-//! and by service at parse time, so a call finds its config with at most three hash
+//! and by service at parse time, so a call finds its config with at most two hash
 //! lookups on borrowed slices of its path and no allocation. Pure: no I/O, no clock.
 //!
 //! What is read (field names in protobuf JSON's lowerCamelCase; unknown fields are
