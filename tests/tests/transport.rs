@@ -106,19 +106,9 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 
 /// Reads frames until a GOAWAY; returns its error code and debug data.
 async fn read_goaway(io: &mut tokio::net::TcpStream) -> (u32, Vec<u8>) {
-    loop {
-        let mut header = [0u8; 9];
-        io.read_exact(&mut header)
-            .await
-            .expect("a frame before EOF");
-        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let mut payload = vec![0; len];
-        io.read_exact(&mut payload).await.unwrap();
-        if header[3] == 0x7 {
-            let code = u32::from_be_bytes(payload[4..8].try_into().unwrap());
-            return (code, payload[8..].to_vec());
-        }
-    }
+    let (_, payload) = read_frame_of(io, 0x7).await;
+    let code = u32::from_be_bytes(payload[4..8].try_into().unwrap());
+    (code, payload[8..].to_vec())
 }
 
 /// gRFC A8: pings more often than the policy allows earn GOAWAY ENHANCE_YOUR_CALM
