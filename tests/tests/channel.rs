@@ -425,3 +425,11 @@ async fn user_agent_and_default_compression_from_the_builder() {
     );
     assert_eq!(reply.headers().get("x-compressed"), Some("yes"));
 }
+
+/// `connect_now` outside a runtime is a no-op, not a panic.
+#[test]
+fn connect_now_outside_a_runtime_does_nothing() {
+    let channel = Channel::lazy("127.0.0.1:1").unwrap();
+    channel.connect_now();
+    assert_eq!(channel.state(), ConnectivityState::Idle);
+}

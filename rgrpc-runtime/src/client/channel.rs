@@ -485,9 +485,13 @@ impl Channel {
     }
 
     /// Starts resolving and connecting without waiting for a call (grpc-go's
-    /// `Connect`).
+    /// `Connect`). Outside a tokio runtime it does nothing.
     pub fn connect_now(&self) {
-        let _ = self.inner.try_pick("");
+        // Resolvers and subchannels run as tasks: outside a tokio runtime there is
+        // nothing to start them on, and the first call will.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = self.inner.try_pick("");
+        }
     }
 
     pub(crate) fn config(&self) -> &ChannelConfig {
