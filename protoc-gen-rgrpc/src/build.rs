@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::params::{Options, parse_path};
+use prost::Message as _;
+
+use crate::params::Options;
 use crate::pipeline::{GeneratedFile, generate_files};
 
 /// Generates rgrpc code from `.proto` files in a `build.rs`.
@@ -27,6 +29,7 @@ use crate::pipeline::{GeneratedFile, generate_files};
 pub struct Builder {
     options: Options,
     out_dir: Option<PathBuf>,
+    file_descriptor_set_path: Option<PathBuf>,
 }
 
 impl Builder {
@@ -71,6 +74,117 @@ impl Builder {
         self
     }
 
+    /// Adds `attribute` (such as `#[derive(serde::Serialize)]`) to every
+    /// message and enum under the protobuf `path` (`.` for all; plugin
+    /// parameter `type_attribute=PATH=ATTR`), as prost-build's
+    /// `Config::type_attribute`. Repeatable.
+    pub fn type_attribute<P: AsRef<str>, A: AsRef<str>>(mut self, path: P, attribute: A) -> Self {
+        self.options
+            .type_attributes
+            .push((path.as_ref().to_owned(), attribute.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds `attribute` to the messages under `path` (plugin parameter
+    /// `message_attribute`), as prost-build's `Config::message_attribute`.
+    pub fn message_attribute<P: AsRef<str>, A: AsRef<str>>(
+        mut self,
+        path: P,
+        attribute: A,
+    ) -> Self {
+        self.options
+            .message_attributes
+            .push((path.as_ref().to_owned(), attribute.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds `attribute` to the enums under `path` (plugin parameter
+    /// `enum_attribute`), as prost-build's `Config::enum_attribute`.
+    pub fn enum_attribute<P: AsRef<str>, A: AsRef<str>>(mut self, path: P, attribute: A) -> Self {
+        self.options
+            .enum_attributes
+            .push((path.as_ref().to_owned(), attribute.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds `attribute` to the fields under `path`, such as `.pkg.Msg.field`
+    /// (plugin parameter `field_attribute`), as prost-build's
+    /// `Config::field_attribute`.
+    pub fn field_attribute<P: AsRef<str>, A: AsRef<str>>(mut self, path: P, attribute: A) -> Self {
+        self.options
+            .field_attributes
+            .push((path.as_ref().to_owned(), attribute.as_ref().to_owned()));
+        self
+    }
+
+    /// Names the types under the protobuf `proto_path` (`.pkg` or
+    /// `.pkg.Msg`) by `rust_path` instead of generating them, in messages and
+    /// in service code (plugin parameter `extern_path=PROTO_PATH=RUST_PATH`),
+    /// as prost-build's `Config::extern_path`.
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
+        self.options
+            .extern_paths
+            .push((proto_path.into(), rust_path.into()));
+        self
+    }
+
+    /// Generates the `google.protobuf` types instead of naming them in
+    /// `::prost_types` (plugin parameter `compile_well_known_types`), as
+    /// prost-build's `Config::compile_well_known_types`.
+    pub fn compile_well_known_types(mut self) -> Self {
+        self.options.compile_well_known_types = true;
+        self
+    }
+
+    /// Generates the map fields under `paths` as `BTreeMap` (plugin parameter
+    /// `btree_map`; `"."` for all), as prost-build's `Config::btree_map`.
+    pub fn btree_map<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, paths: I) -> Self {
+        self.options
+            .btree_map
+            .extend(paths.into_iter().map(|p| p.as_ref().to_owned()));
+        self
+    }
+
+    /// Boxes the message field(s) under `path` (plugin parameter `boxed`), as
+    /// prost-build's `Config::boxed`. Repeatable.
+    pub fn boxed<P: AsRef<str>>(mut self, path: P) -> Self {
+        self.options.boxed.push(path.as_ref().to_owned());
+        self
+    }
+
+    /// Drops the doc comments of the messages under `paths` (plugin parameter
+    /// `disable_comments`), as prost-build's `Config::disable_comments`.
+    pub fn disable_comments<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, paths: I) -> Self {
+        self.options
+            .disable_comments
+            .extend(paths.into_iter().map(|p| p.as_ref().to_owned()));
+        self
+    }
+
+    /// Leaves `Debug` off the messages and enums under `paths`, for a
+    /// hand-written impl (plugin parameter `skip_debug`), as prost-build's
+    /// `Config::skip_debug`.
+    pub fn skip_debug<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, paths: I) -> Self {
+        self.options
+            .skip_debug
+            .extend(paths.into_iter().map(|p| p.as_ref().to_owned()));
+        self
+    }
+
+    /// Makes [`compile`](Self::compile) also write the serialized
+    /// `FileDescriptorSet` of the parsed files and their imports (with source
+    /// info) to `path`, as prost-build's `Config::file_descriptor_set_path`.
+    /// The plugin has no such parameter: protoc writes the same with
+    /// `--descriptor_set_out=FILE --include_imports`.
+    pub fn file_descriptor_set_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file_descriptor_set_path = Some(path.into());
+        self
+    }
+
     /// Sets all generation options at once.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
@@ -91,7 +205,7 @@ impl Builder {
         includes: &[impl AsRef<Path>],
     ) -> Result<Vec<GeneratedFile>, Error> {
         self.load_and_generate(protos, includes)
-            .map(|(files, _)| files)
+            .map(|loaded| loaded.files)
     }
 
     /// Parses `protos`, writes one file per package to the output directory
@@ -110,30 +224,28 @@ impl Builder {
                     Error::io("OUT_DIR is not set: call compile from build.rs, or set out_dir")
                 })?,
         };
-        let (files, sources) = self.load_and_generate(protos, includes)?;
-        for source in sources {
+        let loaded = self.load_and_generate(protos, includes)?;
+        for source in &loaded.sources {
             println!("cargo:rerun-if-changed={}", source.display());
         }
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| Error::io(format!("creating {}: {e}", out_dir.display())))?;
-        for file in files {
-            let path = out_dir.join(&file.name);
-            if std::fs::read(&path).is_ok_and(|old| old == file.content.as_bytes()) {
-                continue;
-            }
-            std::fs::write(&path, &file.content)
-                .map_err(|e| Error::io(format!("writing {}: {e}", path.display())))?;
+        for file in &loaded.files {
+            write_if_changed(&out_dir.join(&file.name), file.content.as_bytes())?;
+        }
+        if let Some(path) = &self.file_descriptor_set_path {
+            write_if_changed(path, &loaded.set.encode_to_vec())?;
         }
         Ok(())
     }
 
-    /// Generated files, and the paths of the `.proto` files that were read.
+    /// Parses and generates.
     fn load_and_generate(
         &self,
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
-    ) -> Result<(Vec<GeneratedFile>, Vec<PathBuf>), Error> {
-        parse_path(&self.options.runtime_path)?;
+    ) -> Result<Loaded, Error> {
+        self.options.validate()?;
         let mut compiler = protox::Compiler::new(includes).map_err(protox_error)?;
         // Source info carries the comments that become doc comments.
         compiler.include_source_info(true).include_imports(true);
@@ -145,8 +257,30 @@ impl Builder {
         let set = compiler.file_descriptor_set();
         let names: Vec<String> = set.file.iter().map(|f| f.name().to_owned()).collect();
         let files = generate_files(&set.file, &names, &self.options)?;
-        Ok((files, sources))
+        Ok(Loaded {
+            files,
+            sources,
+            set,
+        })
     }
+}
+
+/// What [`Builder::load_and_generate`] produces.
+struct Loaded {
+    files: Vec<GeneratedFile>,
+    /// The paths of the `.proto` files that were read.
+    sources: Vec<PathBuf>,
+    /// The parsed files and their imports.
+    set: prost_types::FileDescriptorSet,
+}
+
+/// Writes `content` to `path` unless the file already holds it, so that an
+/// unchanged output does not trigger rebuilds.
+fn write_if_changed(path: &Path, content: &[u8]) -> Result<(), Error> {
+    if std::fs::read(path).is_ok_and(|old| old == content) {
+        return Ok(());
+    }
+    std::fs::write(path, content).map_err(|e| Error::io(format!("writing {}: {e}", path.display())))
 }
 
 fn protox_error(error: protox::Error) -> Error {
@@ -204,6 +338,113 @@ mod tests {
             .generate(&protos, &[&dir])
             .unwrap();
         assert!(sliced[0].content.contains("::prost::bytes::Bytes"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn prost_build_options_reach_messages_and_services() {
+        let dir = temp_dir("prost-options");
+        std::fs::write(
+            dir.join("shared.proto"),
+            "syntax = \"proto3\";\npackage shared;\nmessage Id { string v = 1; }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("svc.proto"),
+            "syntax = \"proto3\";\npackage svc;\nimport \"shared.proto\";\n\
+             // Node doc.\nmessage Node { Node next = 1; map<string, int32> m = 2; shared.Id id = 3; }\n\
+             enum Colour { COLOUR_UNSPECIFIED = 0; }\n\
+             service S { rpc Get(shared.Id) returns (Node); rpc Put(Node) returns (shared.Id); }\n",
+        )
+        .unwrap();
+        let files = Builder::new()
+            .extern_path(".shared", "::shared_crate::pb")
+            .type_attribute(".svc", "#[derive(Tagged)]")
+            .message_attribute(".svc.Node", "#[message_attr]")
+            .enum_attribute(".svc.Colour", "#[enum_attr]")
+            .field_attribute(".svc.Node.m", "#[field_attr]")
+            .btree_map(["."])
+            .boxed(".svc.Node.next")
+            .disable_comments([".svc.Node"])
+            .skip_debug([".svc.Colour"])
+            .generate(&[dir.join("svc.proto")], &[&dir])
+            .unwrap();
+        // The extern package generates nothing.
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["svc.rs"]);
+        let code = &files[0].content;
+        for expected in [
+            "#[derive(Tagged)]\n#[message_attr]\n#[derive(Clone, PartialEq, ::prost::Message)]\npub struct Node",
+            "#[derive(Tagged)]\n#[enum_attr]\n#[derive(Clone, Copy, PartialEq",
+            "#[field_attr]\n    pub m: ::prost::alloc::collections::BTreeMap<",
+            "::core::option::Option<::prost::alloc::boxed::Box<Node>>",
+            "pub id: ::core::option::Option<::shared_crate::pb::Id>",
+            // The service code names the extern type by its Rust path.
+            "request: ::shared_crate::pb::Id",
+            "Response<::shared_crate::pb::Id>",
+        ] {
+            assert!(code.contains(expected), "{expected:?} missing:\n{code}");
+        }
+        assert!(!code.contains("Node doc."), "{code}");
+        assert!(!code.contains("super::shared"), "{code}");
+        let colour = code.find("pub enum Colour").unwrap();
+        let derives = &code[code[..colour].rfind("#[derive(Clone").unwrap()..colour];
+        assert!(!derives.contains("Debug"), "{derives}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn writes_the_file_descriptor_set() {
+        let dir = temp_dir("fds");
+        std::fs::write(
+            dir.join("f.proto"),
+            "syntax = \"proto3\";\npackage f;\nimport \"google/protobuf/empty.proto\";\n\
+             service S { rpc Ping(google.protobuf.Empty) returns (google.protobuf.Empty); }\n",
+        )
+        .unwrap();
+        let set_path = dir.join("out/set.bin");
+        Builder::new()
+            .out_dir(dir.join("out"))
+            .file_descriptor_set_path(&set_path)
+            .compile(&[dir.join("f.proto")], &[&dir])
+            .unwrap();
+        let bytes = std::fs::read(&set_path).unwrap();
+        let set = prost_types::FileDescriptorSet::decode(bytes.as_slice()).unwrap();
+        let names: Vec<&str> = set.file.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["google/protobuf/empty.proto", "f.proto"]);
+        assert!(set.file[1].source_code_info.is_some());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn well_known_types_can_be_compiled() {
+        let dir = temp_dir("wkt");
+        std::fs::write(
+            dir.join("w.proto"),
+            "syntax = \"proto3\";\npackage w;\nimport \"google/protobuf/timestamp.proto\";\n\
+             service S { rpc Now(google.protobuf.Timestamp) returns (google.protobuf.Timestamp); }\n",
+        )
+        .unwrap();
+        let protos = [dir.join("w.proto")];
+        let files = Builder::new()
+            .compile_well_known_types()
+            .generate(&protos, &[&dir])
+            .unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["google.protobuf.rs", "w.rs"]);
+        assert!(files[0].content.contains("pub struct Timestamp"));
+        assert!(
+            files[1]
+                .content
+                .contains("request: super::google::protobuf::Timestamp"),
+            "{}",
+            files[1].content
+        );
+        let error = Builder::new()
+            .extern_path("no.dot", "::x")
+            .generate(&protos, &[&dir])
+            .unwrap_err();
+        assert!(error.is_parameter());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

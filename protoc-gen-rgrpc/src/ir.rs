@@ -9,7 +9,7 @@ use prost_types::{FileDescriptorProto, MethodDescriptorProto, ServiceDescriptorP
 use crate::comments::{FILE_SERVICE, SERVICE_METHOD, doc_lines};
 use crate::error::Error;
 use crate::names::{self, ServiceNames};
-use crate::resolve::{TypeIndex, rust_type_path};
+use crate::resolve::{ExternPaths, TypeIndex, rust_type_path};
 
 /// One protobuf service, ready to be turned into tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,15 +63,17 @@ impl Service {
 }
 
 /// Builds the IR of every service in `file`. `index` holds every type of the
-/// request, to check that method types exist.
+/// request, to check that method types exist; `externs` names the types that
+/// live outside the generated code.
 pub(crate) fn services(
     file: &FileDescriptorProto,
     index: &TypeIndex,
+    externs: &ExternPaths,
 ) -> Result<Vec<Service>, Error> {
     let mut services = Vec::with_capacity(file.service.len());
     for (i, service) in file.service.iter().enumerate() {
         let path = [FILE_SERVICE, index_i32(i)?];
-        services.push(build_service(file, service, &path, index)?);
+        services.push(build_service(file, service, &path, index, externs)?);
     }
     Ok(services)
 }
@@ -81,6 +83,7 @@ fn build_service(
     service: &ServiceDescriptorProto,
     path: &[i32],
     index: &TypeIndex,
+    externs: &ExternPaths,
 ) -> Result<Service, Error> {
     let full_name = match file.package() {
         "" => service.name().to_owned(),
@@ -90,7 +93,15 @@ fn build_service(
     let mut seen: HashMap<String, &str> = HashMap::new();
     for (i, method) in service.method.iter().enumerate() {
         let method_path = [path[0], path[1], SERVICE_METHOD, index_i32(i)?];
-        let built = build_method(file, service, &full_name, method, &method_path, index)?;
+        let built = build_method(
+            file,
+            service,
+            &full_name,
+            method,
+            &method_path,
+            index,
+            externs,
+        )?;
         if let Some(other) = seen.insert(built.rust_name.clone(), method.name()) {
             return Err(Error::input(format!(
                 "{}: methods `{other}` and `{}` of service `{full_name}` both become Rust method `{}`",
@@ -118,6 +129,7 @@ fn build_method(
     method: &MethodDescriptorProto,
     path: &[i32],
     index: &TypeIndex,
+    externs: &ExternPaths,
 ) -> Result<Method, Error> {
     let resolve = |role: &str, type_name: &str| {
         if !index.is_message(type_name) {
@@ -128,7 +140,7 @@ fn build_method(
             )));
         }
         // A defined message name is fully qualified, so it resolves.
-        rust_type_path(file.package(), type_name).ok_or_else(|| {
+        rust_type_path(file.package(), type_name, externs).ok_or_else(|| {
             Error::input(format!(
                 "{}: method `{service_full_name}.{}` has {role} type `{type_name}`, which is not a fully-qualified name",
                 file.name(),
@@ -194,7 +206,7 @@ mod tests {
             ..Default::default()
         });
         let f = file(vec![m]);
-        let services = services(&f, &TypeIndex::new([&f])).unwrap();
+        let services = services(&f, &TypeIndex::new([&f]), &ExternPaths::default()).unwrap();
         let s = &services[0];
         assert_eq!(s.full_name, "p.Svc");
         assert_eq!(s.source_file, "p/x.proto");
@@ -210,7 +222,7 @@ mod tests {
     #[test]
     fn unresolvable_type_is_named() {
         let f = file(vec![method("Get", ".p.Missing")]);
-        let error = services(&f, &TypeIndex::new([&f])).unwrap_err();
+        let error = services(&f, &TypeIndex::new([&f]), &ExternPaths::default()).unwrap_err();
         assert!(error.is_input());
         let text = error.to_string();
         assert!(
@@ -219,7 +231,7 @@ mod tests {
         );
 
         let f = file(vec![method("Get", "M")]);
-        let error = services(&f, &TypeIndex::new([&f])).unwrap_err();
+        let error = services(&f, &TypeIndex::new([&f]), &ExternPaths::default()).unwrap_err();
         assert!(error.to_string().contains("`M`"), "{error}");
     }
 
@@ -229,7 +241,7 @@ mod tests {
             method("GetThing", ".p.M"),
             method("get_thing", ".p.M"),
         ]);
-        let error = services(&f, &TypeIndex::new([&f])).unwrap_err();
+        let error = services(&f, &TypeIndex::new([&f]), &ExternPaths::default()).unwrap_err();
         assert!(error.to_string().contains("get_thing"), "{error}");
     }
 }

@@ -8,7 +8,7 @@ use prost_types::FileDescriptorProto;
 
 use crate::error::Error;
 use crate::params::Options;
-use crate::resolve::TypeIndex;
+use crate::resolve::{ExternPaths, TypeIndex};
 use crate::{generate, ir, messages};
 
 /// The header of every generated file.
@@ -53,6 +53,7 @@ pub fn generate_files(
 
     // Validate everything before prost-build sees it.
     let index = TypeIndex::new(files);
+    let externs = ExternPaths::new(options)?;
     let mut services: BTreeMap<Module, Vec<ir::Service>> = BTreeMap::new();
     for file in &selected {
         index.check_fields(file)?;
@@ -60,11 +61,11 @@ pub fn generate_files(
         services
             .entry(module)
             .or_default()
-            .extend(ir::services(file, &index)?);
+            .extend(ir::services(file, &index, &externs)?);
     }
 
     let mut message_code = if options.messages {
-        messages::generate(files, &selected, &options.bytes)?
+        messages::generate(files, &selected, options)?
     } else {
         HashMap::new()
     };

@@ -3,16 +3,18 @@
 //! prost-build resolves a method's `.pkg.Msg` relative to the package of the
 //! file being generated (`code_generator.rs`, `resolve_ident`) after checking
 //! its extern paths (`extern_paths.rs`; by default `.google.protobuf` maps to
-//! `::prost_types`, and a few wrappers to Rust primitives). This module repeats
-//! that algorithm so that service code can be generated without prost
-//! (`messages=false`); a test checks it against prost-build's own answer.
+//! `::prost_types`, and a few wrappers to Rust primitives, and the user's
+//! `extern_path`s come first). This module repeats that algorithm so that
+//! service code can be generated without prost (`messages=false`); a test
+//! checks it against prost-build's own answer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use prost_types::{DescriptorProto, FileDescriptorProto, field_descriptor_proto::Type};
 
 use crate::error::Error;
 use crate::names::{to_snake, to_upper_camel};
+use crate::params::Options;
 
 /// Every message and enum defined in a request, by fully-qualified name
 /// (`.pkg.Outer.Inner`).
@@ -92,16 +94,111 @@ impl TypeIndex {
     }
 }
 
+/// prost-build's extern paths: protobuf paths (`.pkg`, `.pkg.Msg`) whose
+/// types are named by a Rust path instead of being generated. The user's
+/// `extern_path`s, plus, unless `compile_well_known_types`, `.google.protobuf`
+/// in `::prost_types` with the wrappers and `Empty` as Rust types.
+#[derive(Debug, Default)]
+pub(crate) struct ExternPaths {
+    paths: HashMap<String, String>,
+}
+
+/// prost-build's default extern paths besides `.google.protobuf` itself.
+const WELL_KNOWN: [(&str, &str); 10] = [
+    (".google.protobuf.BoolValue", "bool"),
+    (
+        ".google.protobuf.BytesValue",
+        "::prost::alloc::vec::Vec<u8>",
+    ),
+    (".google.protobuf.DoubleValue", "f64"),
+    (".google.protobuf.Empty", "()"),
+    (".google.protobuf.FloatValue", "f32"),
+    (".google.protobuf.Int32Value", "i32"),
+    (".google.protobuf.Int64Value", "i64"),
+    (
+        ".google.protobuf.StringValue",
+        "::prost::alloc::string::String",
+    ),
+    (".google.protobuf.UInt32Value", "u32"),
+    (".google.protobuf.UInt64Value", "u64"),
+];
+
+impl ExternPaths {
+    /// The extern paths of `options`. A protobuf path given twice (or one of
+    /// the well-known defaults given again) is an error, as in prost-build.
+    pub(crate) fn new(options: &Options) -> Result<Self, Error> {
+        let mut externs = Self::default();
+        for (proto, rust) in &options.extern_paths {
+            externs.insert(proto, rust)?;
+        }
+        if !options.compile_well_known_types {
+            externs.insert(".google.protobuf", "::prost_types")?;
+            for (proto, rust) in WELL_KNOWN {
+                externs.insert(proto, rust)?;
+            }
+        }
+        Ok(externs)
+    }
+
+    fn insert(&mut self, proto: &str, rust: &str) -> Result<(), Error> {
+        if self
+            .paths
+            .insert(proto.to_owned(), rust.to_owned())
+            .is_some()
+        {
+            return Err(Error::parameter(format!(
+                "parameter `extern_path`: `{proto}` is given twice (the well-known types \
+                 `.google.protobuf` are extern unless `compile_well_known_types` is set)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The Rust path for `type_name` (fully qualified) if it lies under an
+    /// extern path: the longest matching protobuf prefix wins, and the rest of
+    /// the name is appended as modules and a type (`extern_paths.rs`,
+    /// `resolve_ident`, including its snake_casing of the Rust path).
+    fn resolve(&self, type_name: &str) -> Option<String> {
+        if let Some(rust) = self.paths.get(type_name) {
+            return Some(rust.clone());
+        }
+        for (dot, _) in type_name.rmatch_indices('.') {
+            let Some(rust) = self.paths.get(&type_name[..dot]) else {
+                continue;
+            };
+            let mut rest: Vec<&str> = type_name[dot + 1..].split('.').collect();
+            // `rmatch_indices` found a dot, so `rest` has at least one element.
+            let type_ident = rest.pop().unwrap_or_default();
+            let path: Vec<String> = rust
+                .split("::")
+                .chain(rest)
+                .enumerate()
+                .map(|(i, segment)| match (i, segment) {
+                    (0, "crate") => segment.to_owned(),
+                    _ => to_snake(segment),
+                })
+                .chain(std::iter::once(to_upper_camel(type_ident)))
+                .collect();
+            return Some(path.join("::"));
+        }
+        None
+    }
+}
+
 /// The Rust path prost-build uses, from code generated for `package`, to name
 /// the message `type_name` (fully qualified, with a leading dot).
 ///
 /// `None` if `type_name` is not fully qualified (protoc always qualifies it).
-pub(crate) fn rust_type_path(package: &str, type_name: &str) -> Option<String> {
+pub(crate) fn rust_type_path(
+    package: &str,
+    type_name: &str,
+    externs: &ExternPaths,
+) -> Option<String> {
     let name = type_name.strip_prefix('.')?;
     if name.is_empty() || name.split('.').any(str::is_empty) {
         return None;
     }
-    if let Some(path) = well_known(name) {
+    if let Some(path) = externs.resolve(type_name) {
         return Some(path);
     }
 
@@ -125,37 +222,83 @@ pub(crate) fn rust_type_path(package: &str, type_name: &str) -> Option<String> {
     Some(path.join("::"))
 }
 
-/// prost-build's default extern paths: the well-known types live in
-/// `::prost_types`, and the wrappers and `Empty` become Rust types.
-fn well_known(name: &str) -> Option<String> {
-    let rest = name.strip_prefix("google.protobuf.")?;
-    let primitive = match rest {
-        "BoolValue" => "bool",
-        "BytesValue" => "::prost::alloc::vec::Vec<u8>",
-        "DoubleValue" => "f64",
-        "Empty" => "()",
-        "FloatValue" => "f32",
-        "Int32Value" => "i32",
-        "Int64Value" => "i64",
-        "StringValue" => "::prost::alloc::string::String",
-        "UInt32Value" => "u32",
-        "UInt64Value" => "u64",
-        _ => {
-            let mut parts: Vec<&str> = rest.split('.').collect();
-            // `rest` is non-empty (checked by the caller), so there is a last part.
-            let last = parts.pop().unwrap_or_default();
-            let mut path = vec!["::prost_types".to_owned()];
-            path.extend(parts.into_iter().map(to_snake));
-            path.push(to_upper_camel(last));
-            return Some(path.join("::"));
-        }
-    };
-    Some(primitive.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn default_path(package: &str, type_name: &str) -> Option<String> {
+        let externs = ExternPaths::new(&Options::default()).unwrap();
+        rust_type_path(package, type_name, &externs)
+    }
+
+    fn options_with_externs(paths: &[(&str, &str)]) -> Options {
+        Options {
+            extern_paths: paths
+                .iter()
+                .map(|(p, r)| ((*p).to_owned(), (*r).to_owned()))
+                .collect(),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn extern_paths_follow_prost() {
+        // The cases of prost-build's own `test_extern_paths`.
+        let options = options_with_externs(&[
+            (".foo", "::foo1"),
+            (".foo.bar", "::foo2"),
+            (".foo.baz", "::foo3"),
+            (".foo.Fuzz", "::foo4::Fuzz"),
+            (".a.b.c.d.e.f", "::abc::def"),
+            (".crated", "crate::pb"),
+        ]);
+        let externs = ExternPaths::new(&options).unwrap();
+        for (type_name, expected) in [
+            (".foo", "::foo1"),
+            (".foo.Foo", "::foo1::Foo"),
+            (".foo.bar", "::foo2"),
+            (".foo.Bas", "::foo1::Bas"),
+            (".foo.bar.Bar", "::foo2::Bar"),
+            (".foo.Fuzz.Bar", "::foo4::fuzz::Bar"),
+            (".a.b.c.d.e.f", "::abc::def"),
+            (".a.b.c.d.e.f.g.FooBar.Baz", "::abc::def::g::foo_bar::Baz"),
+            (".crated.Msg", "crate::pb::Msg"),
+            (".google.protobuf.Empty", "()"),
+            // Not extern: prost's relative path from package `a`.
+            (".a.b.Local", "b::Local"),
+        ] {
+            assert_eq!(
+                rust_type_path("a", type_name, &externs).unwrap(),
+                expected,
+                "{type_name}"
+            );
+        }
+    }
+
+    #[test]
+    fn well_known_types_can_be_compiled() {
+        let options = Options {
+            compile_well_known_types: true,
+            ..Options::default()
+        };
+        let externs = ExternPaths::new(&options).unwrap();
+        assert_eq!(
+            rust_type_path("p", ".google.protobuf.Empty", &externs).unwrap(),
+            "super::google::protobuf::Empty"
+        );
+    }
+
+    #[test]
+    fn duplicate_extern_paths_are_an_error() {
+        let options = options_with_externs(&[(".a", "::x"), (".a", "::y")]);
+        assert!(ExternPaths::new(&options).unwrap_err().is_parameter());
+        let options = options_with_externs(&[(".google.protobuf", "::x")]);
+        let error = ExternPaths::new(&options).unwrap_err();
+        assert!(
+            error.to_string().contains("compile_well_known_types"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn local_and_relative_paths() {
@@ -180,7 +323,7 @@ mod tests {
             ("x", ".x.lower_snake_message", "LowerSnakeMessage"),
         ] {
             assert_eq!(
-                rust_type_path(package, type_name).unwrap(),
+                default_path(package, type_name).unwrap(),
                 expected,
                 "{type_name} from {package}"
             );
@@ -189,33 +332,46 @@ mod tests {
 
     #[test]
     fn well_known_types() {
-        assert_eq!(rust_type_path("p", ".google.protobuf.Empty").unwrap(), "()");
+        assert_eq!(default_path("p", ".google.protobuf.Empty").unwrap(), "()");
         assert_eq!(
-            rust_type_path("p", ".google.protobuf.Timestamp").unwrap(),
+            default_path("p", ".google.protobuf.Timestamp").unwrap(),
             "::prost_types::Timestamp"
         );
         assert_eq!(
-            rust_type_path("p", ".google.protobuf.StringValue").unwrap(),
+            default_path("p", ".google.protobuf.StringValue").unwrap(),
             "::prost::alloc::string::String"
         );
         assert_eq!(
-            rust_type_path("p", ".google.protobuf.FieldDescriptorProto.Type").unwrap(),
+            default_path("p", ".google.protobuf.FieldDescriptorProto.Type").unwrap(),
             "::prost_types::field_descriptor_proto::Type"
         );
     }
 
     #[test]
     fn unqualified_names_are_rejected() {
-        assert_eq!(rust_type_path("p", "p.Msg"), None);
-        assert_eq!(rust_type_path("p", "."), None);
-        assert_eq!(rust_type_path("p", ".p..Msg"), None);
-        assert_eq!(rust_type_path("p", ""), None);
+        assert_eq!(default_path("p", "p.Msg"), None);
+        assert_eq!(default_path("p", "."), None);
+        assert_eq!(default_path("p", ".p..Msg"), None);
+        assert_eq!(default_path("p", ""), None);
     }
 
     /// Our resolution must give prost-build's answer for every method of every
     /// test proto: prost-build's `ServiceGenerator` hook hands us its own.
     #[test]
     fn matches_prost_build_for_test_protos() {
+        matches_prost_build(&Options::default());
+        matches_prost_build(&options_with_externs(&[
+            (".codegen.common", "::common_crate::pb"),
+            (".codegen.common.Envelope.Header", "crate::Header"),
+            (".helloworld.HelloReply", "::greet::Reply"),
+        ]));
+        matches_prost_build(&Options {
+            compile_well_known_types: true,
+            ..Options::default()
+        });
+    }
+
+    fn matches_prost_build(options: &Options) {
         use std::cell::RefCell;
         use std::rc::Rc;
 
@@ -256,18 +412,26 @@ mod tests {
                 )
             })
             .collect();
-        prost_build::Config::new()
+        let mut config = prost_build::Config::new();
+        for (proto, rust) in &options.extern_paths {
+            config.extern_path(proto, rust);
+        }
+        if options.compile_well_known_types {
+            config.compile_well_known_types();
+        }
+        config
             .service_generator(Box::new(Capture(seen.clone())))
             .generate(requests)
             .unwrap();
 
+        let externs = ExternPaths::new(options).unwrap();
         let mut ours = Vec::new();
         for file in &set.file {
             for service in &file.service {
                 for m in &service.method {
                     let key = format!("{}.{}.{}", file.package(), service.name(), m.name());
-                    let input = rust_type_path(file.package(), m.input_type()).unwrap();
-                    let output = rust_type_path(file.package(), m.output_type()).unwrap();
+                    let input = rust_type_path(file.package(), m.input_type(), &externs).unwrap();
+                    let output = rust_type_path(file.package(), m.output_type(), &externs).unwrap();
                     ours.push((key, input, output));
                 }
             }
