@@ -111,6 +111,40 @@ mod server_only {
     }
 }
 
+/// The `configured` variant: prost-build options from a plugin parameter
+/// string (`CONFIGURED` in tests/golden.rs). `codegen.common` is an extern
+/// path to `crate::default::codegen::common`, so messages and service code
+/// name the types generated there.
+#[allow(dead_code)]
+mod configured {
+    include!("golden/configured/_.rs");
+    pub mod a {
+        pub mod b {
+            pub mod c {
+                include!("golden/configured/a.b.c.rs");
+            }
+        }
+    }
+    pub mod codegen {
+        pub mod multi {
+            include!("golden/configured/codegen.multi.rs");
+        }
+    }
+    pub mod helloworld {
+        include!("golden/configured/helloworld.rs");
+
+        /// `skip_debug=.helloworld.HelloReply` leaves this to us.
+        impl ::core::fmt::Debug for HelloReply {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str("HelloReply(..)")
+            }
+        }
+    }
+    pub mod routeguide {
+        include!("golden/configured/routeguide.rs");
+    }
+}
+
 use default::helloworld::{
     GREETER_SAY_HELLO_FULL_METHOD_NAME, GREETER_SERVICE_DESC, GreeterClient, GreeterServer,
     HelloReply, HelloRequest,
@@ -122,6 +156,7 @@ impl GreeterServer for Unimplemented {}
 impl default::routeguide::RouteGuideServer for Unimplemented {}
 impl default::codegen::keywords::ImplServer for Unimplemented {}
 impl default::codegen::multi::GammaServer for Unimplemented {}
+impl configured::codegen::multi::BetaServer for Unimplemented {}
 
 /// The client trait can be implemented by a mock, without a channel.
 struct MockGreeter;
@@ -170,6 +205,58 @@ fn services_register_on_a_server() {
     default::routeguide::register_route_guide_server(&mut server, Unimplemented);
     default::codegen::keywords::register_impl_server(&mut server, Unimplemented);
     default::codegen::multi::register_gamma_server(&mut server, Unimplemented);
+}
+
+#[test]
+fn configured_options_take_effect() {
+    use configured::helloworld::{HelloReply, HelloRequest};
+    use configured::routeguide::{Feature, Point};
+
+    // `type_attribute=.helloworld=#[derive(PartialOrd)]`.
+    let (a, b) = (
+        HelloRequest { name: "a".into() },
+        HelloRequest { name: "b".into() },
+    );
+    assert!(a < b);
+    assert_eq!(format!("{:?}", HelloReply::default()), "HelloReply(..)");
+    // `boxed=.routeguide.Feature.location`.
+    let feature = Feature {
+        name: String::new(),
+        location: Some(Box::new(Point::default())),
+    };
+    assert!(feature.location.is_some());
+    let mut server = rgrpc_runtime::Server::new();
+    configured::codegen::multi::register_beta_server(&mut server, Unimplemented);
+    let _ = MockBeta;
+}
+
+/// `extern_path=.codegen.common=crate::default::codegen::common`: the
+/// configured service takes `default`'s `Page`, so this impl only compiles if
+/// the service code followed the extern path.
+struct MockBeta;
+impl configured::codegen::multi::BetaClient for MockBeta {
+    async fn unary(
+        &self,
+        request: rgrpc_runtime::Request<default::codegen::common::Page>,
+    ) -> Result<rgrpc_runtime::Response<configured::codegen::multi::Reply>, rgrpc_runtime::Status>
+    {
+        let _ = request;
+        Err(rgrpc_runtime::Status::unimplemented("mock"))
+    }
+
+    async fn bidi(
+        &self,
+        options: rgrpc_runtime::CallOptions,
+    ) -> Result<
+        rgrpc_runtime::BidiStreamingCall<
+            default::codegen::common::Envelope,
+            default::codegen::common::Envelope,
+        >,
+        rgrpc_runtime::Status,
+    > {
+        let _ = options;
+        Err(rgrpc_runtime::Status::unimplemented("mock"))
+    }
 }
 
 /// Every default golden file is included above, so a new package cannot be

@@ -47,9 +47,21 @@ fn proto_files() -> Vec<PathBuf> {
     out
 }
 
+/// The `configured` variant's prost-build options, as a plugin parameter
+/// string (so it exercises the escaping too). `tests/compiles.rs` builds the
+/// result: `crate::default` holds the extern `codegen.common` types.
+const CONFIGURED: &str = "extern_path=.codegen.common=crate::default::codegen::common,\
+    type_attribute=.helloworld=#[derive(PartialOrd)],\
+    message_attribute=.helloworld.HelloRequest=#[doc = \"Commas\\, and = signs.\"],\
+    field_attribute=.helloworld.HelloReply.message=#[doc = \"A field attribute.\"],\
+    boxed=.routeguide.Feature.location,\
+    btree_map=.,\
+    disable_comments=.routeguide,\
+    skip_debug=.helloworld.HelloReply";
+
 /// The variants checked: a directory name under `tests/golden/`, the
 /// options, and which protos (`None`: all of them).
-fn variants() -> Vec<(&'static str, Options, Option<&'static str>)> {
+fn variants() -> Vec<(&'static str, Options, Option<&'static [&'static str]>)> {
     vec![
         ("default", Options::default(), None),
         (
@@ -76,7 +88,7 @@ fn variants() -> Vec<(&'static str, Options, Option<&'static str>)> {
                 runtime_path: "crate::runtime".to_owned(),
                 ..Options::default()
             },
-            Some("routeguide/route_guide.proto"),
+            Some(&["routeguide/route_guide.proto"]),
         ),
         (
             "server_only",
@@ -84,14 +96,24 @@ fn variants() -> Vec<(&'static str, Options, Option<&'static str>)> {
                 client: false,
                 ..Options::default()
             },
-            Some("routeguide/route_guide.proto"),
+            Some(&["routeguide/route_guide.proto"]),
+        ),
+        (
+            "configured",
+            Options::parse(CONFIGURED).expect("CONFIGURED parses"),
+            Some(&[
+                "helloworld/helloworld.proto",
+                "routeguide/route_guide.proto",
+                "codegen/abc/abc.proto",
+                "codegen/multi/multi.proto",
+            ]),
         ),
     ]
 }
 
-fn generate(options: &Options, only: Option<&str>) -> Vec<GeneratedFile> {
+fn generate(options: &Options, only: Option<&[&str]>) -> Vec<GeneratedFile> {
     let files = match only {
-        Some(file) => vec![PathBuf::from(file)],
+        Some(files) => files.iter().map(PathBuf::from).collect(),
         None => proto_files(),
     };
     Builder::new()
@@ -171,6 +193,22 @@ fn golden_files_are_up_to_date() {
         failures.is_empty(),
         "{}\n\nIf the change is intended, regenerate the golden files with:\n    {BLESS_COMMAND}\n",
         failures.join("\n")
+    );
+}
+
+/// The service code of the `configured` variant follows its extern path.
+#[test]
+fn extern_path_reaches_service_code() {
+    let dir = golden_root().join("configured");
+    let multi = std::fs::read_to_string(dir.join("codegen.multi.rs")).expect("golden file");
+    assert!(
+        multi.contains("request: crate::default::codegen::common::Page"),
+        "{multi}"
+    );
+    assert!(!multi.contains("super::common::"), "{multi}");
+    assert!(
+        !dir.join("codegen.common.rs").exists(),
+        "extern types are not generated"
     );
 }
 

@@ -98,6 +98,37 @@ fn protoc_plugin_matches_build_rs_path_with_options() {
     );
 }
 
+/// prost-build's options through protoc: several `--rgrpc_opt`s (protoc joins
+/// them with commas), an escaped comma and `=` inside an attribute.
+/// (`compile_well_known_types` is left out: the plugin generates only the
+/// files protoc names, the build.rs path their imports too.)
+#[test]
+fn protoc_plugin_passes_prost_build_options() {
+    let pair = |p: &str, v: &str| (p.to_owned(), v.to_owned());
+    check_same_as_builder(
+        "prost-options",
+        "type_attribute=.helloworld=#[derive(PartialOrd)],\
+         message_attribute=.routeguide.Point=#[doc = \"x\\, y = 1\"],\
+         extern_path=.codegen.common=::common::pb,\
+         btree_map=.,boxed=.routeguide.Feature.location,disable_comments=.helloworld,\
+         skip_debug=.routeguide.Point",
+        Options {
+            type_attributes: vec![pair(".helloworld", "#[derive(PartialOrd)]")],
+            message_attributes: vec![pair(".routeguide.Point", "#[doc = \"x, y = 1\"]")],
+            extern_paths: vec![pair(".codegen.common", "::common::pb")],
+            btree_map: vec![".".to_owned()],
+            boxed: vec![".routeguide.Feature.location".to_owned()],
+            disable_comments: vec![".helloworld".to_owned()],
+            skip_debug: vec![".routeguide.Point".to_owned()],
+            ..Options::default()
+        },
+    );
+    // `check_same_as_builder` wrote there; `out_dir` would empty it.
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-prost-options");
+    let multi = std::fs::read_to_string(out.join("codegen.multi.rs")).expect("written");
+    assert!(multi.contains("request: ::common::pb::Page"), "{multi}");
+}
+
 #[test]
 fn unknown_parameter_fails_protoc_with_its_name() {
     let output = protoc(&out_dir("unknown"), "client=false,flavour=mint");
