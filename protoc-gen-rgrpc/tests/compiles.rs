@@ -218,6 +218,11 @@ fn configured_options_take_effect() {
         HelloRequest { name: "b".into() },
     );
     assert!(a < b);
+    // `type_attribute=.helloworld.HelloRequest=#[derive(serde::Serialize\, ..)]`.
+    let json = serde_json::to_string(&a).expect("serializes");
+    assert_eq!(json, r#"{"name":"a"}"#);
+    let back: HelloRequest = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(back, a);
     assert_eq!(format!("{:?}", HelloReply::default()), "HelloReply(..)");
     // `boxed=.routeguide.Feature.location`.
     let feature = Feature {

@@ -52,6 +52,8 @@ fn proto_files() -> Vec<PathBuf> {
 /// result: `crate::default` holds the extern `codegen.common` types.
 const CONFIGURED: &str = "extern_path=.codegen.common=crate::default::codegen::common,\
     type_attribute=.helloworld=#[derive(PartialOrd)],\
+    type_attribute=.helloworld.HelloRequest=#[derive(serde::Serialize\\, serde::Deserialize)],\
+    type_attribute=.helloworld.HelloRequest=#[serde(rename_all = \"camelCase\")],\
     message_attribute=.helloworld.HelloRequest=#[doc = \"Commas\\, and = signs.\"],\
     field_attribute=.helloworld.HelloReply.message=#[doc = \"A field attribute.\"],\
     boxed=.routeguide.Feature.location,\
