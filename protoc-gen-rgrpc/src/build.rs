@@ -23,8 +23,12 @@ use crate::pipeline::{GeneratedFile, generate_files};
 /// Each protobuf package becomes `<package>.rs` in the output directory (`_.rs`
 /// without a package), prost's naming, ready for `include!`. Like prost-build,
 /// the files a listed file imports are generated too, except the well-known
-/// types, which prost maps to `::prost_types`. The options mirror the plugin's
-/// `--rgrpc_opt=` parameters and the output is byte-for-byte the plugin's.
+/// types, which prost maps to `::prost_types` (unless
+/// [`compile_well_known_types`](Self::compile_well_known_types)). The options
+/// mirror the plugin's `--rgrpc_opt=` parameters, and the output is byte for
+/// byte the plugin's for the same files. Unlike prost-build's `Config`, the
+/// methods take and return the builder by value, so a chain starts at
+/// [`Builder::new`].
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     options: Options,

@@ -1,22 +1,7 @@
 //! Generation options and the parser for protoc's `--rgrpc_opt=k=v,k=v` string.
 //!
-//! # Escaping
-//!
-//! protoc joins every `--rgrpc_opt` with commas, and attribute values such as
-//! `#[derive(Eq, Hash)]` contain commas and `=` themselves, so the parameter
-//! string is read like this:
-//!
-//! 1. It is split into entries at every comma that is not escaped. `\,` stands
-//!    for a literal comma and `\\` for a backslash; any other character after
-//!    a backslash is an error (write `\\n` for a literal `\n`).
-//! 2. An entry is split at its first `=` into key and value; spaces around
-//!    both are trimmed.
-//! 3. The value of a two-part option (`type_attribute`, `message_attribute`,
-//!    `enum_attribute`, `field_attribute`, `extern_path`) is split again at
-//!    its first `=`: `PATH=ATTRIBUTE`. Protobuf paths never contain `=`, so
-//!    the attribute may: `type_attribute=.=#[serde(rename_all = "camelCase")]`.
-//!
-//! `compile_well_known_types` is a flag: bare, or `=true` / `=false`.
+//! The escaping rule for values with commas and `=` is documented on
+//! [`Options::parse`].
 
 use crate::error::Error;
 
@@ -110,9 +95,27 @@ const KNOWN: &str = "messages, client, server, runtime_path, bytes, type_attribu
                      compile_well_known_types, btree_map, boxed, disable_comments, skip_debug";
 
 impl Options {
-    /// Parses protoc's parameter string: comma-separated `key=value` pairs,
-    /// with the escaping described in the [module docs](self). Empty entries
-    /// are ignored; an unknown key or a bad value is an error that names it.
+    /// Parses protoc's parameter string: comma-separated `key=value` pairs.
+    /// Empty entries are ignored; an unknown key or a bad value is an error
+    /// that names it.
+    ///
+    /// # Escaping
+    ///
+    /// protoc joins every `--rgrpc_opt` with commas, and attribute values such as
+    /// `#[derive(Eq, Hash)]` contain commas and `=` themselves, so the parameter
+    /// string is read like this:
+    ///
+    /// 1. It is split into entries at every comma that is not escaped. `\,` stands
+    ///    for a literal comma and `\\` for a backslash; any other character after
+    ///    a backslash is an error (write `\\n` for a literal `\n`).
+    /// 2. An entry is split at its first `=` into key and value; spaces around
+    ///    both are trimmed.
+    /// 3. The value of a two-part option (`type_attribute`, `message_attribute`,
+    ///    `enum_attribute`, `field_attribute`, `extern_path`) is split again at
+    ///    its first `=`: `PATH=ATTRIBUTE`. Protobuf paths never contain `=`, so
+    ///    the attribute may: `type_attribute=.=#[serde(rename_all = "camelCase")]`.
+    ///
+    /// `compile_well_known_types` is a flag: bare, or `=true` / `=false`.
     pub fn parse(parameter: &str) -> Result<Self, Error> {
         let mut options = Self::default();
         for entry in split_entries(parameter)? {
