@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::diagnostic::protox_error;
 use crate::error::Error;
 use prost::Message as _;
 
@@ -29,6 +30,12 @@ use crate::pipeline::{GeneratedFile, generate_files};
 /// byte the plugin's for the same files. Unlike prost-build's `Config`, the
 /// methods take and return the builder by value, so a chain starts at
 /// [`Builder::new`].
+///
+/// Errors read like protoc's, `path:line:column: message`, with the path as
+/// it was passed to [`compile`](Self::compile) (or an include directory
+/// joined with an import's name); a missing file's error lists the include
+/// path searched. The error's `Debug` is the same line, so a `main` that
+/// returns it prints that.
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     options: Options,
@@ -250,6 +257,7 @@ impl Builder {
         includes: &[impl AsRef<Path>],
     ) -> Result<Loaded, Error> {
         self.options.validate()?;
+        let protox_error = |e: protox::Error| protox_error(&e, protos, includes);
         let mut compiler = protox::Compiler::new(includes).map_err(protox_error)?;
         // Source info carries the comments that become doc comments.
         compiler.include_source_info(true).include_imports(true);
@@ -285,13 +293,6 @@ fn write_if_changed(path: &Path, content: &[u8]) -> Result<(), Error> {
         return Ok(());
     }
     std::fs::write(path, content).map_err(|e| Error::io(format!("writing {}: {e}", path.display())))
-}
-
-fn protox_error(error: protox::Error) -> Error {
-    match error.file() {
-        Some(file) if !error.to_string().contains(file) => Error::input(format!("{file}: {error}")),
-        _ => Error::input(error.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -76,12 +76,12 @@ impl fmt::Display for Error {
     }
 }
 
+/// The same text as `Display`, as anyhow's `Error` does: a `build.rs` whose
+/// `main` returns `Result<(), Box<dyn Error>>` prints the error with `Debug`,
+/// and should print `path:line:column: message`, not a struct.
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .finish()
+        f.write_str(&self.message)
     }
 }
 
@@ -110,5 +110,11 @@ mod tests {
     #[test]
     fn display_is_the_message() {
         assert_eq!(Error::input("bad type .x.Y").to_string(), "bad type .x.Y");
+    }
+
+    #[test]
+    fn debug_is_display() {
+        let error = Error::input("a.proto:1:2: bad");
+        assert_eq!(format!("{error:?}"), error.to_string());
     }
 }
