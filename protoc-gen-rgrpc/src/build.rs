@@ -7,8 +7,9 @@ use crate::diagnostic::protox_error;
 use crate::error::Error;
 use prost::Message as _;
 
+use crate::include::IncludePaths;
 use crate::params::Options;
-use crate::pipeline::{GeneratedFile, generate_files};
+use crate::pipeline::{GeneratedFile, generate_files_with};
 
 /// Generates rgrpc code from `.proto` files in a `build.rs`.
 ///
@@ -196,6 +197,24 @@ impl Builder {
         self
     }
 
+    /// Also writes `name`, a file that declares the nested `pub mod` tree of
+    /// every generated package and includes each package's file in it, so
+    /// that the crate needs one `include!` (plugin parameter
+    /// `include_file=NAME`), as prost-build's `Config::include_file`:
+    ///
+    /// ```ignore
+    /// include!(concat!(env!("OUT_DIR"), "/_includes.rs"));
+    /// ```
+    ///
+    /// Written to `$OUT_DIR`, it names the files as
+    /// `concat!(env!("OUT_DIR"), "/a.b.rs")`; with [`out_dir`](Self::out_dir)
+    /// set, as `"a.b.rs"`, relative to itself (prost-build's rule). Files
+    /// without a package are included at the top level.
+    pub fn include_file(mut self, name: impl Into<String>) -> Self {
+        self.options.include_file = Some(name.into());
+        self
+    }
+
     /// Sets all generation options at once.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
@@ -268,7 +287,13 @@ impl Builder {
             .collect();
         let set = compiler.file_descriptor_set();
         let names: Vec<String> = set.file.iter().map(|f| f.name().to_owned()).collect();
-        let files = generate_files(&set.file, &names, &self.options)?;
+        // prost-build's rule: `$OUT_DIR` by `env!`, an explicit directory
+        // by paths relative to the include file.
+        let include_paths = match self.out_dir {
+            None => IncludePaths::OutDir,
+            Some(_) => IncludePaths::Relative,
+        };
+        let files = generate_files_with(&set.file, &names, &self.options, include_paths)?;
         Ok(Loaded {
             files,
             sources,
@@ -450,6 +475,42 @@ mod tests {
             .generate(&protos, &[&dir])
             .unwrap_err();
         assert!(error.is_parameter());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn include_file_names_out_dir_files_by_env() {
+        let dir = temp_dir("include");
+        std::fs::write(
+            dir.join("i.proto"),
+            "syntax = \"proto3\";\npackage outer.inner;\nmessage M {}\n",
+        )
+        .unwrap();
+        let protos = [dir.join("i.proto")];
+        let files = Builder::new()
+            .include_file("_includes.rs")
+            .generate(&protos, &[&dir])
+            .unwrap();
+        let include = files.iter().find(|f| f.name == "_includes.rs").unwrap();
+        assert!(
+            include.content.ends_with(
+                "pub mod outer {\n    pub mod inner {\n        \
+                 include!(concat!(env!(\"OUT_DIR\"), \"/outer.inner.rs\"));\n    }\n}\n"
+            ),
+            "{}",
+            include.content
+        );
+        let out = dir.join("out");
+        Builder::new()
+            .include_file("_includes.rs")
+            .out_dir(&out)
+            .compile(&protos, &[&dir])
+            .unwrap();
+        let written = std::fs::read_to_string(out.join("_includes.rs")).unwrap();
+        assert!(
+            written.contains("include!(\"outer.inner.rs\");"),
+            "{written}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -19,6 +19,7 @@ mod comments;
 mod diagnostic;
 mod error;
 mod generate;
+mod include;
 mod ir;
 mod messages;
 mod names;

@@ -62,6 +62,11 @@ pub struct Options {
     /// user can implement it (`skip_debug=PATH`, repeatable), prost-build's
     /// `Config::skip_debug`.
     pub skip_debug: Vec<String>,
+    /// The name of one more generated file that declares the nested `pub mod`
+    /// tree of every generated package and `include!`s each package's file in
+    /// its module (`include_file=NAME`, default none), prost-build's
+    /// `Config::include_file`. A plain file name, written beside the others.
+    pub include_file: Option<String>,
 }
 
 /// The runtime crate's path when none is given.
@@ -85,6 +90,7 @@ impl Default for Options {
             boxed: Vec::new(),
             disable_comments: Vec::new(),
             skip_debug: Vec::new(),
+            include_file: None,
         }
     }
 }
@@ -92,7 +98,8 @@ impl Default for Options {
 /// Every parameter the plugin knows, for the unknown-parameter error.
 const KNOWN: &str = "messages, client, server, runtime_path, bytes, type_attribute, \
                      message_attribute, enum_attribute, field_attribute, extern_path, \
-                     compile_well_known_types, btree_map, boxed, disable_comments, skip_debug";
+                     compile_well_known_types, btree_map, boxed, disable_comments, skip_debug, \
+                     include_file";
 
 impl Options {
     /// Parses protoc's parameter string: comma-separated `key=value` pairs.
@@ -158,6 +165,7 @@ impl Options {
                 "boxed" => options.boxed.push(nonempty(key, value)?),
                 "disable_comments" => options.disable_comments.push(nonempty(key, value)?),
                 "skip_debug" => options.skip_debug.push(nonempty(key, value)?),
+                "include_file" => options.include_file = Some(parse_file_name(key, value)?),
                 "file_descriptor_set_path" => {
                     return Err(Error::parameter(
                         "parameter `file_descriptor_set_path` is for build.rs only: with protoc, \
@@ -182,6 +190,9 @@ impl Options {
         parse_path("runtime_path", &self.runtime_path)?;
         for (proto, rust) in &self.extern_paths {
             parse_extern_path(proto, rust)?;
+        }
+        if let Some(name) = &self.include_file {
+            parse_file_name("include_file", name)?;
         }
         Ok(())
     }
@@ -252,6 +263,17 @@ fn parse_extern_path(proto: &str, rust: &str) -> Result<(String, String), Error>
         )));
     }
     Ok((proto.to_owned(), rust.to_owned()))
+}
+
+/// A file name without directories: the include file sits beside the files
+/// it includes, which its relative `include!` paths rely on.
+fn parse_file_name(key: &str, value: &str) -> Result<String, Error> {
+    if value.is_empty() || value.contains(['/', '\\']) || value == "." || value == ".." {
+        return Err(Error::parameter(format!(
+            "parameter `{key}` must be a file name such as `_includes.rs`, without directories, not `{value}`"
+        )));
+    }
+    Ok(value.to_owned())
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
@@ -398,6 +420,7 @@ mod tests {
         assert!(error.is_parameter());
         assert!(error.to_string().contains("`flavour`"), "{error}");
         assert!(error.to_string().contains("skip_debug"), "{error}");
+        assert!(error.to_string().contains("include_file"), "{error}");
         let error = Options::parse("file_descriptor_set_path=x.bin").unwrap_err();
         assert!(
             error.to_string().contains("--descriptor_set_out"),
@@ -414,5 +437,24 @@ mod tests {
         assert!(error.to_string().contains("`client`"), "{error}");
         let error = Options::parse("runtime_path=not a path").unwrap_err();
         assert!(error.to_string().contains("runtime_path"), "{error}");
+    }
+
+    #[test]
+    fn include_file_is_a_plain_file_name() {
+        let options = Options::parse("include_file=_includes.rs").unwrap();
+        assert_eq!(options.include_file.as_deref(), Some("_includes.rs"));
+        for bad in [
+            "include_file=",
+            "include_file=sub/mod.rs",
+            "include_file=..",
+        ] {
+            let error = Options::parse(bad).unwrap_err();
+            assert!(error.to_string().contains("include_file"), "{error}");
+        }
+        let options = Options {
+            include_file: Some("a/b.rs".to_owned()),
+            ..Options::default()
+        };
+        assert!(options.validate().unwrap_err().is_parameter());
     }
 }

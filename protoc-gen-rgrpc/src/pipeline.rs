@@ -7,6 +7,7 @@ use prost_build::Module;
 use prost_types::FileDescriptorProto;
 
 use crate::error::Error;
+use crate::include::{self, IncludePaths};
 use crate::params::Options;
 use crate::resolve::{ExternPaths, TypeIndex};
 use crate::{generate, ir, messages};
@@ -32,10 +33,24 @@ pub struct GeneratedFile {
 /// contributions appear in the order of their names, so the output does not
 /// depend on the order in which files were given. Packages that produce no
 /// code produce no file. The result is sorted by file name.
+///
+/// With [`Options::include_file`], one more file of that name declares the
+/// module tree and includes the others by relative paths (`include!("a.rs")`),
+/// as the plugin writes it.
 pub fn generate_files(
     files: &[FileDescriptorProto],
     to_generate: &[String],
     options: &Options,
+) -> Result<Vec<GeneratedFile>, Error> {
+    generate_files_with(files, to_generate, options, IncludePaths::Relative)
+}
+
+/// [`generate_files`], with the include file's paths chosen by the caller.
+pub(crate) fn generate_files_with(
+    files: &[FileDescriptorProto],
+    to_generate: &[String],
+    options: &Options,
+    include_paths: IncludePaths,
 ) -> Result<Vec<GeneratedFile>, Error> {
     let by_name: HashMap<&str, &FileDescriptorProto> =
         files.iter().map(|f| (f.name(), f)).collect();
@@ -55,9 +70,12 @@ pub fn generate_files(
     let index = TypeIndex::new(files);
     let externs = ExternPaths::new(options)?;
     let mut services: BTreeMap<Module, Vec<ir::Service>> = BTreeMap::new();
+    // A package name for each module, for the include file's module tree.
+    let mut packages: HashMap<Module, &str> = HashMap::new();
     for file in &selected {
         index.check_fields(file)?;
         let module = Module::from_protobuf_package_name(file.package());
+        packages.entry(module.clone()).or_insert(file.package());
         services
             .entry(module)
             .or_default()
@@ -70,7 +88,8 @@ pub fn generate_files(
         HashMap::new()
     };
 
-    let mut out = Vec::with_capacity(services.len());
+    let mut out = Vec::with_capacity(services.len() + 1);
+    let mut tree = Vec::new();
     for (module, services) in services {
         let messages = message_code.remove(&module).unwrap_or_default();
         let service_code = generate::services(&services, options)?;
@@ -84,9 +103,20 @@ pub fn generate_files(
             content.push('\n');
         }
         content.push_str(&service_code);
+        let name = module.to_file_name_or("_");
+        // `packages` has every module: both are filled from `selected`.
+        tree.push((include::module_path(packages[&module]), name.clone()));
+        out.push(GeneratedFile { name, content });
+    }
+    if let Some(name) = &options.include_file {
+        if out.iter().any(|f| &f.name == name) {
+            return Err(Error::parameter(format!(
+                "include_file `{name}` has the name of a generated package file: choose another, such as `_includes.rs`"
+            )));
+        }
         out.push(GeneratedFile {
-            name: module.to_file_name_or("_"),
-            content,
+            name: name.clone(),
+            content: include::render(HEADER, tree, include_paths),
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -128,6 +158,36 @@ mod tests {
         let out = generate_files(&files, &names, &Options::default()).unwrap();
         let out: Vec<&str> = out.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(out, ["_.rs", "foo.bar.rs"]);
+    }
+
+    #[test]
+    fn include_file_declares_the_module_tree() {
+        let files = [
+            file("a.proto", "a"),
+            file("ab.proto", "a.b"),
+            file("n.proto", ""),
+        ];
+        let names: Vec<String> = files.iter().map(|f| f.name().to_owned()).collect();
+        let options = Options {
+            include_file: Some("mod.rs".to_owned()),
+            ..Options::default()
+        };
+        let out = generate_files(&files, &names, &options).unwrap();
+        let written: Vec<&str> = out.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(written, ["_.rs", "a.b.rs", "a.rs", "mod.rs"]);
+        assert_eq!(
+            out[3].content,
+            format!(
+                "{HEADER}include!(\"_.rs\");\npub mod a {{\n    include!(\"a.rs\");\n    \
+                 pub mod b {{\n        include!(\"a.b.rs\");\n    }}\n}}\n"
+            )
+        );
+        let clash = Options {
+            include_file: Some("a.rs".to_owned()),
+            ..Options::default()
+        };
+        let error = generate_files(&files, &names, &clash).unwrap_err();
+        assert!(error.is_parameter(), "{error}");
     }
 
     #[test]

@@ -114,34 +114,18 @@ mod server_only {
 /// The `configured` variant: prost-build options from a plugin parameter
 /// string (`CONFIGURED` in tests/golden.rs). `codegen.common` is an extern
 /// path to `crate::default::codegen::common`, so messages and service code
-/// name the types generated there.
+/// name the types generated there. Its module tree is the generated
+/// `include_file=_includes.rs`, which includes the others by relative paths,
+/// as protoc's output directory would hold them.
 #[allow(dead_code)]
 mod configured {
-    include!("golden/configured/_.rs");
-    pub mod a {
-        pub mod b {
-            pub mod c {
-                include!("golden/configured/a.b.c.rs");
-            }
-        }
-    }
-    pub mod codegen {
-        pub mod multi {
-            include!("golden/configured/codegen.multi.rs");
-        }
-    }
-    pub mod helloworld {
-        include!("golden/configured/helloworld.rs");
+    include!("golden/configured/_includes.rs");
 
-        /// `skip_debug=.helloworld.HelloReply` leaves this to us.
-        impl ::core::fmt::Debug for HelloReply {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str("HelloReply(..)")
-            }
+    /// `skip_debug=.helloworld.HelloReply` leaves this to us.
+    impl ::core::fmt::Debug for helloworld::HelloReply {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.write_str("HelloReply(..)")
         }
-    }
-    pub mod routeguide {
-        include!("golden/configured/routeguide.rs");
     }
 }
 

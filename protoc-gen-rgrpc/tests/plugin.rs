@@ -59,8 +59,11 @@ fn check_same_as_builder(name: &str, parameter: &str, options: Options) {
         "protoc failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // With an out_dir, an include file names the others relatively, as the
+    // plugin does.
     let expected = Builder::new()
         .options(options)
+        .out_dir(&out)
         .generate(PROTOS, &[proto_root()])
         .expect("the build.rs path generates");
     let mut written: Vec<String> = std::fs::read_dir(&out)
@@ -111,7 +114,7 @@ fn protoc_plugin_passes_prost_build_options() {
          message_attribute=.routeguide.Point=#[doc = \"x\\, y = 1\"],\
          extern_path=.codegen.common=::common::pb,\
          btree_map=.,boxed=.routeguide.Feature.location,disable_comments=.helloworld,\
-         skip_debug=.routeguide.Point",
+         skip_debug=.routeguide.Point,include_file=_includes.rs",
         Options {
             type_attributes: vec![pair(".helloworld", "#[derive(PartialOrd)]")],
             message_attributes: vec![pair(".routeguide.Point", "#[doc = \"x, y = 1\"]")],
@@ -120,6 +123,7 @@ fn protoc_plugin_passes_prost_build_options() {
             boxed: vec![".routeguide.Feature.location".to_owned()],
             disable_comments: vec![".helloworld".to_owned()],
             skip_debug: vec![".routeguide.Point".to_owned()],
+            include_file: Some("_includes.rs".to_owned()),
             ..Options::default()
         },
     );
