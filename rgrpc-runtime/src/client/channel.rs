@@ -352,17 +352,7 @@ impl ChannelBuilder {
             }
         }
         Ok(Channel {
-            inner: Arc::new(Inner {
-                authority: target.authority(),
-                target,
-                config: self.config,
-                resolver_builder: self.resolver,
-                core: Mutex::new(Core::default()),
-                changed: Notify::new(),
-                state: watch::channel(ConnectivityState::Idle).0,
-                last_pick: Mutex::new(std::time::Instant::now()),
-                waiting_bytes: AtomicUsize::new(0),
-            }),
+            inner: Inner::new(target.authority(), target, self.config, self.resolver),
         })
     }
 
@@ -454,17 +444,12 @@ impl Channel {
         let config = f(builder).config;
         // A new channel; the old connections stay with the old clones.
         Channel {
-            inner: Arc::new(Inner {
-                target: self.inner.target.clone(),
-                authority: self.inner.authority.clone(),
+            inner: Inner::new(
+                self.inner.authority.clone(),
+                self.inner.target.clone(),
                 config,
-                resolver_builder: self.inner.resolver_builder.clone(),
-                core: Mutex::new(Core::default()),
-                changed: Notify::new(),
-                state: watch::channel(ConnectivityState::Idle).0,
-                last_pick: Mutex::new(std::time::Instant::now()),
-                waiting_bytes: AtomicUsize::new(0),
-            }),
+                self.inner.resolver_builder.clone(),
+            ),
         }
     }
 
@@ -565,6 +550,26 @@ enum Pick {
 }
 
 impl Inner {
+    /// An Idle channel: nothing resolved, no subchannel.
+    fn new(
+        authority: http::uri::Authority,
+        target: Target,
+        config: ChannelConfig,
+        resolver_builder: Option<Arc<dyn ResolverBuilder>>,
+    ) -> Arc<Inner> {
+        Arc::new(Inner {
+            authority,
+            target,
+            config,
+            resolver_builder,
+            core: Mutex::new(Core::default()),
+            changed: Notify::new(),
+            state: watch::channel(ConnectivityState::Idle).0,
+            last_pick: Mutex::new(std::time::Instant::now()),
+            waiting_bytes: AtomicUsize::new(0),
+        })
+    }
+
     fn core(&self) -> MutexGuard<'_, Core> {
         // Updates are a few assignments: a panic cannot leave the core half-made.
         self.core.lock().unwrap_or_else(|e| e.into_inner())

@@ -40,7 +40,8 @@ use super::coalesce::{CoalescingIo, Flusher};
 use super::controlbuf::{STREAM_WRITE_QUOTA, Writer, WriterTask, Written};
 use super::io::BoxIo;
 use super::keepalive::{Keepalive, PingAction, Pinger};
-use super::observe::{Observed, Side};
+use super::observe::{GoAway, Observed, Side};
+use super::signal::Signal;
 
 /// Settings of a client connection.
 #[derive(Clone, Debug)]
@@ -85,8 +86,16 @@ struct State {
     too_many_pings: AtomicBool,
     /// Stream permits handed out once Ready (0 before), to count active calls.
     limit: AtomicUsize,
-    /// Woken when the connection leaves Ready (GOAWAY, closed).
-    left_ready: tokio::sync::Notify,
+    /// Set when the connection leaves Ready (GOAWAY, closed).
+    left_ready: Signal,
+}
+
+impl State {
+    /// Calls in flight: stream permits taken.
+    fn active_calls(&self, streams: &Semaphore) -> usize {
+        let limit = self.limit.load(Ordering::Acquire);
+        limit.saturating_sub(streams.available_permits())
+    }
 }
 
 /// One established HTTP/2 connection.
@@ -126,22 +135,13 @@ impl Conn {
 
     /// Calls in flight on the connection (stream permits taken).
     pub(crate) fn active_calls(&self) -> usize {
-        let limit = self.state.limit.load(Ordering::Acquire);
-        limit.saturating_sub(self.streams.available_permits())
+        self.state.active_calls(&self.streams)
     }
 
     /// Completes once the connection is no longer Ready (the server sent GOAWAY, or
     /// the connection closed).
     pub(crate) async fn left_ready(&self) {
-        loop {
-            let notified = self.state.left_ready.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !self.is_ready() {
-                return;
-            }
-            notified.await;
-        }
+        self.state.left_ready.wait().await;
     }
 
     /// Whether the server closed the connection for too many pings.
@@ -181,7 +181,7 @@ pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn
         goaway_last_stream_id,
         too_many_pings: AtomicBool::new(false),
         limit: AtomicUsize::new(0),
-        left_ready: tokio::sync::Notify::new(),
+        left_ready: Signal::default(),
     });
     let (writer, writer_task) = Writer::new();
     flusher.take_over();
@@ -260,8 +260,9 @@ impl Driver {
         }
         let done = Pin::new(&mut self.connection).poll(cx);
         self.poll_pings(cx);
-        self.poll_observed();
-        let closing = self.poll_timers(cx);
+        let seen = self.flusher.with_io(Observed::take_seen);
+        self.poll_observed(seen.goaway);
+        let closing = self.poll_timers(cx, seen.last_read);
         let _ = self.flusher.poll_flush(cx);
         if closing {
             return Poll::Ready(());
@@ -271,9 +272,8 @@ impl Driver {
 
     fn set_phase(&self, phase: u8) {
         // Only ever forward: READY -> DRAINING -> CLOSED.
-        if self.state.phase.fetch_max(phase, Ordering::AcqRel) < phase {
-            self.state.left_ready.notify_waiters();
-        }
+        self.state.phase.fetch_max(phase, Ordering::AcqRel);
+        self.state.left_ready.set();
     }
 
     fn poll_pings(&mut self, cx: &mut Context<'_>) {
@@ -290,8 +290,7 @@ impl Driver {
     }
 
     /// A GOAWAY from the server: Draining, with the last stream id it processed.
-    fn poll_observed(&mut self) {
-        let goaway = self.flusher.with_io(|io| io.seen.goaway.take());
+    fn poll_observed(&mut self, goaway: Option<GoAway>) {
         if let Some(goaway) = goaway {
             if goaway.error_code == u32::from(h2::Reason::ENHANCE_YOUR_CALM)
                 && goaway.debug == b"too_many_pings"
@@ -302,24 +301,15 @@ impl Driver {
         }
     }
 
-    /// Active calls: stream permits taken.
-    fn active_calls(&self) -> usize {
-        let limit = self.state.limit.load(Ordering::Acquire);
-        limit.saturating_sub(self.streams.available_permits())
-    }
-
     /// Keepalive. Returns true when the connection must close now.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+    fn poll_timers(&mut self, cx: &mut Context<'_>, last_read: Instant) -> bool {
         if self.handshake.is_some() || !self.pinger.is_enabled() {
             return false;
         }
-        let active = self.active_calls();
+        let active = self.state.active_calls(&self.streams);
         // An ack (any read) after our ping: step the pinger now, not at the ack
         // deadline, so the next ping is due `time` after this read.
-        if self
-            .pinger
-            .is_answered(self.flusher.with_io(|io| io.seen.last_read))
-        {
+        if self.pinger.is_answered(last_read) {
             self.armed = None;
         }
         if self.pinger.is_dormant() && active > 0 {
@@ -329,7 +319,6 @@ impl Driver {
             if self.armed.is_some() && self.timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
-            let last_read = self.flusher.with_io(|io| io.seen.last_read);
             match self.pinger.poll(Instant::now(), last_read, active) {
                 PingAction::Wait => {}
                 PingAction::Ping => {

@@ -53,9 +53,9 @@ pub(crate) struct GoAway {
 pub(crate) struct Seen {
     /// When bytes were last read from the peer.
     pub last_read: Instant,
-    /// PING frames without ACK received since the last `take_counts`.
+    /// PING frames without ACK received since the last `take_seen`.
     pub pings: u32,
-    /// SETTINGS frames without ACK received since the last `take_counts`.
+    /// SETTINGS frames without ACK received since the last `take_seen`.
     pub settings: u32,
     /// The last GOAWAY received.
     pub goaway: Option<GoAway>,
@@ -172,12 +172,15 @@ impl Observed {
         self
     }
 
-    /// Takes the counts of PINGs and SETTINGS (not acks) received since the last call.
-    pub(crate) fn take_counts(&mut self) -> (u32, u32) {
-        (
-            std::mem::take(&mut self.seen.pings),
-            std::mem::take(&mut self.seen.settings),
-        )
+    /// What the peer sent since the last call: the counts and the GOAWAY are taken,
+    /// the time of the last read copied. One call (one lock) per driver wake-up.
+    pub(crate) fn take_seen(&mut self) -> Seen {
+        Seen {
+            last_read: self.seen.last_read,
+            pings: std::mem::take(&mut self.seen.pings),
+            settings: std::mem::take(&mut self.seen.settings),
+            goaway: self.seen.goaway.take(),
+        }
     }
 
     fn on_read(&mut self, bytes: &[u8]) {

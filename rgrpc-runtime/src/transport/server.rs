@@ -410,8 +410,9 @@ impl Driver {
         }
         let done = self.poll_rounds(cx);
         self.writer_task.poll_resets(cx);
-        self.poll_observed();
-        self.poll_timers(cx);
+        let seen = self.flusher.with_io(Observed::take_seen);
+        self.poll_observed(seen.pings, seen.settings);
+        self.poll_timers(cx, seen.last_read);
         if self.phase == Phase::Closed {
             return self.flusher.poll_close(cx).map(|_| ());
         }
@@ -464,8 +465,7 @@ impl Driver {
 
     /// Acts on the frames the observer saw: the client's PINGs against the policy,
     /// its SETTINGS against the flood bound.
-    fn poll_observed(&mut self) {
-        let (pings, settings) = self.flusher.with_io(Observed::take_counts);
+    fn poll_observed(&mut self, pings: u32, settings: u32) {
         if pings == 0 && settings == 0 {
             return;
         }
@@ -558,8 +558,7 @@ impl Driver {
     }
 
     /// The nearest deadline of the connection.
-    fn next_deadline(&self) -> Option<Instant> {
-        let last_read = self.flusher.with_io(|io| io.seen.last_read);
+    fn next_deadline(&self, last_read: Instant) -> Option<Instant> {
         let mut next = self.pinger.deadline(last_read);
         let mut consider = |d: Option<Instant>| {
             if let Some(d) = d {
@@ -590,20 +589,17 @@ impl Driver {
     }
 
     /// Fires what is due and re-arms the timer at the next deadline.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) {
+    fn poll_timers(&mut self, cx: &mut Context<'_>, last_read: Instant) {
         if let Some(pings) = &mut self.pings {
             // Clears h2's record of our last ping once its ack is in.
             let _ = pings.poll_pong(cx);
         }
-        // Dormant keepalive wakes when a call starts.
         // An ack (any read) after our ping: step the pinger now, not at the ack
         // deadline, so the next ping is due `time` after this read.
-        if self
-            .pinger
-            .is_answered(self.flusher.with_io(|io| io.seen.last_read))
-        {
+        if self.pinger.is_answered(last_read) {
             self.armed = None;
         }
+        // Dormant keepalive wakes when a call starts.
         if self.pinger.is_dormant() && self.shared.active.load(Ordering::Relaxed) > 0 {
             self.armed = None;
         }
@@ -612,11 +608,11 @@ impl Driver {
                 return;
             }
             // Fired, or never armed: run what is due, then arm at the next deadline.
-            self.fire(Instant::now());
+            self.fire(Instant::now(), last_read);
             if self.phase == Phase::Closed {
                 return;
             }
-            let next = self.next_deadline();
+            let next = self.next_deadline(last_read);
             self.armed = next;
             let at = next.map_or_else(far_future, tokio::time::Instant::from_std);
             self.timer.as_mut().reset(at);
@@ -628,8 +624,7 @@ impl Driver {
         }
     }
 
-    fn fire(&mut self, now: Instant) {
-        let last_read = self.flusher.with_io(|io| io.seen.last_read);
+    fn fire(&mut self, now: Instant, last_read: Instant) {
         let active = self.shared.active.load(Ordering::Relaxed);
         match self.pinger.poll(now, last_read, active) {
             PingAction::Wait => {}
