@@ -138,6 +138,17 @@ impl TestServiceServer for Instrumented {
     }
 }
 
+/// A UnaryCall request whose handler ([`Instrumented`]) sleeps 10 s.
+pub fn sleeping_request() -> SimpleRequest {
+    SimpleRequest {
+        payload: Some(Payload {
+            body: b"sleep".to_vec(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// A running server; shuts down when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,

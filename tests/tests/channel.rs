@@ -341,7 +341,6 @@ async fn an_idle_channel_lets_its_connections_go() {
 /// RESOURCE_EXHAUSTED at once instead of queueing.
 #[tokio::test]
 async fn waiting_calls_are_bounded_by_the_channel_budget() {
-    use rgrpc_tests::grpc_testing::Payload;
     let server = start_on("127.0.0.1:0", |s| s.max_concurrent_streams(1)).await;
     // About three waiting calls of ~1 KiB each.
     let channel = Channel::builder(&server.addr.to_string())
@@ -350,13 +349,7 @@ async fn waiting_calls_are_bounded_by_the_channel_budget() {
         .await
         .unwrap();
     let client = TestServiceStub::new(channel);
-    let sleeping = SimpleRequest {
-        payload: Some(Payload {
-            body: b"sleep".to_vec(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let sleeping = rgrpc_tests::sleeping_request();
     let mut calls = Vec::new();
     for _ in 0..4 {
         let client = client.clone();

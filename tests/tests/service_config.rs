@@ -9,21 +9,10 @@ use rgrpc_runtime::{CallOptions, Channel, Code, LbPolicy, Request};
 use rgrpc_tests::grpc_testing::{
     Payload, ResponseParameters, SimpleRequest, StreamingOutputCallRequest, TestServiceStub,
 };
-use rgrpc_tests::{TestServer, start, start_on, within};
+use rgrpc_tests::{TestServer, sleeping_request, start, start_on, within};
 
 fn calls(server: &TestServer) -> usize {
     server.probe.finished.load(Ordering::SeqCst)
-}
-
-/// A UnaryCall whose handler sleeps 10 s (tests/src/lib.rs).
-fn sleepy() -> SimpleRequest {
-    SimpleRequest {
-        payload: Some(Payload {
-            body: b"sleep".to_vec(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 fn client(target: &str, service_config: &str) -> TestServiceStub {
@@ -61,17 +50,18 @@ async fn a_method_timeout_applies_and_the_smaller_timeout_wins() {
     within(10, client.unary_call(SimpleRequest::default()))
         .await
         .unwrap();
-    let took = deadline_after(async { client.unary_call(sleepy()).await.map(drop) }).await;
+    let took =
+        deadline_after(async { client.unary_call(sleeping_request()).await.map(drop) }).await;
     assert!(
         took >= Duration::from_millis(280) && took < Duration::from_secs(3),
         "failed after {took:?}, configured 300 ms"
     );
     // A longer call timeout does not extend it.
-    let longer = Request::new(sleepy()).timeout(Duration::from_secs(5));
+    let longer = Request::new(sleeping_request()).timeout(Duration::from_secs(5));
     let took = deadline_after(async { client.unary_call(longer).await.map(drop) }).await;
     assert!(took < Duration::from_secs(3), "failed after {took:?}");
     // A shorter one wins.
-    let shorter = Request::new(sleepy()).timeout(Duration::from_millis(50));
+    let shorter = Request::new(sleeping_request()).timeout(Duration::from_millis(50));
     let took = deadline_after(async { client.unary_call(shorter).await.map(drop) }).await;
     assert!(took < Duration::from_millis(280), "failed after {took:?}");
 }
@@ -124,7 +114,7 @@ async fn a_service_default_applies_to_another_method() {
     );
     // UnaryCall has its own entry (20 s), not the service's 300 ms: this call's own
     // 1 s timeout is the smaller.
-    let request = Request::new(sleepy()).timeout(Duration::from_secs(1));
+    let request = Request::new(sleeping_request()).timeout(Duration::from_secs(1));
     let took = deadline_after(async { client.unary_call(request).await.map(drop) }).await;
     assert!(
         took >= Duration::from_millis(950),

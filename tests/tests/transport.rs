@@ -11,22 +11,12 @@ use bytes::Bytes;
 use rgrpc_examples::helloworld::{GreeterStub, HelloRequest};
 use rgrpc_runtime::{Channel, Code, SendStream, Server, ServerContext, Status};
 use rgrpc_tests::grpc_testing::{
-    Payload, ResponseParameters, SimpleRequest, SimpleResponse, StreamingOutputCallRequest,
+    ResponseParameters, SimpleRequest, SimpleResponse, StreamingOutputCallRequest,
     StreamingOutputCallResponse, TestServiceServer, TestServiceStub, register_test_service_server,
 };
 use rgrpc_tests::proxy::Proxy;
-use rgrpc_tests::{start, wait_until, within};
+use rgrpc_tests::{sleeping_request, start, wait_until, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn sleeping_request() -> SimpleRequest {
-    SimpleRequest {
-        payload: Some(Payload {
-            body: b"sleep".to_vec(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 /// keepalive.md: a client pings after `time` without a read and, when nothing comes
 /// back within `timeout`, closes the connection and fails its calls UNAVAILABLE.
