@@ -31,7 +31,7 @@ for round in $(seq "$rounds"); do
         rm -f "$log"
         rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
         ok=$(echo "$out" | sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p')
-        per_cpu=$(awk -v o="${ok:-0}" -v t=$((c1 - c0)) 'BEGIN { printf "%.0f", t > 0 ? o / (t / 100) : 0 }')
+        per_cpu=$(awk -v o="${ok:-0}" -v t=$((c1 - c0)) 'BEGIN { printf "%.0f", (t > 0 ? o / (t / 100) : 0) }')
         echo "round=$round bin=$bin rps=${rps:-0} calls_per_cpu_s=$per_cpu"
     done
 done
