@@ -1,6 +1,6 @@
 //! Helpers for rgrpc's end-to-end tests: a TestService instrumented to observe flow
 //! control, panics and cancellation, a server on an ephemeral port, and test-step
-//! bounds (the raw h2 peer is in tests/bad_input.rs).
+//! bounds; the raw-frame peer (h2peer) for what a well-behaved client never sends.
 
 #![allow(missing_docs)]
 
@@ -8,6 +8,7 @@ pub mod grpc_testing {
     rgrpc_runtime::include_proto!("grpc.testing");
 }
 
+pub mod h2peer;
 pub mod proxy;
 
 use std::net::SocketAddr;

@@ -212,9 +212,12 @@ impl Server {
         self
     }
 
-    /// SETTINGS_MAX_CONCURRENT_STREAMS per connection (default: unlimited).
+    /// SETTINGS_MAX_CONCURRENT_STREAMS per connection (default: 1024; grpc-go leaves it
+    /// unlimited, which lets one peer hold any number of never-finishing streams).
+    /// Streams past it are refused with REFUSED_STREAM; a client waits for a slot.
+    /// `u32::MAX` is, in effect, no limit.
     pub fn max_concurrent_streams(mut self, streams: u32) -> Server {
-        self.settings.max_concurrent_streams = Some(streams);
+        self.settings.max_concurrent_streams = streams;
         self
     }
 

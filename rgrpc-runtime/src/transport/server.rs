@@ -60,10 +60,21 @@ use super::keepalive::{EnforcementPolicy, Keepalive, PingAction, PingStrikes, Pi
 use super::observe::{Observed, Side};
 use super::signal::Signal;
 
+/// Streams one client connection may have open at once unless the server says
+/// otherwise. grpc-go and grpc C++ advertise no limit, so a peer can open streams that
+/// never finish until the server runs out of memory (each holds h2 stream state and a
+/// handler task, about 2-3 KiB, plus whatever the handler keeps). 1024 bounds that to a
+/// few MiB per connection while staying far above what one client needs in practice
+/// (RFC 9113 section 6.5.2 asks for no less than 100; a client past the limit waits
+/// for a slot, it is not failed). Streams beyond the advertised limit are refused by
+/// h2 with REFUSED_STREAM (RFC 9113 section 5.1.2).
+pub(crate) const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1024;
+
 /// Settings of every connection a server accepts.
 #[derive(Clone, Debug)]
 pub(crate) struct ServerSettings {
-    pub max_concurrent_streams: Option<u32>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS, always advertised ([`DEFAULT_MAX_CONCURRENT_STREAMS`]).
+    pub max_concurrent_streams: u32,
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
     pub max_frame_size: u32,
@@ -91,7 +102,7 @@ pub(crate) struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> ServerSettings {
         ServerSettings {
-            max_concurrent_streams: None,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             // Larger than HTTP/2's 64 KiB default, as grpc-go and hyper do, so one
             // round trip carries more than one 64 KiB message.
             initial_stream_window: 1024 * 1024,
@@ -242,9 +253,7 @@ async fn handshake(
         .max_pending_accept_reset_streams(1024)
         // Bounds h2's own per-stream send buffer; the writer never exceeds the window.
         .max_send_buffer_size(STREAM_WRITE_QUOTA);
-    if let Some(n) = settings.max_concurrent_streams {
-        builder.max_concurrent_streams(n);
-    }
+    builder.max_concurrent_streams(settings.max_concurrent_streams);
     let mut observed = Observed::new(io, Side::Server);
     if matches!(peer, PeerAddr::Unix(_)) {
         observed = observed.with_authority_fix();

@@ -1,0 +1,478 @@
+//! Hostile and broken peers, frame by frame (tests/src/h2peer.rs), against a server in
+//! its own process (src/bin/hostile-target.rs) so its memory is read from /proc.
+//!
+//! Every test states the answer the spec gives, checks it, then checks that a normal
+//! call still succeeds on a fresh connection and that the server's peak RSS grew by no
+//! more than a stated bound.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rgrpc_tests::h2peer::{Frame, RawPeer, ReadEnd, code, kind, setting};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const SAY_HELLO: &str = "/helloworld.Greeter/SayHello";
+/// `HelloRequest { name: "x" }`.
+const HELLO: &[u8] = &[0x0a, 0x01, b'x'];
+const UNARY_CALL: &str = "/grpc.testing.TestService/UnaryCall";
+/// `SimpleRequest { payload: { body: "sleep" } }`: the handler sleeps 10 s.
+const SLEEPING: &[u8] = &[0x1a, 0x07, 0x12, 0x05, b's', b'l', b'e', b'e', b'p'];
+const SECS: Duration = Duration::from_secs(1);
+
+/// The server under attack, in its own process.
+struct Target {
+    child: Child,
+    addr: SocketAddr,
+    baseline_kib: u64,
+}
+
+impl Target {
+    async fn spawn(args: &[&str]) -> Target {
+        let bin = env!("CARGO_BIN_EXE_hostile-target");
+        // `--nofile N` is the shell's `ulimit -n N` before exec, not a server flag.
+        let mut command = match args.iter().position(|a| *a == "--nofile") {
+            Some(at) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {} && exec \"$0\" \"$@\"", args[at + 1]))
+                    .arg(bin)
+                    .args(&args[..at])
+                    .args(&args[at + 2..]);
+                c
+            }
+            None => {
+                let mut c = Command::new(bin);
+                c.args(args);
+                c
+            }
+        };
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn hostile-target");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(10 * SECS, BufReader::new(stdout).read_line(&mut line))
+            .await
+            .expect("hostile-target starts within 10 s")
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        let mut target = Target {
+            child,
+            addr,
+            baseline_kib: 0,
+        };
+        // One call first, so the baseline includes what every served connection needs.
+        target.healthy().await;
+        target.baseline_kib = target.status_kib("VmHWM:");
+        target
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let pid = self.child.id().expect("target is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+    }
+
+    /// Peak RSS growth since the baseline must stay under `bound_mib`.
+    fn assert_peak_growth_under(&self, bound_mib: u64) {
+        let peak = self.status_kib("VmHWM:");
+        let grown = peak.saturating_sub(self.baseline_kib);
+        assert!(
+            grown < bound_mib * 1024,
+            "server peak RSS grew {grown} KiB (baseline {} KiB), bound {bound_mib} MiB",
+            self.baseline_kib
+        );
+    }
+
+    /// A normal call on a fresh connection succeeds.
+    async fn healthy(&self) {
+        let mut peer = RawPeer::handshake(self.addr).await;
+        let answer = peer.unary(1, SAY_HELLO, &[], HELLO).await.expect("answer");
+        assert_eq!(answer.grpc_status(), Some("0"), "{answer:?}");
+    }
+
+    /// CPU seconds (user + system) the server has used.
+    fn cpu_secs(&self) -> f64 {
+        let pid = self.child.id().expect("target is running");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the parenthesised command name; utime and stime are 14 and 15.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+}
+
+/// The connection ends with GOAWAY carrying `want` (or, when the server has already
+/// closed the socket, with nothing more to read).
+async fn expect_goaway_code(peer: &mut RawPeer, want: u32, within: Duration) -> Bytes {
+    let (_, got, debug) = peer.expect_goaway(within).await;
+    assert_eq!(got, want, "GOAWAY code (debug {debug:?})");
+    debug
+}
+
+/// RFC 9113 section 6.9.1: a WINDOW_UPDATE that takes the connection window past
+/// 2^31-1 is a connection error FLOW_CONTROL_ERROR; on a stream window it is a stream
+/// error FLOW_CONTROL_ERROR, and the connection goes on.
+#[tokio::test]
+async fn window_update_overflow_is_a_flow_control_error() {
+    let target = Target::spawn(&[]).await;
+
+    let mut peer = RawPeer::handshake(target.addr).await;
+    let request = peer.request(1, UNARY_CALL, &[]);
+    let sleeping = Frame::data(1, rgrpc_tests::h2peer::grpc_message(0, SLEEPING), true);
+    peer.send_all(&[request, sleeping, Frame::window_update(1, 0x7fff_ffff)])
+        .await
+        .unwrap();
+    let answer = peer.exchange(1, 5 * SECS).await.expect("stream answered");
+    assert_eq!(answer.reset, Some(code::FLOW_CONTROL_ERROR), "{answer:?}");
+    // The connection survives a stream error.
+    let answer = peer.unary(3, SAY_HELLO, &[], HELLO).await.unwrap();
+    assert_eq!(answer.grpc_status(), Some("0"));
+
+    let mut peer = RawPeer::handshake(target.addr).await;
+    peer.send_all(&[
+        Frame::window_update(0, 0x7fff_ffff),
+        Frame::window_update(0, 0x7fff_ffff),
+    ])
+    .await
+    .unwrap();
+    expect_goaway_code(&mut peer, code::FLOW_CONTROL_ERROR, 5 * SECS).await;
+
+    target.healthy().await;
+    target.assert_peak_growth_under(8);
+}
+
+/// RFC 9113 section 6.9: a WINDOW_UPDATE with an increment of 0 is a stream error
+/// PROTOCOL_ERROR on a stream, a connection error PROTOCOL_ERROR on stream 0.
+#[tokio::test]
+async fn zero_increment_window_update_is_a_protocol_error() {
+    let target = Target::spawn(&[]).await;
+
+    let mut peer = RawPeer::handshake(target.addr).await;
+    let request = peer.request(1, UNARY_CALL, &[]);
+    let sleeping = Frame::data(1, rgrpc_tests::h2peer::grpc_message(0, SLEEPING), true);
+    peer.send_all(&[request, sleeping, Frame::window_update(1, 0)])
+        .await
+        .unwrap();
+    // Section 5.4.1 lets an endpoint treat a stream error as a connection error, and
+    // h2 does so here: RST_STREAM or GOAWAY, PROTOCOL_ERROR either way.
+    match peer.exchange(1, 5 * SECS).await {
+        Ok(answer) => assert_eq!(answer.reset, Some(code::PROTOCOL_ERROR), "{answer:?}"),
+        Err(end) => {
+            let goaway = peer.seen.iter().find_map(Frame::goaway);
+            let (_, got, _) = goaway.unwrap_or_else(|| panic!("{end:?} without GOAWAY"));
+            assert_eq!(got, code::PROTOCOL_ERROR);
+        }
+    }
+
+    let mut peer = RawPeer::handshake(target.addr).await;
+    peer.send(&Frame::window_update(0, 0)).await.unwrap();
+    expect_goaway_code(&mut peer, code::PROTOCOL_ERROR, 5 * SECS).await;
+
+    target.healthy().await;
+    target.assert_peak_growth_under(8);
+}
+
+/// CVE-2023-44487 (Rapid Reset): HEADERS + RST_STREAM pairs cost the peer nothing and
+/// the server a stream each. The server must not hold them (handlers are dropped at
+/// the reset, memory stays bounded) and a connection that keeps doing it is told
+/// ENHANCE_YOUR_CALM and closed.
+#[tokio::test]
+async fn rapid_reset_bursts_are_cut_off_with_bounded_memory() {
+    let target = Target::spawn(&[]).await;
+    let mut peer = RawPeer::handshake(target.addr).await;
+    let started = Instant::now();
+    let mut stream = 1u32;
+    let mut cut_off = false;
+    'attack: for _ in 0..200 {
+        let mut burst = Vec::with_capacity(200);
+        for _ in 0..100 {
+            burst.push(peer.request(stream, UNARY_CALL, &[]));
+            burst.push(Frame::rst(stream, code::CANCEL));
+            stream += 2;
+        }
+        if peer.send_all(&burst).await.is_err() {
+            cut_off = true;
+            break 'attack;
+        }
+    }
+    let elapsed = started.elapsed();
+    if !cut_off {
+        // The server may still be reading the burst; it must end the connection.
+        let (_, got, debug) = peer.expect_goaway(10 * SECS).await;
+        assert_eq!(
+            got,
+            code::ENHANCE_YOUR_CALM,
+            "GOAWAY code (debug {debug:?})"
+        );
+    }
+    eprintln!("rapid reset: {} streams sent in {elapsed:?}", stream / 2);
+    target.healthy().await;
+
+    // Paced, so that h2's count of reset streams waiting to be accepted stays low: then
+    // each stream's handler must be dropped at its reset, or they pile up.
+    let mut peer = RawPeer::handshake(target.addr).await;
+    let mut stream = 1u32;
+    for round in 0..100u64 {
+        let mut burst = Vec::with_capacity(101);
+        for _ in 0..50 {
+            burst.push(peer.request(stream, UNARY_CALL, &[]));
+            burst.push(Frame::data(
+                stream,
+                rgrpc_tests::h2peer::grpc_message(0, SLEEPING),
+                false,
+            ));
+            burst.push(Frame::rst(stream, code::CANCEL));
+            stream += 2;
+        }
+        burst.push(Frame::ping(round));
+        if peer.send_all(&burst).await.is_err() {
+            break;
+        }
+        // The server has read the burst when the ping's ack comes back.
+        match peer.recv_kind(kind::PING, 5 * SECS).await {
+            Ok(_) => {}
+            Err(ReadEnd::Closed) => break,
+            Err(ReadEnd::Timeout) => panic!("no PING ack in round {round}"),
+        }
+    }
+    target.healthy().await;
+    // 5000 sleeping handlers held would take well over this.
+    target.assert_peak_growth_under(32);
+}
+
+/// VU#421644 (CONTINUATION flood): a header block that never ends must not be buffered
+/// without bound. RFC 9113 section 10.5.1: past the advertised
+/// SETTINGS_MAX_HEADER_LIST_SIZE the server may refuse the request; a block that keeps
+/// growing is ended with a connection error.
+#[tokio::test]
+async fn continuation_flood_is_cut_off_with_bounded_memory() {
+    let target = Target::spawn(&[]).await;
+    let mut peer = RawPeer::handshake(target.addr).await;
+    let block = peer.encode_headers(&RawPeer::grpc_request_fields(SAY_HELLO, &[]));
+    peer.send(&Frame::new(kind::HEADERS, 0, 1, block))
+        .await
+        .unwrap();
+    // 16 KiB of a repeated literal header per frame, 64 MiB in all.
+    let mut filler = Vec::new();
+    while filler.len() < 16 * 1024 - 64 {
+        // Literal without indexing, new name: 0x00, name len, name, value len, value.
+        filler.extend_from_slice(&[0x00, 0x01, b'a', 0x7f, 0x00]);
+        filler.extend(std::iter::repeat_n(b'v', 127));
+    }
+    let filler = Bytes::from(filler);
+    let mut closed = false;
+    for _ in 0..4096 {
+        let frame = Frame::new(kind::CONTINUATION, 0, 1, filler.clone());
+        if peer.send(&frame).await.is_err() {
+            closed = true;
+            break;
+        }
+    }
+    if !closed {
+        match peer.recv_kind(kind::GOAWAY, 5 * SECS).await {
+            Ok(frame) => assert_ne!(frame.goaway().unwrap().1, code::NO_ERROR),
+            Err(end) => assert_eq!(end, ReadEnd::Closed),
+        }
+    }
+    target.healthy().await;
+    target.assert_peak_growth_under(16);
+}
+
+/// Empty CONTINUATION frames grow nothing but can be sent forever (VU#421644 counts
+/// them as the same attack): the server must end the connection.
+#[tokio::test]
+async fn empty_continuation_frames_are_cut_off() {
+    let target = Target::spawn(&[]).await;
+    let mut peer = RawPeer::handshake(target.addr).await;
+    let block = peer.encode_headers(&RawPeer::grpc_request_fields(SAY_HELLO, &[]));
+    peer.send(&Frame::new(kind::HEADERS, 0, 1, block))
+        .await
+        .unwrap();
+    let empties = vec![Frame::new(kind::CONTINUATION, 0, 1, Bytes::new()); 1000];
+    let mut closed = false;
+    for _ in 0..1000 {
+        if peer.send_all(&empties).await.is_err() {
+            closed = true;
+            break;
+        }
+    }
+    if !closed {
+        match peer.recv_kind(kind::GOAWAY, 5 * SECS).await {
+            Ok(frame) => assert_ne!(frame.goaway().unwrap().1, code::NO_ERROR),
+            Err(end) => assert_eq!(end, ReadEnd::Closed, "1M empty CONTINUATION accepted"),
+        }
+    }
+    target.healthy().await;
+    target.assert_peak_growth_under(8);
+}
+
+/// CVE-2019-9512 / 9515: a peer that floods PING or SETTINGS and never reads makes
+/// the server queue acknowledgements. gRFC A8: pings beyond the policy earn GOAWAY
+/// ENHANCE_YOUR_CALM `too_many_pings`; a SETTINGS flood is cut off likewise. Memory
+/// stays bounded either way.
+#[tokio::test]
+async fn ping_and_settings_floods_from_a_peer_that_does_not_read_are_cut_off() {
+    let target = Target::spawn(&[]).await;
+    for (what, frame) in [
+        ("ping", Frame::ping(7)),
+        (
+            "settings",
+            Frame::settings(&[(setting::INITIAL_WINDOW_SIZE, 65535)]),
+        ),
+    ] {
+        let mut peer = RawPeer::handshake(target.addr).await;
+        let burst = vec![frame; 1000];
+        let mut sent = 0;
+        for _ in 0..500 {
+            match tokio::time::timeout(2 * SECS, peer.send_all(&burst)).await {
+                Ok(Ok(())) => sent += burst.len(),
+                // Closed by the server, or its socket buffers are full because it
+                // stopped reading from us: either way it is not queueing for us.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        match peer.recv_kind(kind::GOAWAY, 5 * SECS).await {
+            Ok(goaway) => {
+                let (_, got, debug) = goaway.goaway().unwrap();
+                assert_eq!(got, code::ENHANCE_YOUR_CALM, "{what} flood: {debug:?}");
+            }
+            Err(end) => assert_eq!(end, ReadEnd::Closed, "{what} flood: {sent} frames sent"),
+        }
+        target.healthy().await;
+    }
+    target.assert_peak_growth_under(16);
+}
+
+/// RFC 9113 section 5.1.2: streams beyond the advertised SETTINGS_MAX_CONCURRENT_STREAMS
+/// are refused (stream error PROTOCOL_ERROR or REFUSED_STREAM). The server advertises a
+/// limit by default, so a peer that opens thousands of streams that never finish is
+/// refused rather than held.
+#[tokio::test]
+async fn streams_beyond_max_concurrent_streams_are_refused() {
+    let target = Target::spawn(&[]).await;
+    let mut peer = RawPeer::connect(target.addr).await;
+    peer.write(rgrpc_tests::h2peer::PREFACE).await.unwrap();
+    peer.send(&Frame::settings(&[])).await.unwrap();
+    let settings = peer.recv_kind(kind::SETTINGS, 5 * SECS).await.unwrap();
+    peer.send(&Frame::settings_ack()).await.unwrap();
+    let limit = RawPeer::settings_of(&settings)
+        .into_iter()
+        .find(|(id, _)| *id == setting::MAX_CONCURRENT_STREAMS)
+        .map(|(_, v)| v)
+        .expect("the server advertises SETTINGS_MAX_CONCURRENT_STREAMS");
+    assert!((100..=10_000).contains(&limit), "limit {limit}");
+    let streams = limit + 100;
+    let mut frames = Vec::new();
+    for i in 0..streams {
+        let id = 2 * i + 1;
+        frames.push(peer.request(id, UNARY_CALL, &[]));
+        frames.push(Frame::data(
+            id,
+            rgrpc_tests::h2peer::grpc_message(0, SLEEPING),
+            true,
+        ));
+    }
+    peer.send_all(&frames).await.unwrap();
+    let mut refused = 0;
+    let deadline = Instant::now() + 5 * SECS;
+    while refused < 100 && Instant::now() < deadline {
+        match peer.recv(deadline - Instant::now()).await {
+            Ok(frame) if frame.kind == kind::RST_STREAM => {
+                let got = frame.rst_code().unwrap();
+                assert!(
+                    got == code::REFUSED_STREAM || got == code::PROTOCOL_ERROR,
+                    "reset {got}"
+                );
+                assert!(
+                    frame.stream > 2 * (limit - 1) + 1,
+                    "stream {} reset",
+                    frame.stream
+                );
+                refused += 1;
+            }
+            Ok(frame) if frame.kind == kind::HEADERS => {
+                peer.decode_headers(&frame.payload);
+            }
+            Ok(_) => {}
+            Err(end) => panic!("{end:?} after {refused} refused"),
+        }
+    }
+    assert_eq!(refused, 100, "streams past the limit of {limit} refused");
+    target.healthy().await;
+    target.assert_peak_growth_under(32);
+}
+
+/// Slowloris: a peer that sends its preface a byte at a time is closed once the
+/// connection timeout (time for preface + SETTINGS) runs out.
+#[tokio::test]
+async fn a_slow_preface_is_closed_at_the_connection_timeout() {
+    let target = Target::spawn(&["--connection_timeout_ms", "500"]).await;
+    let mut peer = RawPeer::connect(target.addr).await;
+    let started = Instant::now();
+    let mut closed_at = None;
+    for byte in rgrpc_tests::h2peer::PREFACE {
+        if peer.write(&[*byte]).await.is_err() {
+            closed_at = Some(started.elapsed());
+            break;
+        }
+        if let Err(ReadEnd::Closed) = peer.recv(Duration::from_millis(100)).await {
+            closed_at = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_at = closed_at.expect("connection closed before the preface was complete");
+    assert!(closed_at < 3 * SECS, "closed after {closed_at:?}");
+    target.healthy().await;
+}
+
+/// Thousands of idle connections cost a bounded amount each and leave when closed.
+#[tokio::test]
+async fn thousands_of_idle_connections_cost_a_bounded_amount_each() {
+    let target = Target::spawn(&[]).await;
+    let mut peers = Vec::new();
+    for _ in 0..2000 {
+        peers.push(RawPeer::handshake(target.addr).await);
+    }
+    target.healthy().await;
+    let peak = target.status_kib("VmHWM:") - target.baseline_kib;
+    // 2000 connections within 64 MiB: 32 KiB each (measured about 17 KiB).
+    assert!(peak < 64 * 1024, "2000 idle connections: {peak} KiB");
+    drop(peers);
+    target.healthy().await;
+}
+
+/// Descriptor exhaustion at accept (EMFILE): the accept loop backs off instead of
+/// spinning, and serves again once descriptors free up.
+#[tokio::test]
+async fn descriptor_exhaustion_backs_off_and_recovers() {
+    let target = Target::spawn(&["--nofile", "64"]).await;
+    let mut peers = Vec::new();
+    for _ in 0..100 {
+        peers.push(RawPeer::connect(target.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cpu0 = target.cpu_secs();
+    tokio::time::sleep(2 * SECS).await;
+    let burned = target.cpu_secs() - cpu0;
+    assert!(burned < 0.5, "accept loop spun: {burned} CPU s in 2 s");
+    drop(peers);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    target.healthy().await;
+}
