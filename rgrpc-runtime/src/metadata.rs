@@ -236,6 +236,20 @@ pub(crate) fn encode_bin(value: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(value)
 }
 
+/// Whether `value` is padded or unpadded standard base64, checked without decoding (the
+/// server checks every `-bin` request header this way before the handler runs).
+pub(crate) fn is_valid_bin(value: &[u8]) -> bool {
+    let trimmed = value
+        .strip_suffix(b"==")
+        .or_else(|| value.strip_suffix(b"="))
+        .unwrap_or(value);
+    // A final group of one character carries fewer than 8 bits: never valid.
+    trimmed.len() % 4 != 1
+        && trimmed
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+}
+
 /// Decodes padded or unpadded standard base64.
 pub(crate) fn decode_bin(value: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
     let trimmed = value
@@ -266,6 +280,18 @@ mod tests {
             Metadata::from_headers(&map).get_bin("x-trace-bin"),
             Some(vec![0, 1, 2, 255])
         );
+    }
+
+    #[test]
+    fn bin_values_are_checked_as_decoding_would() {
+        for value in [&b""[..], b"AQ", b"AQ==", b"AQI", b"AQI=", b"AQID", b"+/+/"] {
+            assert!(is_valid_bin(value), "{value:?}");
+            assert!(decode_bin(value).is_ok(), "{value:?}");
+        }
+        for value in [&b"!!"[..], b"A", b"AQ=x", b"AQ===", b"A B", b"AQID-"] {
+            assert!(!is_valid_bin(value), "{value:?}");
+            assert!(decode_bin(value).is_err(), "{value:?}");
+        }
     }
 
     #[test]

@@ -294,6 +294,34 @@ impl RawPeer {
         Frame::new(kind::HEADERS, flag::END_HEADERS, stream, block)
     }
 
+    /// A header block as HEADERS plus as many CONTINUATION frames as the default
+    /// SETTINGS_MAX_FRAME_SIZE (16 KiB, RFC 9113 section 4.2) requires, END_HEADERS on
+    /// the last.
+    pub fn header_frames(stream: u32, block: Bytes, end_stream: bool) -> Vec<Frame> {
+        const MAX: usize = 16 * 1024;
+        let mut frames = Vec::new();
+        let mut rest = block;
+        loop {
+            let chunk = rest.split_to(rest.len().min(MAX));
+            let kind = if frames.is_empty() {
+                kind::HEADERS
+            } else {
+                kind::CONTINUATION
+            };
+            let mut flags = 0;
+            if frames.is_empty() && end_stream {
+                flags |= flag::END_STREAM;
+            }
+            if rest.is_empty() {
+                flags |= flag::END_HEADERS;
+            }
+            frames.push(Frame::new(kind, flags, stream, chunk));
+            if rest.is_empty() {
+                return frames;
+            }
+        }
+    }
+
     /// The next frame, within `within`.
     pub async fn recv(&mut self, within: Duration) -> Result<Frame, ReadEnd> {
         let deadline = tokio::time::Instant::now() + within;

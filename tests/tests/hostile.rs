@@ -197,7 +197,6 @@ async fn zero_increment_window_update_is_a_protocol_error() {
 async fn rapid_reset_bursts_are_cut_off_with_bounded_memory() {
     let target = Target::spawn(&[]).await;
     let mut peer = RawPeer::handshake(target.addr).await;
-    let started = Instant::now();
     let mut stream = 1u32;
     let mut cut_off = false;
     'attack: for _ in 0..200 {
@@ -212,7 +211,6 @@ async fn rapid_reset_bursts_are_cut_off_with_bounded_memory() {
             break 'attack;
         }
     }
-    let elapsed = started.elapsed();
     if !cut_off {
         // The server may still be reading the burst; it must end the connection.
         let (_, got, debug) = peer.expect_goaway(10 * SECS).await;
@@ -222,7 +220,6 @@ async fn rapid_reset_bursts_are_cut_off_with_bounded_memory() {
             "GOAWAY code (debug {debug:?})"
         );
     }
-    eprintln!("rapid reset: {} streams sent in {elapsed:?}", stream / 2);
     target.healthy().await;
 
     // Paced, so that h2's count of reset streams waiting to be accepted stays low: then
@@ -474,5 +471,353 @@ async fn descriptor_exhaustion_backs_off_and_recovers() {
     assert!(burned < 0.5, "accept loop spun: {burned} CPU s in 2 s");
     drop(peers);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    target.healthy().await;
+}
+
+/// RFC 9113 section 10.5.1: a header list over the advertised
+/// SETTINGS_MAX_HEADER_LIST_SIZE may be refused (HTTP 431, or a stream error); the
+/// connection itself goes on. HPACK lets a peer make a tiny block decode into a huge
+/// list by referencing one large dynamic-table entry again and again (RFC 7541 section
+/// 7.3): the decoded size counts against the same limit, so that costs nothing either.
+#[tokio::test]
+async fn oversized_header_lists_and_hpack_reference_bombs_are_refused() {
+    let target = Target::spawn(&[]).await;
+    let mut peer = RawPeer::handshake(target.addr).await;
+
+    let big = "v".repeat(20 * 1024);
+    let block = peer.encode_headers(&RawPeer::grpc_request_fields(SAY_HELLO, &[("x-big", &big)]));
+    let mut frames = RawPeer::header_frames(1, block, false);
+    frames.push(Frame::data(
+        1,
+        rgrpc_tests::h2peer::grpc_message(0, HELLO),
+        true,
+    ));
+    peer.send_all(&frames).await.unwrap();
+    let answer = peer
+        .exchange(1, 5 * SECS)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}: {:?}", peer.seen));
+    assert!(refused(&answer), "20 KiB header accepted: {answer:?}");
+
+    // The bomb: one 4000-byte entry added to the dynamic table (literal with
+    // incremental indexing, index 62 after that), then blocks that name it 100 times
+    // each: 4 MB of headers per 100-byte block.
+    let entry = "b".repeat(4000);
+    let mut stream = 3;
+    for _ in 0..200 {
+        let mut block = peer
+            .encode_headers(&RawPeer::grpc_request_fields(SAY_HELLO, &[]))
+            .to_vec();
+        if stream == 3 {
+            // 0x40: literal with incremental indexing, new name.
+            block.push(0x40);
+            block.extend_from_slice(&hpack_string(b"x-bomb"));
+            block.extend_from_slice(&hpack_string(entry.as_bytes()));
+        }
+        // 0x80 | 62: indexed field, the newest dynamic entry.
+        block.extend(std::iter::repeat_n(0x80 | 62, 100));
+        let headers = Frame::new(
+            kind::HEADERS,
+            rgrpc_tests::h2peer::flag::END_HEADERS,
+            stream,
+            block,
+        );
+        let data = Frame::data(stream, rgrpc_tests::h2peer::grpc_message(0, HELLO), true);
+        if peer.send_all(&[headers, data]).await.is_err() {
+            break;
+        }
+        match peer.exchange(stream, 5 * SECS).await {
+            Ok(answer) => assert!(refused(&answer), "bomb accepted: {answer:?}"),
+            // A connection error (COMPRESSION_ERROR) is also a spec answer.
+            Err(ReadEnd::Closed) => break,
+            Err(ReadEnd::Timeout) => panic!("no answer to stream {stream}"),
+        }
+        stream += 2;
+    }
+    target.healthy().await;
+    target.assert_peak_growth_under(16);
+}
+
+/// Refused per RFC 9113 section 10.5.1: HTTP 431 or a reset.
+fn refused(answer: &rgrpc_tests::h2peer::Exchange) -> bool {
+    answer.reset.is_some() || answer.get(":status") == Some("431")
+}
+
+/// An HPACK string literal without Huffman coding (RFC 7541 section 5.2), for lengths
+/// under 2^14.
+fn hpack_string(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let len = bytes.len();
+    if len < 127 {
+        out.push(len as u8);
+    } else {
+        out.push(127);
+        let mut rest = len - 127;
+        while rest >= 128 {
+            out.push((rest % 128) as u8 | 0x80);
+            rest /= 128;
+        }
+        out.push(rest as u8);
+    }
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// CVE-2019-9518: empty DATA frames cost the peer 9 bytes each and carry nothing. The
+/// server must not spend memory on them, and must end a connection that sends them
+/// without end.
+#[tokio::test]
+async fn an_empty_data_flood_is_cut_off() {
+    let target = Target::spawn(&[]).await;
+    let mut peer = RawPeer::handshake(target.addr).await;
+    // A client-streaming call the server keeps open while messages may come.
+    let request = peer.request(1, "/routeguide.RouteGuide/RecordRoute", &[]);
+    peer.send(&request).await.unwrap();
+    let empties = vec![Frame::data(1, Bytes::new(), false); 1000];
+    let mut sent = 0;
+    for _ in 0..1000 {
+        match tokio::time::timeout(2 * SECS, peer.send_all(&empties)).await {
+            Ok(Ok(())) => sent += empties.len(),
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    let end = peer.recv_kind(kind::GOAWAY, 5 * SECS).await;
+    match end {
+        Ok(goaway) => {
+            let (_, got, debug) = goaway.goaway().unwrap();
+            assert_eq!(got, code::ENHANCE_YOUR_CALM, "debug {debug:?}");
+        }
+        Err(end) => assert_eq!(
+            end,
+            ReadEnd::Closed,
+            "{sent} empty DATA frames accepted: {:?}",
+            peer.seen
+        ),
+    }
+    target.healthy().await;
+    target.assert_peak_growth_under(8);
+}
+
+/// RFC 9113 section 8.2.1 and 8.3.1: uppercase field names, CR or LF in a value and a
+/// request without `:path` are malformed: a stream error PROTOCOL_ERROR, and the
+/// connection goes on.
+#[tokio::test]
+async fn malformed_header_fields_are_stream_errors() {
+    let target = Target::spawn(&[]).await;
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "uppercase name",
+            RawPeer::grpc_request_fields(SAY_HELLO, &[("X-Upper", "1")]),
+        ),
+        (
+            "LF in a value",
+            RawPeer::grpc_request_fields(SAY_HELLO, &[("x-v", "a\nb")]),
+        ),
+        (
+            "CR in a value",
+            RawPeer::grpc_request_fields(SAY_HELLO, &[("x-v", "a\rb")]),
+        ),
+        (
+            "no :path",
+            RawPeer::grpc_request_fields(SAY_HELLO, &[])
+                .into_iter()
+                .filter(|(n, _)| *n != ":path")
+                .collect(),
+        ),
+    ];
+    for (what, fields) in cases {
+        let mut peer = RawPeer::handshake(target.addr).await;
+        let block = peer.encode_headers(&fields);
+        let mut frames = RawPeer::header_frames(1, block, false);
+        frames.push(Frame::data(
+            1,
+            rgrpc_tests::h2peer::grpc_message(0, HELLO),
+            true,
+        ));
+        peer.send_all(&frames).await.unwrap();
+        // Section 5.4.1 lets an endpoint treat a stream error as a connection error;
+        // h2 does for some of these: RST_STREAM or GOAWAY, PROTOCOL_ERROR either way.
+        match peer.exchange(1, 5 * SECS).await {
+            Ok(answer) => {
+                assert_eq!(
+                    answer.reset,
+                    Some(code::PROTOCOL_ERROR),
+                    "{what}: {answer:?}"
+                );
+                // A stream error leaves the connection serving.
+                let answer = peer.unary(3, SAY_HELLO, &[], HELLO).await.unwrap();
+                assert_eq!(answer.grpc_status(), Some("0"), "{what}");
+            }
+            Err(end) => {
+                let goaway = peer.seen.iter().find_map(Frame::goaway);
+                let (_, got, _) = goaway.unwrap_or_else(|| panic!("{what}: {end:?}, no GOAWAY"));
+                assert_eq!(got, code::PROTOCOL_ERROR, "{what}");
+            }
+        }
+    }
+    target.healthy().await;
+}
+
+/// Malformed gRPC on a well-formed stream, each with the status grpc's documents give
+/// (PROTOCOL-HTTP2.md, statuscodes.md); the connection goes on after each.
+#[tokio::test]
+async fn malformed_grpc_gets_the_documented_status() {
+    use rgrpc_tests::h2peer::{grpc_message, grpc_prefix};
+    let target = Target::spawn(&["--max_recv_message_size", "1024"]).await;
+    let mut peer = RawPeer::handshake(target.addr).await;
+    // HelloRequest { name: 0xff 0xfe } : invalid UTF-8 in a proto3 string.
+    let bad_utf8 = [0x0a, 0x02, 0xff, 0xfe];
+    // (what, :path, extra headers, request messages, the grpc-status the spec gives)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<Bytes>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        // A length prefix beyond the body: the stream ends mid-message.
+        (
+            "prefix past the body",
+            SAY_HELLO,
+            vec![],
+            vec![grpc_prefix(0, 100, HELLO)],
+            "13",
+        ),
+        // 4 GiB declared: over the receive limit before any of it arrives.
+        (
+            "4 GiB prefix",
+            SAY_HELLO,
+            vec![],
+            vec![grpc_prefix(0, u32::MAX, b"")],
+            "8",
+        ),
+        (
+            "oversized message",
+            SAY_HELLO,
+            vec![],
+            vec![grpc_message(0, &[0; 2048])],
+            "8",
+        ),
+        // compression.md: compressed flag without grpc-encoding is INTERNAL.
+        (
+            "compressed, no encoding",
+            SAY_HELLO,
+            vec![],
+            vec![grpc_message(1, HELLO)],
+            "13",
+        ),
+        // compression.md: an encoding the server does not support is UNIMPLEMENTED.
+        (
+            "unknown encoding",
+            SAY_HELLO,
+            vec![("grpc-encoding", "lz4")],
+            vec![grpc_message(1, HELLO)],
+            "12",
+        ),
+        // statuscodes.md: error parsing request proto, INTERNAL.
+        (
+            "invalid protobuf",
+            SAY_HELLO,
+            vec![],
+            vec![grpc_message(0, &[0xff, 0xff])],
+            "13",
+        ),
+        (
+            "invalid UTF-8 string",
+            SAY_HELLO,
+            vec![],
+            vec![grpc_message(0, &bad_utf8)],
+            "13",
+        ),
+        // statuscodes.md: request cardinality violation, UNIMPLEMENTED.
+        ("no request message", SAY_HELLO, vec![], vec![], "12"),
+        (
+            "two request messages",
+            SAY_HELLO,
+            vec![],
+            vec![grpc_message(0, HELLO), grpc_message(0, HELLO)],
+            "12",
+        ),
+        // PROTOCOL-HTTP2.md: grpc-timeout is 1-8 digits and a unit.
+        (
+            "malformed grpc-timeout",
+            SAY_HELLO,
+            vec![("grpc-timeout", "123456789S")],
+            vec![grpc_message(0, HELLO)],
+            "13",
+        ),
+        // A `-bin` value that is not base64.
+        (
+            "bad -bin base64",
+            SAY_HELLO,
+            vec![("x-data-bin", "!!not base64!!")],
+            vec![grpc_message(0, HELLO)],
+            "13",
+        ),
+        (
+            "unknown method",
+            "/helloworld.Greeter/Nope",
+            vec![],
+            vec![grpc_message(0, HELLO)],
+            "12",
+        ),
+        ("odd :path", "*", vec![], vec![grpc_message(0, HELLO)], "12"),
+        (
+            "path without method",
+            "/helloworld.Greeter",
+            vec![],
+            vec![grpc_message(0, HELLO)],
+            "12",
+        ),
+    ];
+    let mut stream = 1;
+    for (what, path, extra, messages, want) in cases {
+        let mut frames = vec![peer.request(stream, path, &extra)];
+        let mut body = Vec::new();
+        for m in &messages {
+            body.extend_from_slice(m);
+        }
+        frames.push(Frame::data(stream, body, true));
+        peer.send_all(&frames).await.unwrap();
+        let answer = peer
+            .exchange(stream, 5 * SECS)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        assert_eq!(answer.grpc_status(), Some(want), "{what}: {answer:?}");
+        stream += 2;
+    }
+    let answer = peer.unary(stream, SAY_HELLO, &[], HELLO).await.unwrap();
+    assert_eq!(answer.grpc_status(), Some("0"));
+    target.healthy().await;
+}
+
+/// Not HTTP/2 at all: garbage, an HTTP/1.1 request, or a TLS ClientHello where the
+/// preface should be (RFC 9113 section 3.4: a preface that does not match is a
+/// connection error). The server closes the connection at once, not at the connection
+/// timeout, and serves others as before.
+#[tokio::test]
+async fn not_http2_where_the_preface_belongs_is_closed_at_once() {
+    let target = Target::spawn(&[]).await;
+    // A TLS 1.2 record header (handshake, version 3.1) and the start of a ClientHello.
+    let client_hello: &[u8] = &[
+        0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03, 0x5a, 0x5a, 0x5a, 0x5a,
+        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+    ];
+    for (what, bytes) in [
+        ("garbage", &b"\x00\x01\x02 this is not a preface at all"[..]),
+        (
+            "HTTP/1.1",
+            &b"POST /helloworld.Greeter/SayHello HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        ),
+        ("TLS ClientHello", client_hello),
+    ] {
+        let mut peer = RawPeer::connect(target.addr).await;
+        let started = Instant::now();
+        peer.write(bytes).await.unwrap();
+        let closed = peer.closed_within(3 * SECS).await;
+        assert_eq!(closed, Ok(()), "{what}: still open after 3 s");
+        assert!(started.elapsed() < 3 * SECS, "{what}");
+    }
     target.healthy().await;
 }

@@ -105,6 +105,16 @@ pub(crate) fn check(parts: &http::request::Parts) -> Result<Head, Reject> {
             }
         },
     };
+    // PROTOCOL-HTTP2.md: binary header values are base64. grpc-go answers INTERNAL
+    // ("malformed binary metadata") before the handler runs; a handler reading it later
+    // would otherwise see the value silently skipped.
+    for (name, value) in &parts.headers {
+        if name.as_str().ends_with("-bin") && !crate::metadata::is_valid_bin(value.as_bytes()) {
+            return Err(Reject::grpc(Status::internal(format!(
+                "malformed binary metadata in header {name:?}"
+            ))));
+        }
+    }
     let accepts_gzip = parts
         .headers
         .get_all(&GRPC_ACCEPT_ENCODING)
@@ -226,6 +236,10 @@ mod tests {
             &[GRPC, ("grpc-timeout", "123456789S")],
         );
         assert_eq!(grpc_code(check(&too_long)), Code::Internal);
+        let bin = head("POST", "/pkg.Svc/M", &[GRPC, ("x-data-bin", "!!")]);
+        assert_eq!(grpc_code(check(&bin)), Code::Internal);
+        let bin = head("POST", "/pkg.Svc/M", &[GRPC, ("x-data-bin", "AQID")]);
+        assert!(check(&bin).is_ok());
         let encoding = head("POST", "/pkg.Svc/M", &[GRPC, ("grpc-encoding", "br")]);
         match check(&encoding) {
             Err(Reject::Grpc {

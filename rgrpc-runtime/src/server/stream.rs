@@ -273,14 +273,18 @@ impl ServerStream {
 
     /// Reads the single request of a unary or server-streaming call.
     pub async fn recv_single<T: prost::Message + Default>(&mut self) -> Result<T, Status> {
+        // statuscodes.md: "Request cardinality violation (method requires exactly one
+        // request but client sent some other number of requests) | UNIMPLEMENTED".
         let Some(payload) = self.reader.next().await? else {
-            return Err(Status::internal("request stream ended without a message"));
+            return Err(Status::unimplemented(
+                "request stream ended without a message for a single-request method",
+            ));
         };
         self.ctx
             .set_request_compressed(self.reader.last_compressed());
         let message = decode::<T>(payload)?;
         if self.reader.next().await?.is_some() {
-            return Err(Status::internal(
+            return Err(Status::unimplemented(
                 "more than one request message for a single-request method",
             ));
         }
