@@ -10,6 +10,7 @@ pub mod grpc_testing {
 
 pub mod h2peer;
 pub mod proxy;
+pub mod target;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

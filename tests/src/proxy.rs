@@ -103,6 +103,17 @@ impl Proxy {
         self.stalled.send_replace(false);
     }
 
+    /// Cuts every proxied connection now: both sockets of each are closed (the peers
+    /// see the connection end, as when a middlebox drops it). New connections are still
+    /// accepted and forwarded.
+    pub fn cut(&self) {
+        let mut forwarders = match self.forwarders.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        forwarders.abort_all();
+    }
+
     /// Connections accepted so far.
     ///
     /// Counts every accepted client connection, including those accepted while

@@ -5,13 +5,11 @@
 //! call still succeeds on a fresh connection and that the server's peak RSS grew by no
 //! more than a stated bound.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rgrpc_tests::h2peer::{Frame, RawPeer, ReadEnd, code, kind, setting};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use rgrpc_tests::target::Target;
 
 const SAY_HELLO: &str = "/helloworld.Greeter/SayHello";
 /// `HelloRequest { name: "x" }`.
@@ -20,103 +18,7 @@ const UNARY_CALL: &str = "/grpc.testing.TestService/UnaryCall";
 /// `SimpleRequest { payload: { body: "sleep" } }`: the handler sleeps 10 s.
 const SLEEPING: &[u8] = &[0x1a, 0x07, 0x12, 0x05, b's', b'l', b'e', b'e', b'p'];
 const SECS: Duration = Duration::from_secs(1);
-
-/// The server under attack, in its own process.
-struct Target {
-    child: Child,
-    addr: SocketAddr,
-    baseline_kib: u64,
-}
-
-impl Target {
-    async fn spawn(args: &[&str]) -> Target {
-        let bin = env!("CARGO_BIN_EXE_hostile-target");
-        // `--nofile N` is the shell's `ulimit -n N` before exec, not a server flag.
-        let mut command = match args.iter().position(|a| *a == "--nofile") {
-            Some(at) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg(format!("ulimit -n {} && exec \"$0\" \"$@\"", args[at + 1]))
-                    .arg(bin)
-                    .args(&args[..at])
-                    .args(&args[at + 2..]);
-                c
-            }
-            None => {
-                let mut c = Command::new(bin);
-                c.args(args);
-                c
-            }
-        };
-        let mut child = command
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn hostile-target");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        tokio::time::timeout(10 * SECS, BufReader::new(stdout).read_line(&mut line))
-            .await
-            .expect("hostile-target starts within 10 s")
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        let mut target = Target {
-            child,
-            addr,
-            baseline_kib: 0,
-        };
-        // One call first, so the baseline includes what every served connection needs.
-        target.healthy().await;
-        target.baseline_kib = target.status_kib("VmHWM:");
-        target
-    }
-
-    fn status_kib(&self, field: &str) -> u64 {
-        let pid = self.child.id().expect("target is running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
-    }
-
-    /// Peak RSS growth since the baseline must stay under `bound_mib`.
-    fn assert_peak_growth_under(&self, bound_mib: u64) {
-        let peak = self.status_kib("VmHWM:");
-        let grown = peak.saturating_sub(self.baseline_kib);
-        assert!(
-            grown < bound_mib * 1024,
-            "server peak RSS grew {grown} KiB (baseline {} KiB), bound {bound_mib} MiB",
-            self.baseline_kib
-        );
-    }
-
-    /// A normal call on a fresh connection succeeds.
-    async fn healthy(&self) {
-        let mut peer = RawPeer::handshake(self.addr).await;
-        let answer = peer.unary(1, SAY_HELLO, &[], HELLO).await.expect("answer");
-        assert_eq!(answer.grpc_status(), Some("0"), "{answer:?}");
-    }
-
-    /// CPU seconds (user + system) the server has used.
-    fn cpu_secs(&self) -> f64 {
-        let pid = self.child.id().expect("target is running");
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // Fields after the parenthesised command name; utime and stime are 14 and 15.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        ticks as f64 / 100.0
-    }
-}
+const BIN: &str = env!("CARGO_BIN_EXE_hostile-target");
 
 /// The connection ends with GOAWAY carrying `want` (or, when the server has already
 /// closed the socket, with nothing more to read).
@@ -131,7 +33,7 @@ async fn expect_goaway_code(peer: &mut RawPeer, want: u32, within: Duration) -> 
 /// error FLOW_CONTROL_ERROR, and the connection goes on.
 #[tokio::test]
 async fn window_update_overflow_is_a_flow_control_error() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
 
     let mut peer = RawPeer::handshake(target.addr).await;
     let request = peer.request(1, UNARY_CALL, &[]);
@@ -162,7 +64,7 @@ async fn window_update_overflow_is_a_flow_control_error() {
 /// PROTOCOL_ERROR on a stream, a connection error PROTOCOL_ERROR on stream 0.
 #[tokio::test]
 async fn zero_increment_window_update_is_a_protocol_error() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
 
     let mut peer = RawPeer::handshake(target.addr).await;
     let request = peer.request(1, UNARY_CALL, &[]);
@@ -195,7 +97,7 @@ async fn zero_increment_window_update_is_a_protocol_error() {
 /// ENHANCE_YOUR_CALM and closed.
 #[tokio::test]
 async fn rapid_reset_bursts_are_cut_off_with_bounded_memory() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     let mut peer = RawPeer::handshake(target.addr).await;
     let mut stream = 1u32;
     let mut cut_off = false;
@@ -260,7 +162,7 @@ async fn rapid_reset_bursts_are_cut_off_with_bounded_memory() {
 /// growing is ended with a connection error.
 #[tokio::test]
 async fn continuation_flood_is_cut_off_with_bounded_memory() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     let mut peer = RawPeer::handshake(target.addr).await;
     let block = peer.encode_headers(&RawPeer::grpc_request_fields(SAY_HELLO, &[]));
     peer.send(&Frame::new(kind::HEADERS, 0, 1, block))
@@ -296,7 +198,7 @@ async fn continuation_flood_is_cut_off_with_bounded_memory() {
 /// them as the same attack): the server must end the connection.
 #[tokio::test]
 async fn empty_continuation_frames_are_cut_off() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     let mut peer = RawPeer::handshake(target.addr).await;
     let block = peer.encode_headers(&RawPeer::grpc_request_fields(SAY_HELLO, &[]));
     peer.send(&Frame::new(kind::HEADERS, 0, 1, block))
@@ -326,7 +228,7 @@ async fn empty_continuation_frames_are_cut_off() {
 /// stays bounded either way.
 #[tokio::test]
 async fn ping_and_settings_floods_from_a_peer_that_does_not_read_are_cut_off() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     for (what, frame) in [
         ("ping", Frame::ping(7)),
         (
@@ -363,7 +265,7 @@ async fn ping_and_settings_floods_from_a_peer_that_does_not_read_are_cut_off() {
 /// refused rather than held.
 #[tokio::test]
 async fn streams_beyond_max_concurrent_streams_are_refused() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     let mut peer = RawPeer::connect(target.addr).await;
     peer.write(rgrpc_tests::h2peer::PREFACE).await.unwrap();
     peer.send(&Frame::settings(&[])).await.unwrap();
@@ -420,7 +322,7 @@ async fn streams_beyond_max_concurrent_streams_are_refused() {
 /// connection timeout (time for preface + SETTINGS) runs out.
 #[tokio::test]
 async fn a_slow_preface_is_closed_at_the_connection_timeout() {
-    let target = Target::spawn(&["--connection_timeout_ms", "500"]).await;
+    let target = Target::spawn(BIN, &["--connection_timeout_ms", "500"]).await;
     let mut peer = RawPeer::connect(target.addr).await;
     let started = Instant::now();
     let mut closed_at = None;
@@ -442,7 +344,7 @@ async fn a_slow_preface_is_closed_at_the_connection_timeout() {
 /// Thousands of idle connections cost a bounded amount each and leave when closed.
 #[tokio::test]
 async fn thousands_of_idle_connections_cost_a_bounded_amount_each() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     let mut peers = Vec::new();
     for _ in 0..2000 {
         peers.push(RawPeer::handshake(target.addr).await);
@@ -459,7 +361,7 @@ async fn thousands_of_idle_connections_cost_a_bounded_amount_each() {
 /// spinning, and serves again once descriptors free up.
 #[tokio::test]
 async fn descriptor_exhaustion_backs_off_and_recovers() {
-    let target = Target::spawn(&["--nofile", "64"]).await;
+    let target = Target::spawn(BIN, &["--nofile", "64"]).await;
     let mut peers = Vec::new();
     for _ in 0..100 {
         peers.push(RawPeer::connect(target.addr).await);
@@ -481,7 +383,7 @@ async fn descriptor_exhaustion_backs_off_and_recovers() {
 /// 7.3): the decoded size counts against the same limit, so that costs nothing either.
 #[tokio::test]
 async fn oversized_header_lists_and_hpack_reference_bombs_are_refused() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     let mut peer = RawPeer::handshake(target.addr).await;
 
     let big = "v".repeat(20 * 1024);
@@ -568,7 +470,7 @@ fn hpack_string(bytes: &[u8]) -> Vec<u8> {
 /// without end.
 #[tokio::test]
 async fn an_empty_data_flood_is_cut_off() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     let mut peer = RawPeer::handshake(target.addr).await;
     // A client-streaming call the server keeps open while messages may come.
     let request = peer.request(1, "/routeguide.RouteGuide/RecordRoute", &[]);
@@ -603,7 +505,7 @@ async fn an_empty_data_flood_is_cut_off() {
 /// connection goes on.
 #[tokio::test]
 async fn malformed_header_fields_are_stream_errors() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
             "uppercase name",
@@ -663,7 +565,7 @@ async fn malformed_header_fields_are_stream_errors() {
 #[tokio::test]
 async fn malformed_grpc_gets_the_documented_status() {
     use rgrpc_tests::h2peer::{grpc_message, grpc_prefix};
-    let target = Target::spawn(&["--max_recv_message_size", "1024"]).await;
+    let target = Target::spawn(BIN, &["--max_recv_message_size", "1024"]).await;
     let mut peer = RawPeer::handshake(target.addr).await;
     // HelloRequest { name: 0xff 0xfe } : invalid UTF-8 in a proto3 string.
     let bad_utf8 = [0x0a, 0x02, 0xff, 0xfe];
@@ -798,7 +700,7 @@ async fn malformed_grpc_gets_the_documented_status() {
 /// timeout, and serves others as before.
 #[tokio::test]
 async fn not_http2_where_the_preface_belongs_is_closed_at_once() {
-    let target = Target::spawn(&[]).await;
+    let target = Target::spawn(BIN, &[]).await;
     // A TLS 1.2 record header (handshake, version 3.1) and the start of a ClientHello.
     let client_hello: &[u8] = &[
         0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03, 0x5a, 0x5a, 0x5a, 0x5a,

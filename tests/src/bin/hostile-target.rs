@@ -1,5 +1,5 @@
 //! `hostile-target [--max_concurrent_streams N] [--max_recv_message_size N]
-//! [--connection_timeout_ms N]`: the
+//! [--connection_timeout_ms N] [--addr HOST:PORT]`: the
 //! server the hostile-peer tests attack, in its own process so that its memory can be
 //! read from /proc without the test harness's own allocations in it. Serves
 //! helloworld, routeguide and the instrumented TestService (rgrpc_tests::start) on
@@ -26,7 +26,11 @@ async fn main() {
     let mcs = flag(&args, "--max_concurrent_streams");
     let max_recv = flag(&args, "--max_recv_message_size");
     let connection_timeout = flag(&args, "--connection_timeout_ms");
-    let server = rgrpc_tests::start(move |mut s: Server| {
+    let addr = args
+        .iter()
+        .position(|a| a == "--addr")
+        .map_or("127.0.0.1:0".to_string(), |at| args[at + 1].clone());
+    let server = rgrpc_tests::start_on(&addr, move |mut s: Server| {
         if let Some(n) = mcs {
             s = s.max_concurrent_streams(n as u32);
         }

@@ -1,0 +1,179 @@
+//! Faults: a peer process killed mid-stream (both directions), the TCP connection cut
+//! in the middle, the server restarted. Every call in flight ends promptly with
+//! UNAVAILABLE (statuscodes.md: "Some data transmitted ... before connection breaks",
+//! client side) or is dropped on the server, nothing hangs, and new calls recover once
+//! the server is back.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rgrpc_runtime::{CallOptions, Channel, Code, Request, Status};
+use rgrpc_tests::grpc_testing::{
+    ResponseParameters, SimpleRequest, StreamingOutputCallRequest, StreamingOutputCallResponse,
+    TestServiceStub,
+};
+use rgrpc_tests::proxy::Proxy;
+use rgrpc_tests::target::Target;
+use rgrpc_tests::{sleeping_request, start, wait_until, within};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hostile-target");
+
+/// A server stream that sends a message every 100 ms for a minute.
+fn long_stream() -> StreamingOutputCallRequest {
+    StreamingOutputCallRequest {
+        response_parameters: vec![
+            ResponseParameters {
+                size: 1,
+                interval_us: 100_000,
+                ..Default::default()
+            };
+            600
+        ],
+        ..Default::default()
+    }
+}
+
+/// Reads a response stream to its end; the final status.
+async fn drain(
+    stream: &mut rgrpc_runtime::ResponseStream<StreamingOutputCallResponse>,
+) -> Result<(), Status> {
+    while stream.message().await?.is_some() {}
+    Ok(())
+}
+
+/// Calls in flight on `client`: a sleeping unary call and a server stream that has
+/// delivered its first message.
+async fn calls_in_flight(
+    client: &TestServiceStub,
+) -> (
+    tokio::task::JoinHandle<
+        Result<rgrpc_runtime::Response<rgrpc_tests::grpc_testing::SimpleResponse>, Status>,
+    >,
+    rgrpc_runtime::ResponseStream<StreamingOutputCallResponse>,
+) {
+    let unary = tokio::spawn({
+        let client = client.clone();
+        async move { client.unary_call(sleeping_request()).await }
+    });
+    let mut stream = within(10, client.streaming_output_call(long_stream()))
+        .await
+        .unwrap();
+    within(10, stream.message())
+        .await
+        .unwrap()
+        .expect("first streamed message");
+    // The unary call was sent before the stream's first message came back.
+    (unary, stream)
+}
+
+#[tokio::test]
+async fn a_killed_server_fails_every_call_promptly_and_calls_recover_after_restart() {
+    let mut target = Target::spawn(BIN, &[]).await;
+    let addr = target.addr;
+    let channel = Channel::builder(&addr.to_string())
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel);
+    let (unary, mut stream) = calls_in_flight(&client).await;
+
+    target.kill().await;
+    let killed = Instant::now();
+    let err = within(5, unary).await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "unary in flight: {err:?}");
+    let err = within(5, drain(&mut stream)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "stream in flight: {err:?}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
+    // While the server is down a fail-fast call fails, fast.
+    let err = within(5, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+
+    // Back on the same address: the channel reconnects on its own schedule.
+    let _target = Target::spawn(BIN, &["--addr", &addr.to_string()]).await;
+    let options = CallOptions::new()
+        .with_wait_for_ready(true)
+        .with_timeout(Duration::from_secs(10));
+    within(
+        15,
+        client.unary_call(Request::with_options(SimpleRequest::default(), options)),
+    )
+    .await
+    .expect("a call succeeds once the server is back");
+    within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .expect("and fail-fast calls too");
+}
+
+#[tokio::test]
+async fn a_killed_client_ends_its_server_handlers_promptly() {
+    let server = start(|s| s).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stream-client"))
+        .arg(server.addr.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    within(
+        10,
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
+    )
+    .await
+    .unwrap();
+    assert_eq!(line.trim(), "streaming");
+    assert_eq!(server.probe.dropped.load(Ordering::SeqCst), 0);
+    child.kill().await.unwrap();
+    let killed = Instant::now();
+    // Both handlers (the stream and the sleeping unary call) are dropped, not left
+    // running until their work ends (the stream would run a minute, the sleep 10 s).
+    wait_until(5, || server.probe.dropped.load(Ordering::SeqCst) == 2).await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_cut_connection_ends_calls_on_both_sides_and_the_next_call_reconnects() {
+    let server = start(|s| s).await;
+    let proxy = Proxy::start(server.addr).await;
+    let channel = Channel::builder(&proxy.addr().to_string())
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let client = TestServiceStub::new(channel);
+    let (unary, mut stream) = calls_in_flight(&client).await;
+
+    proxy.cut();
+    let cut = Instant::now();
+    let err = within(5, unary).await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "unary in flight: {err:?}");
+    let err = within(5, drain(&mut stream)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "stream in flight: {err:?}");
+    wait_until(5, || server.probe.dropped.load(Ordering::SeqCst) == 2).await;
+    assert!(
+        cut.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        cut.elapsed()
+    );
+
+    let options = CallOptions::new()
+        .with_wait_for_ready(true)
+        .with_timeout(Duration::from_secs(10));
+    within(
+        15,
+        client.unary_call(Request::with_options(SimpleRequest::default(), options)),
+    )
+    .await
+    .expect("a new connection through the proxy");
+    assert_eq!(proxy.connections(), 2);
+}
