@@ -50,7 +50,8 @@ impl Drop for DropGuard {
 /// - UnaryCall: payload of `response_size` zeros; `response_status` is returned as the
 ///   status (a message `details:X` returns binary details X); `fill_oauth_scope` echoes
 ///   the peer address and authority as headers; `fill_username` panics (the panic test); `x-echo` metadata is echoed as a
-///   header and `x-echo-trailer-bin` as a trailer; a `payload.body` of "sleep" sleeps 10 s.
+///   header and `x-echo-trailer-bin` as a trailer; a `payload.body` of "sleep" sleeps 10 s,
+///   one of "delay_ms:N" sleeps N ms.
 /// - StreamingOutputCall: one response per `response_parameters` entry, each after
 ///   its `interval_us`.
 /// - EmptyCall is left unimplemented (the default body).
@@ -70,6 +71,14 @@ impl TestServiceServer for Instrumented {
         }
         if request.payload.as_ref().is_some_and(|p| p.body == b"sleep") {
             tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        if let Some(ms) = request
+            .payload
+            .as_ref()
+            .and_then(|p| p.body.strip_prefix(b"delay_ms:"))
+            .and_then(|ms| std::str::from_utf8(ms).ok()?.parse().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         if let Some(v) = ctx.metadata().get("x-echo") {
             let mut md = Metadata::new();

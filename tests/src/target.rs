@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 
 use crate::h2peer::RawPeer;
 
@@ -18,6 +18,7 @@ const SECS: Duration = Duration::from_secs(1);
 /// The server under attack, in its own process.
 pub struct Target {
     child: Child,
+    stdout: BufReader<ChildStdout>,
     pub addr: SocketAddr,
     /// Peak RSS after the first call.
     pub baseline_kib: u64,
@@ -44,15 +45,19 @@ impl Target {
                 c
             }
         };
+        // RGRPC_TARGET_FRAME_LOG=1 turns on the frame log in the target alone.
+        if std::env::var_os("RGRPC_TARGET_FRAME_LOG").is_some() {
+            command.env("RGRPC_FRAME_LOG", "1");
+        }
         let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn hostile-target");
-        let stdout = child.stdout.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        tokio::time::timeout(10 * SECS, BufReader::new(stdout).read_line(&mut line))
+        tokio::time::timeout(10 * SECS, stdout.read_line(&mut line))
             .await
             .expect("hostile-target starts within 10 s")
             .unwrap();
@@ -64,6 +69,7 @@ impl Target {
             .unwrap();
         let mut target = Target {
             child,
+            stdout,
             addr,
             baseline_kib: 0,
         };
@@ -112,6 +118,27 @@ impl Target {
         let fields: Vec<&str> = rest.split(' ').collect();
         let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
         ticks as f64 / 100.0
+    }
+
+    /// Closes its stdin and waits for it to exit: (handlers finished, handlers dropped).
+    pub async fn stop(mut self) -> (u64, u64) {
+        drop(self.child.stdin.take());
+        let mut line = String::new();
+        tokio::time::timeout(10 * SECS, self.stdout.read_line(&mut line))
+            .await
+            .expect("hostile-target exits within 10 s of its stdin closing")
+            .unwrap();
+        let counts: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(counts.len(), 2, "unexpected last line {line:?}");
+        (counts[0], counts[1])
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("target is running")
     }
 
     /// SIGKILL, and wait until the process is gone.

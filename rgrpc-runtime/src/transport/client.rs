@@ -150,6 +150,12 @@ impl Conn {
     }
 }
 
+/// Reset streams h2 remembers per connection (for its reset-stream duration, 30 s), so
+/// that frames still arriving on them are ignored rather than answered. Only streams
+/// reset by expiring or cancelled calls take a slot (a few hundred bytes each, while
+/// remembered).
+const CLIENT_MAX_RESET_STREAMS: usize = 1024;
+
 /// Runs the HTTP/2 handshake over `io` and starts the connection's driver task. The
 /// connection is returned once the server's SETTINGS have arrived: before that h2
 /// assumes unlimited concurrent streams and the first calls could be refused (grpc-go
@@ -162,6 +168,16 @@ pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn
         .initial_window_size(settings.initial_stream_window)
         .initial_connection_window_size(settings.initial_connection_window)
         .max_send_buffer_size(STREAM_WRITE_QUOTA)
+        // Calls whose deadline fires reset their streams; the server's answer may
+        // already be on its way. h2 remembers only 10 reset streams by default and
+        // answers frames on any other with RST_STREAM(STREAM_CLOSED), counting each as a
+        // local error; after 1024 in the connection's life it sends GOAWAY
+        // ENHANCE_YOUR_CALM and every call on it fails (seen under a deadline storm in
+        // tests/overload.rs). Remembering more reset streams lets h2 ignore those
+        // frames, as RFC 9113 section 5.4.2 allows; the count is a server's defence
+        // against a flooding client and is off here, as grpc-go's client has none.
+        .max_concurrent_reset_streams(CLIENT_MAX_RESET_STREAMS)
+        .max_local_error_reset_streams(None)
         .handshake::<_, Bytes>(io);
     let (send_request, mut connection) =
         match tokio::time::timeout(settings.connect_timeout, handshake).await {

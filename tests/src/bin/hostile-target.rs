@@ -4,7 +4,8 @@
 //! read from /proc without the test harness's own allocations in it. Serves
 //! helloworld, routeguide and the instrumented TestService (rgrpc_tests::start) on
 //! 127.0.0.1:0, prints `listening on ADDR`, and exits when its stdin closes (so it
-//! never outlives the test that started it).
+//! never outlives the test that started it), printing `finished N dropped M` (handlers
+//! that completed and handlers dropped before completing).
 
 use rgrpc_runtime::Server;
 
@@ -48,5 +49,12 @@ async fn main() {
     let mut stdin = tokio::io::stdin();
     let mut sink = Vec::new();
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdin, &mut sink).await;
+    // What the handlers did, for tests that count calls on both sides.
+    let probe = &server.probe;
+    println!(
+        "finished {} dropped {}",
+        probe.finished.load(std::sync::atomic::Ordering::SeqCst),
+        probe.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    );
     drop(server);
 }
