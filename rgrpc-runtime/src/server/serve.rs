@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::stream::Streams;
+use super::trim::Trimmer;
 use crate::transport::io::Listener;
 use crate::transport::server::{ServerSettings, Stop, StreamHandler, serve_connection};
 
@@ -24,6 +25,7 @@ pub(crate) async fn accept_loop(
     streams: Arc<Streams>,
     settings: Arc<ServerSettings>,
     stop: Arc<watch::Sender<Stop>>,
+    trimmer: Option<Arc<Trimmer>>,
     signal: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let handler: Arc<dyn StreamHandler> = Arc::new(streams);
@@ -46,7 +48,11 @@ pub(crate) async fn accept_loop(
                 // Per-connection errors (ECONNABORTED, EMFILE) must not stop the server.
                 Err(_) => tokio::time::sleep(ACCEPT_ERROR_PAUSE).await,
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = connections.join_next(), if !connections.is_empty() => {
+                if let Some(trimmer) = &trimmer {
+                    trimmer.connection_closed();
+                }
+            }
             () = &mut signal, if !signalled => signalled = true,
             _ = stopping.changed() => {}
         }

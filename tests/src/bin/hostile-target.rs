@@ -1,5 +1,5 @@
 //! `hostile-target [--max_concurrent_streams N] [--max_recv_message_size N]
-//! [--connection_timeout_ms N] [--addr HOST:PORT]`: the
+//! [--connection_timeout_ms N] [--addr HOST:PORT] [--no_trim_memory]`: the
 //! server the hostile-peer tests attack, in its own process so that its memory can be
 //! read from /proc without the test harness's own allocations in it. Serves
 //! helloworld, routeguide and the instrumented TestService (rgrpc_tests::start) on
@@ -27,6 +27,7 @@ async fn main() {
     let mcs = flag(&args, "--max_concurrent_streams");
     let max_recv = flag(&args, "--max_recv_message_size");
     let connection_timeout = flag(&args, "--connection_timeout_ms");
+    let no_trim = args.iter().any(|a| a == "--no_trim_memory");
     let addr = args
         .iter()
         .position(|a| a == "--addr")
@@ -34,6 +35,9 @@ async fn main() {
     let server = rgrpc_tests::start_on(&addr, move |mut s: Server| {
         if let Some(n) = mcs {
             s = s.max_concurrent_streams(n as u32);
+        }
+        if no_trim {
+            s = s.trim_memory(false);
         }
         if let Some(ms) = connection_timeout {
             s = s.connection_timeout(std::time::Duration::from_millis(ms));
@@ -45,6 +49,7 @@ async fn main() {
     })
     .await;
     println!("listening on {}", server.addr);
+
     // Exit when the test closes our stdin (or dies).
     let mut stdin = tokio::io::stdin();
     let mut sink = Vec::new();
