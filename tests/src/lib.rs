@@ -237,6 +237,26 @@ pub async fn wait_until(secs: u64, ready: impl Fn() -> bool) {
     .await
 }
 
+/// Runs an end-to-end test's body, then fails the test if any task it started is still
+/// alive 5 s after the body returned: servers, their connections and handlers,
+/// channels with their subchannels and connections, calls. Everything of ours that
+/// holds a connection, a stream or a buffer lives in one of those tasks, so a count of
+/// zero means none is left (grpc-go's `internal/grpctest` leak check, on tokio's
+/// count of alive tasks). The body must drop what it made before it returns.
+pub async fn no_leaks(body: impl std::future::Future<Output = ()>) {
+    body.await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while metrics.num_alive_tasks() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leak: {} tasks still alive 5 s after the test ended",
+            metrics.num_alive_tasks()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Bounds a test step: fails the test instead of hanging.
 pub async fn within<T>(secs: u64, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), fut)

@@ -164,190 +164,209 @@ async fn client(served: &Served) -> TestServiceStub {
 
 #[tokio::test]
 async fn a_handler_sets_metadata_with_question_mark_and_the_client_reads_it() {
-    let served = serve().await;
-    let client = client(&served).await;
-    let response = within(10, client.unary_call(SimpleRequest::default()))
-        .await
-        .unwrap();
-    let headers = response.headers();
-    assert_eq!(headers.get("x-served-by"), Some("conventions"));
-    assert_eq!(headers.get_all("x-value"), vec!["one", "two"]);
-    assert_eq!(headers.get_bin("x-raw-bin"), Some(vec![0, 1, 255]));
-    assert_eq!(response.trailers().get("x-trailer"), Some("t"));
-    assert_eq!(
-        response.trailers().get_bin("x-trailer-bin"),
-        Some(vec![7, 8])
-    );
+    rgrpc_tests::no_leaks(async {
+        let served = serve().await;
+        let client = client(&served).await;
+        let response = within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+        let headers = response.headers();
+        assert_eq!(headers.get("x-served-by"), Some("conventions"));
+        assert_eq!(headers.get_all("x-value"), vec!["one", "two"]);
+        assert_eq!(headers.get_bin("x-raw-bin"), Some(vec![0, 1, 255]));
+        assert_eq!(response.trailers().get("x-trailer"), Some("t"));
+        assert_eq!(
+            response.trailers().get_bin("x-trailer-bin"),
+            Some(vec![7, 8])
+        );
 
-    // An invalid key, through `?` on Metadata and on the ServerContext setters: INTERNAL,
-    // naming the key.
-    for (body, named) in [("bad-key", "\"Bad Key\""), ("bin-key", "\"x-raw-bin\"")] {
-        let request = SimpleRequest {
-            payload: Some(Payload {
-                body: body.into(),
+        // An invalid key, through `?` on Metadata and on the ServerContext setters: INTERNAL,
+        // naming the key.
+        for (body, named) in [("bad-key", "\"Bad Key\""), ("bin-key", "\"x-raw-bin\"")] {
+            let request = SimpleRequest {
+                payload: Some(Payload {
+                    body: body.into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let err = within(10, client.unary_call(request)).await.unwrap_err();
-        assert_eq!(err.code(), Code::Internal, "{err:?}");
-        assert!(err.message().contains(named), "{err:?}");
-    }
+            };
+            let err = within(10, client.unary_call(request)).await.unwrap_err();
+            assert_eq!(err.code(), Code::Internal, "{err:?}");
+            assert!(err.message().contains(named), "{err:?}");
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn stream_ext_reads_a_server_streaming_response_sent_with_send_all() {
-    let served = serve().await;
-    let client = client(&served).await;
-    let request = StreamingOutputCallRequest {
-        response_parameters: params(&[1, 2, 3, 4, 5]),
-        ..Default::default()
-    };
-    let mut responses = within(10, client.streaming_output_call(request))
-        .await
-        .unwrap();
-    // Headers first, then the same call as a Stream: the two mix.
-    within(10, responses.headers()).await.unwrap();
-    let sizes = within(
-        10,
-        responses
-            .by_ref()
-            .map(|r| r.map(body_len))
-            .collect::<Vec<_>>(),
-    )
+    rgrpc_tests::no_leaks(async {
+        let served = serve().await;
+        let client = client(&served).await;
+        let request = StreamingOutputCallRequest {
+            response_parameters: params(&[1, 2, 3, 4, 5]),
+            ..Default::default()
+        };
+        let mut responses = within(10, client.streaming_output_call(request))
+            .await
+            .unwrap();
+        // Headers first, then the same call as a Stream: the two mix.
+        within(10, responses.headers()).await.unwrap();
+        let sizes = within(
+            10,
+            responses
+                .by_ref()
+                .map(|r| r.map(body_len))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        let sizes: Vec<usize> = sizes.into_iter().collect::<Result<_, _>>().unwrap();
+        assert_eq!(sizes, vec![1, 2, 3, 4, 5]);
+        assert!(futures_util::stream::FusedStream::is_terminated(&responses));
+        assert!(within(10, responses.next()).await.is_none());
+        assert!(within(10, responses.message()).await.unwrap().is_none());
+        // A header set after the first message went out is an error for the handler.
+        assert_eq!(
+            responses.trailers().get("x-late"),
+            Some(format!("{:?}", Err::<(), _>(Code::Internal)).as_str())
+        );
+    })
     .await;
-    let sizes: Vec<usize> = sizes.into_iter().collect::<Result<_, _>>().unwrap();
-    assert_eq!(sizes, vec![1, 2, 3, 4, 5]);
-    assert!(futures_util::stream::FusedStream::is_terminated(&responses));
-    assert!(within(10, responses.next()).await.is_none());
-    assert!(within(10, responses.message()).await.unwrap().is_none());
-    // A header set after the first message went out is an error for the handler.
-    assert_eq!(
-        responses.trailers().get("x-late"),
-        Some(format!("{:?}", Err::<(), _>(Code::Internal)).as_str())
-    );
 }
 
 #[tokio::test]
 async fn a_failed_stream_yields_its_status_once_then_ends() {
-    let served = serve().await;
-    let client = client(&served).await;
-    let request = StreamingOutputCallRequest {
-        response_parameters: params(&[3, 4]),
-        response_status: Some(EchoStatus {
-            code: Code::FailedPrecondition as i32,
-            message: "no more".into(),
-        }),
-        ..Default::default()
-    };
-    let mut responses = within(10, client.streaming_output_call(request))
-        .await
-        .unwrap();
-    // `take`: a stream that went on after its error would fail here, not hang.
-    let items = within(10, responses.by_ref().take(8).collect::<Vec<_>>()).await;
-    assert_eq!(items.len(), 3, "{items:?}");
-    assert_eq!(body_len(items[0].clone().unwrap()), 3);
-    assert_eq!(body_len(items[1].clone().unwrap()), 4);
-    let err = items[2].clone().unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(err.message(), "no more");
-    assert!(within(10, responses.next()).await.is_none());
-    // `message()` still tells how the call ended.
-    let again = within(10, responses.message()).await.unwrap_err();
-    assert_eq!(again.code(), Code::FailedPrecondition);
+    rgrpc_tests::no_leaks(async {
+        let served = serve().await;
+        let client = client(&served).await;
+        let request = StreamingOutputCallRequest {
+            response_parameters: params(&[3, 4]),
+            response_status: Some(EchoStatus {
+                code: Code::FailedPrecondition as i32,
+                message: "no more".into(),
+            }),
+            ..Default::default()
+        };
+        let mut responses = within(10, client.streaming_output_call(request))
+            .await
+            .unwrap();
+        // `take`: a stream that went on after its error would fail here, not hang.
+        let items = within(10, responses.by_ref().take(8).collect::<Vec<_>>()).await;
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert_eq!(body_len(items[0].clone().unwrap()), 3);
+        assert_eq!(body_len(items[1].clone().unwrap()), 4);
+        let err = items[2].clone().unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        assert_eq!(err.message(), "no more");
+        assert!(within(10, responses.next()).await.is_none());
+        // `message()` still tells how the call ended.
+        let again = within(10, responses.message()).await.unwrap_err();
+        assert_eq!(again.code(), Code::FailedPrecondition);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn send_all_on_a_client_streaming_call_and_stream_ext_in_the_handler() {
-    let served = serve().await;
-    let client = client(&served).await;
-    let mut call = within(10, client.streaming_input_call(CallOptions::default()))
-        .await
-        .unwrap();
-    let sizes = [10usize, 20, 30, 40];
-    let requests = sizes.map(|size| StreamingInputCallRequest {
-        payload: Some(Payload {
-            body: vec![0; size],
+    rgrpc_tests::no_leaks(async {
+        let served = serve().await;
+        let client = client(&served).await;
+        let mut call = within(10, client.streaming_input_call(CallOptions::default()))
+            .await
+            .unwrap();
+        let sizes = [10usize, 20, 30, 40];
+        let requests = sizes.map(|size| StreamingInputCallRequest {
+            payload: Some(Payload {
+                body: vec![0; size],
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    });
-    within(10, call.send_all(stream::iter(requests)))
-        .await
-        .unwrap();
-    let response = within(10, call.close_and_recv()).await.unwrap();
-    assert_eq!(response.into_inner().aggregated_payload_size, 100);
+        });
+        within(10, call.send_all(stream::iter(requests)))
+            .await
+            .unwrap();
+        let response = within(10, call.close_and_recv()).await.unwrap();
+        assert_eq!(response.into_inner().aggregated_payload_size, 100);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_failed_read_ends_the_server_recv_stream() {
-    let served = serve().await;
-    let client = client(&served).await;
-    let mut call = within(10, client.streaming_input_call(CallOptions::default()))
-        .await
-        .unwrap();
-    let small = StreamingInputCallRequest {
-        payload: Some(Payload {
-            body: vec![0; 10],
+    rgrpc_tests::no_leaks(async {
+        let served = serve().await;
+        let client = client(&served).await;
+        let mut call = within(10, client.streaming_input_call(CallOptions::default()))
+            .await
+            .unwrap();
+        let small = StreamingInputCallRequest {
+            payload: Some(Payload {
+                body: vec![0; 10],
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let too_big = StreamingInputCallRequest {
-        payload: Some(Payload {
-            body: vec![0; 2 * MAX_RECV],
+        };
+        let too_big = StreamingInputCallRequest {
+            payload: Some(Payload {
+                body: vec![0; 2 * MAX_RECV],
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    };
-    // The handler's collect ends after the oversized message's error, with the client's
-    // side still open: its status is the error.
-    let sent = within(10, call.send_all(stream::iter([small, too_big]))).await;
-    assert!(sent.is_ok(), "{sent:?}");
-    let err = within(10, call.close_and_recv()).await.unwrap_err();
-    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+        };
+        // The handler's collect ends after the oversized message's error, with the client's
+        // side still open: its status is the error.
+        let sent = within(10, call.send_all(stream::iter([small, too_big]))).await;
+        assert!(sent.is_ok(), "{sent:?}");
+        let err = within(10, call.close_and_recv()).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_bidi_call_sends_all_and_reads_as_a_stream() {
-    let served = serve().await;
-    let client = client(&served).await;
-    let mut call = within(10, client.full_duplex_call(CallOptions::default()))
-        .await
-        .unwrap();
-    let requests =
-        [&[1, 2][..], &[3][..], &[][..], &[4, 5, 6][..]].map(|sizes| StreamingOutputCallRequest {
-            response_parameters: params(sizes),
-            ..Default::default()
+    rgrpc_tests::no_leaks(async {
+        let served = serve().await;
+        let client = client(&served).await;
+        let mut call = within(10, client.full_duplex_call(CallOptions::default()))
+            .await
+            .unwrap();
+        let requests = [&[1, 2][..], &[3][..], &[][..], &[4, 5, 6][..]].map(|sizes| {
+            StreamingOutputCallRequest {
+                response_parameters: params(sizes),
+                ..Default::default()
+            }
         });
-    within(10, call.send_all(stream::iter(requests)))
-        .await
-        .unwrap();
-    within(10, call.close_send()).await.unwrap();
-    let sizes = within(10, call.map(|r| r.map(body_len)).collect::<Vec<_>>()).await;
-    let sizes: Vec<usize> = sizes.into_iter().collect::<Result<_, _>>().unwrap();
-    assert_eq!(sizes, vec![1, 2, 3, 4, 5, 6]);
+        within(10, call.send_all(stream::iter(requests)))
+            .await
+            .unwrap();
+        within(10, call.close_send()).await.unwrap();
+        let sizes = within(10, call.map(|r| r.map(body_len)).collect::<Vec<_>>()).await;
+        let sizes: Vec<usize> = sizes.into_iter().collect::<Result<_, _>>().unwrap();
+        assert_eq!(sizes, vec![1, 2, 3, 4, 5, 6]);
 
-    // Split, the receive half is the Stream.
-    let call = within(10, client.full_duplex_call(CallOptions::default()))
-        .await
-        .unwrap();
-    let (mut tx, rx) = call.split();
-    let request = StreamingOutputCallRequest {
-        response_parameters: params(&[7, 8]),
-        ..Default::default()
-    };
-    within(10, tx.send_all(stream::iter([request])))
-        .await
-        .unwrap();
-    within(10, tx.close_send()).await.unwrap();
-    let sizes = within(
-        10,
-        rx.map(|r| r.unwrap().payload.unwrap().body.len())
-            .collect::<Vec<_>>(),
-    )
+        // Split, the receive half is the Stream.
+        let call = within(10, client.full_duplex_call(CallOptions::default()))
+            .await
+            .unwrap();
+        let (mut tx, rx) = call.split();
+        let request = StreamingOutputCallRequest {
+            response_parameters: params(&[7, 8]),
+            ..Default::default()
+        };
+        within(10, tx.send_all(stream::iter([request])))
+            .await
+            .unwrap();
+        within(10, tx.close_send()).await.unwrap();
+        let sizes = within(
+            10,
+            rx.map(|r| r.unwrap().payload.unwrap().body.len())
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        assert_eq!(sizes, vec![7, 8]);
+    })
     .await;
-    assert_eq!(sizes, vec![7, 8]);
 }
 
 /// A server on h2 directly that refuses its first stream (REFUSED_STREAM: the client
@@ -386,19 +405,22 @@ async fn refusing_then_stalling_server() -> (String, Arc<AtomicUsize>) {
 /// DEADLINE_EXCEEDED, then the end.
 #[tokio::test]
 async fn a_stream_read_call_is_retried_and_meets_its_deadline() {
-    let (target, seen) = refusing_then_stalling_server().await;
-    let client = TestServiceStub::new(within(10, Channel::connect(&target)).await.unwrap());
-    let request =
-        Request::new(StreamingOutputCallRequest::default()).timeout(Duration::from_millis(300));
-    let responses = within(10, client.streaming_output_call(request))
-        .await
-        .unwrap();
-    let items = within(10, responses.take(8).collect::<Vec<_>>()).await;
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
-    assert_eq!(items.len(), 2, "{items:?}");
-    assert_eq!(
-        items[0].clone().unwrap(),
-        StreamingOutputCallResponse::default()
-    );
-    assert_eq!(items[1].clone().unwrap_err().code(), Code::DeadlineExceeded);
+    rgrpc_tests::no_leaks(async {
+        let (target, seen) = refusing_then_stalling_server().await;
+        let client = TestServiceStub::new(within(10, Channel::connect(&target)).await.unwrap());
+        let request =
+            Request::new(StreamingOutputCallRequest::default()).timeout(Duration::from_millis(300));
+        let responses = within(10, client.streaming_output_call(request))
+            .await
+            .unwrap();
+        let items = within(10, responses.take(8).collect::<Vec<_>>()).await;
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(
+            items[0].clone().unwrap(),
+            StreamingOutputCallResponse::default()
+        );
+        assert_eq!(items[1].clone().unwrap_err().code(), Code::DeadlineExceeded);
+    })
+    .await;
 }

@@ -83,176 +83,182 @@ const SAY_HELLO: &str = "/helloworld.Greeter/SayHello";
 
 #[tokio::test]
 async fn malformed_requests_get_prescribed_answers_and_the_connection_survives() {
-    let server = start(|s| s.max_recv_message_size(1024)).await;
-    let mut client = raw_client(server.addr).await;
-    // "name: x" as a HelloRequest.
-    let hello = frame(0, 3, &[0x0a, 0x01, b'x']);
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| s.max_recv_message_size(1024)).await;
+        let mut client = raw_client(server.addr).await;
+        // "name: x" as a HelloRequest.
+        let hello = frame(0, 3, &[0x0a, 0x01, b'x']);
 
-    // Not POST: 405.
-    let a = send(&mut client, Method::GET, SAY_HELLO, &[GRPC], Bytes::new()).await;
-    assert_eq!(a.http, StatusCode::METHOD_NOT_ALLOWED);
+        // Not POST: 405.
+        let a = send(&mut client, Method::GET, SAY_HELLO, &[GRPC], Bytes::new()).await;
+        assert_eq!(a.http, StatusCode::METHOD_NOT_ALLOWED);
 
-    // Not application/grpc: 415.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[("content-type", "text/plain")],
-        hello.clone(),
-    )
-    .await;
-    assert_eq!(a.http, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let a = send(&mut client, Method::POST, SAY_HELLO, &[], hello.clone()).await;
-    assert_eq!(a.http, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-
-    // A codec we do not speak.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[("content-type", "application/grpc+json")],
-        hello.clone(),
-    )
-    .await;
-    assert_eq!(
-        (a.http, a.grpc_status.as_deref()),
-        (StatusCode::OK, Some("12"))
-    );
-
-    // Bad grpc-timeout: INTERNAL.
-    for bad in ["1x", "123456789S", "S", "-5m"] {
+        // Not application/grpc: 415.
         let a = send(
             &mut client,
             Method::POST,
             SAY_HELLO,
-            &[GRPC, ("grpc-timeout", bad)],
+            &[("content-type", "text/plain")],
             hello.clone(),
         )
         .await;
-        assert_eq!(a.grpc_status.as_deref(), Some("13"), "grpc-timeout {bad}");
-    }
+        assert_eq!(a.http, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let a = send(&mut client, Method::POST, SAY_HELLO, &[], hello.clone()).await;
+        assert_eq!(a.http, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    // Unsupported grpc-encoding: UNIMPLEMENTED.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[GRPC, ("grpc-encoding", "snappy")],
-        hello.clone(),
-    )
+        // A codec we do not speak.
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[("content-type", "application/grpc+json")],
+            hello.clone(),
+        )
+        .await;
+        assert_eq!(
+            (a.http, a.grpc_status.as_deref()),
+            (StatusCode::OK, Some("12"))
+        );
+
+        // Bad grpc-timeout: INTERNAL.
+        for bad in ["1x", "123456789S", "S", "-5m"] {
+            let a = send(
+                &mut client,
+                Method::POST,
+                SAY_HELLO,
+                &[GRPC, ("grpc-timeout", bad)],
+                hello.clone(),
+            )
+            .await;
+            assert_eq!(a.grpc_status.as_deref(), Some("13"), "grpc-timeout {bad}");
+        }
+
+        // Unsupported grpc-encoding: UNIMPLEMENTED.
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[GRPC, ("grpc-encoding", "snappy")],
+            hello.clone(),
+        )
+        .await;
+        assert_eq!(a.grpc_status.as_deref(), Some("12"));
+
+        // Compressed flag without grpc-encoding: INTERNAL.
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[GRPC],
+            frame(1, 3, &[0x0a, 0x01, b'x']),
+        )
+        .await;
+        assert_eq!(a.grpc_status.as_deref(), Some("13"));
+
+        // Invalid flag byte: INTERNAL.
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[GRPC],
+            frame(7, 3, &[0x0a, 0x01, b'x']),
+        )
+        .await;
+        assert_eq!(a.grpc_status.as_deref(), Some("13"));
+
+        // Declared length past the limit: RESOURCE_EXHAUSTED before the payload arrives.
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[GRPC],
+            frame(0, 1 << 30, b""),
+        )
+        .await;
+        assert_eq!(a.grpc_status.as_deref(), Some("8"));
+
+        // Stream ends mid-message: INTERNAL.
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[GRPC],
+            frame(0, 10, b"abc"),
+        )
+        .await;
+        assert_eq!(a.grpc_status.as_deref(), Some("13"));
+
+        // Bytes that are not a HelloRequest: INTERNAL, with a message.
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[GRPC],
+            frame(0, 2, &[0xff, 0xff]),
+        )
+        .await;
+        assert_eq!(a.grpc_status.as_deref(), Some("13"));
+        assert!(a.grpc_message.unwrap_or_default().contains("decode"));
+
+        // No message at all for a unary method: statuscodes.md, request cardinality
+        // violation, UNIMPLEMENTED.
+        let a = send(&mut client, Method::POST, SAY_HELLO, &[GRPC], Bytes::new()).await;
+        assert_eq!(a.grpc_status.as_deref(), Some("12"));
+
+        // Unknown path shapes.
+        let a = send(
+            &mut client,
+            Method::POST,
+            "/nonsense",
+            &[GRPC],
+            hello.clone(),
+        )
+        .await;
+        assert_eq!(a.grpc_status.as_deref(), Some("12"));
+
+        // After all that, the same connection still answers a good call.
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[GRPC, ("te", "trailers")],
+            hello,
+        )
+        .await;
+        assert_eq!(
+            (a.http, a.grpc_status.as_deref()),
+            (StatusCode::OK, Some("0"))
+        );
+    })
     .await;
-    assert_eq!(a.grpc_status.as_deref(), Some("12"));
-
-    // Compressed flag without grpc-encoding: INTERNAL.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[GRPC],
-        frame(1, 3, &[0x0a, 0x01, b'x']),
-    )
-    .await;
-    assert_eq!(a.grpc_status.as_deref(), Some("13"));
-
-    // Invalid flag byte: INTERNAL.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[GRPC],
-        frame(7, 3, &[0x0a, 0x01, b'x']),
-    )
-    .await;
-    assert_eq!(a.grpc_status.as_deref(), Some("13"));
-
-    // Declared length past the limit: RESOURCE_EXHAUSTED before the payload arrives.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[GRPC],
-        frame(0, 1 << 30, b""),
-    )
-    .await;
-    assert_eq!(a.grpc_status.as_deref(), Some("8"));
-
-    // Stream ends mid-message: INTERNAL.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[GRPC],
-        frame(0, 10, b"abc"),
-    )
-    .await;
-    assert_eq!(a.grpc_status.as_deref(), Some("13"));
-
-    // Bytes that are not a HelloRequest: INTERNAL, with a message.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[GRPC],
-        frame(0, 2, &[0xff, 0xff]),
-    )
-    .await;
-    assert_eq!(a.grpc_status.as_deref(), Some("13"));
-    assert!(a.grpc_message.unwrap_or_default().contains("decode"));
-
-    // No message at all for a unary method: statuscodes.md, request cardinality
-    // violation, UNIMPLEMENTED.
-    let a = send(&mut client, Method::POST, SAY_HELLO, &[GRPC], Bytes::new()).await;
-    assert_eq!(a.grpc_status.as_deref(), Some("12"));
-
-    // Unknown path shapes.
-    let a = send(
-        &mut client,
-        Method::POST,
-        "/nonsense",
-        &[GRPC],
-        hello.clone(),
-    )
-    .await;
-    assert_eq!(a.grpc_status.as_deref(), Some("12"));
-
-    // After all that, the same connection still answers a good call.
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[GRPC, ("te", "trailers")],
-        hello,
-    )
-    .await;
-    assert_eq!(
-        (a.http, a.grpc_status.as_deref()),
-        (StatusCode::OK, Some("0"))
-    );
 }
 
 #[tokio::test]
 async fn garbage_instead_of_a_preface_closes_only_that_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = start(|s| s).await;
-    let mut io = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    io.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    // The server must close the connection (EOF or RST), not hang.
-    match within(10, io.read_to_end(&mut buf)).await {
-        Ok(_) => {}
-        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
-    }
-    // Others are unaffected.
-    let mut client = raw_client(server.addr).await;
-    let a = send(
-        &mut client,
-        Method::POST,
-        SAY_HELLO,
-        &[GRPC],
-        frame(0, 3, &[0x0a, 0x01, b'x']),
-    )
+    rgrpc_tests::no_leaks(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = start(|s| s).await;
+        let mut io = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        io.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        // The server must close the connection (EOF or RST), not hang.
+        match within(10, io.read_to_end(&mut buf)).await {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+        // Others are unaffected.
+        let mut client = raw_client(server.addr).await;
+        let a = send(
+            &mut client,
+            Method::POST,
+            SAY_HELLO,
+            &[GRPC],
+            frame(0, 3, &[0x0a, 0x01, b'x']),
+        )
+        .await;
+        assert_eq!(a.grpc_status.as_deref(), Some("0"));
+    })
     .await;
-    assert_eq!(a.grpc_status.as_deref(), Some("0"));
 }

@@ -69,111 +69,120 @@ async fn calls_in_flight(
 
 #[tokio::test]
 async fn a_killed_server_fails_every_call_promptly_and_calls_recover_after_restart() {
-    let mut target = Target::spawn(BIN, &[]).await;
-    let addr = target.addr;
-    let channel = Channel::builder(&addr.to_string())
-        .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let client = TestServiceStub::new(channel);
-    let (unary, mut stream) = calls_in_flight(&client).await;
+    rgrpc_tests::no_leaks(async {
+        let mut target = Target::spawn(BIN, &[]).await;
+        let addr = target.addr;
+        let channel = Channel::builder(&addr.to_string())
+            .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let client = TestServiceStub::new(channel);
+        let (unary, mut stream) = calls_in_flight(&client).await;
 
-    target.kill().await;
-    let killed = Instant::now();
-    let err = within(5, unary).await.unwrap().unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "unary in flight: {err:?}");
-    let err = within(5, drain(&mut stream)).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "stream in flight: {err:?}");
-    assert!(
-        killed.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        killed.elapsed()
-    );
-    // While the server is down a fail-fast call fails, fast.
-    let err = within(5, client.unary_call(SimpleRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        target.kill().await;
+        let killed = Instant::now();
+        let err = within(5, unary).await.unwrap().unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "unary in flight: {err:?}");
+        let err = within(5, drain(&mut stream)).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "stream in flight: {err:?}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            killed.elapsed()
+        );
+        // While the server is down a fail-fast call fails, fast.
+        let err = within(5, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
 
-    // Back on the same address: the channel reconnects on its own schedule.
-    let _target = Target::spawn(BIN, &["--addr", &addr.to_string()]).await;
-    let options = CallOptions::new()
-        .with_wait_for_ready(true)
-        .with_timeout(Duration::from_secs(10));
-    within(
-        15,
-        client.unary_call(Request::with_options(SimpleRequest::default(), options)),
-    )
-    .await
-    .expect("a call succeeds once the server is back");
-    within(10, client.unary_call(SimpleRequest::default()))
+        // Back on the same address: the channel reconnects on its own schedule.
+        let _target = Target::spawn(BIN, &["--addr", &addr.to_string()]).await;
+        let options = CallOptions::new()
+            .with_wait_for_ready(true)
+            .with_timeout(Duration::from_secs(10));
+        within(
+            15,
+            client.unary_call(Request::with_options(SimpleRequest::default(), options)),
+        )
         .await
-        .expect("and fail-fast calls too");
+        .expect("a call succeeds once the server is back");
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .expect("and fail-fast calls too");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_killed_client_ends_its_server_handlers_promptly() {
-    let server = start(|s| s).await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stream-client"))
-        .arg(server.addr.to_string())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| s).await;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stream-client"))
+            .arg(server.addr.to_string())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        within(
+            10,
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
+        )
+        .await
         .unwrap();
-    let mut line = String::new();
-    within(
-        10,
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
-    )
-    .await
-    .unwrap();
-    assert_eq!(line.trim(), "streaming");
-    assert_eq!(server.probe.dropped.load(Ordering::SeqCst), 0);
-    child.kill().await.unwrap();
-    let killed = Instant::now();
-    // Both handlers (the stream and the sleeping unary call) are dropped, not left
-    // running until their work ends (the stream would run a minute, the sleep 10 s).
-    wait_until(5, || server.probe.dropped.load(Ordering::SeqCst) == 2).await;
-    assert!(
-        killed.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        killed.elapsed()
-    );
-    assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
+        assert_eq!(line.trim(), "streaming");
+        assert_eq!(server.probe.dropped.load(Ordering::SeqCst), 0);
+        child.kill().await.unwrap();
+        let killed = Instant::now();
+        // Both handlers (the stream and the sleeping unary call) are dropped, not left
+        // running until their work ends (the stream would run a minute, the sleep 10 s).
+        wait_until(5, || server.probe.dropped.load(Ordering::SeqCst) == 2).await;
+        assert!(
+            killed.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            killed.elapsed()
+        );
+        assert_eq!(server.probe.finished.load(Ordering::SeqCst), 0);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_cut_connection_ends_calls_on_both_sides_and_the_next_call_reconnects() {
-    let server = start(|s| s).await;
-    let proxy = Proxy::start(server.addr).await;
-    let channel = Channel::builder(&proxy.addr().to_string())
-        .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let client = TestServiceStub::new(channel);
-    let (unary, mut stream) = calls_in_flight(&client).await;
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| s).await;
+        let proxy = Proxy::start(server.addr).await;
+        let channel = Channel::builder(&proxy.addr().to_string())
+            .reconnect_backoff(Duration::from_millis(100), Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let client = TestServiceStub::new(channel);
+        let (unary, mut stream) = calls_in_flight(&client).await;
 
-    proxy.cut();
-    let cut = Instant::now();
-    let err = within(5, unary).await.unwrap().unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "unary in flight: {err:?}");
-    let err = within(5, drain(&mut stream)).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "stream in flight: {err:?}");
-    wait_until(5, || server.probe.dropped.load(Ordering::SeqCst) == 2).await;
-    assert!(
-        cut.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        cut.elapsed()
-    );
+        proxy.cut();
+        let cut = Instant::now();
+        let err = within(5, unary).await.unwrap().unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "unary in flight: {err:?}");
+        let err = within(5, drain(&mut stream)).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "stream in flight: {err:?}");
+        wait_until(5, || server.probe.dropped.load(Ordering::SeqCst) == 2).await;
+        assert!(
+            cut.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            cut.elapsed()
+        );
 
-    let options = CallOptions::new()
-        .with_wait_for_ready(true)
-        .with_timeout(Duration::from_secs(10));
-    within(
-        15,
-        client.unary_call(Request::with_options(SimpleRequest::default(), options)),
-    )
-    .await
-    .expect("a new connection through the proxy");
-    assert_eq!(proxy.connections(), 2);
+        let options = CallOptions::new()
+            .with_wait_for_ready(true)
+            .with_timeout(Duration::from_secs(10));
+        within(
+            15,
+            client.unary_call(Request::with_options(SimpleRequest::default(), options)),
+        )
+        .await
+        .expect("a new connection through the proxy");
+        assert_eq!(proxy.connections(), 2);
+    })
+    .await;
 }

@@ -22,64 +22,70 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// back within `timeout`, closes the connection and fails its calls UNAVAILABLE.
 #[tokio::test]
 async fn the_client_detects_a_silent_server_within_keepalive_time_plus_timeout() {
-    // The server accepts the client's frequent pings (A8 would otherwise cut it off).
-    let server = start(|s| s.keepalive_min_time(Duration::from_millis(10))).await;
-    let proxy = Proxy::start(server.addr).await;
-    let channel = Channel::lazy(&format!("http://{}", proxy.addr()))
-        .unwrap()
-        .keepalive_time_unclamped(Duration::from_millis(200))
-        .keepalive_timeout(Duration::from_millis(300));
-    let client = TestServiceStub::new(channel);
-    // A healthy connection first: pings are answered, the call is unaffected.
-    within(10, client.unary_call(SimpleRequest::default()))
-        .await
-        .unwrap();
-    let call = tokio::spawn(async move { client.unary_call(sleeping_request()).await });
-    wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 0).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !call.is_finished(),
-        "keepalive alone must not end a live call"
-    );
-    let stalled = Instant::now();
-    proxy.stall();
-    let err = within(10, call).await.unwrap().unwrap_err();
-    let took = stalled.elapsed();
-    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    // time + timeout = 0.5 s, plus scheduling slack; far below the 10 s sleep.
-    assert!(took < Duration::from_secs(3), "detected after {took:?}");
+    rgrpc_tests::no_leaks(async {
+        // The server accepts the client's frequent pings (A8 would otherwise cut it off).
+        let server = start(|s| s.keepalive_min_time(Duration::from_millis(10))).await;
+        let proxy = Proxy::start(server.addr).await;
+        let channel = Channel::lazy(&format!("http://{}", proxy.addr()))
+            .unwrap()
+            .keepalive_time_unclamped(Duration::from_millis(200))
+            .keepalive_timeout(Duration::from_millis(300));
+        let client = TestServiceStub::new(channel);
+        // A healthy connection first: pings are answered, the call is unaffected.
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+        let call = tokio::spawn(async move { client.unary_call(sleeping_request()).await });
+        wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 0).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !call.is_finished(),
+            "keepalive alone must not end a live call"
+        );
+        let stalled = Instant::now();
+        proxy.stall();
+        let err = within(10, call).await.unwrap().unwrap_err();
+        let took = stalled.elapsed();
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        // time + timeout = 0.5 s, plus scheduling slack; far below the 10 s sleep.
+        assert!(took < Duration::from_secs(3), "detected after {took:?}");
+    })
+    .await;
 }
 
 /// The server's own keepalive: a client that goes silent is dropped, and its handlers
 /// are cancelled.
 #[tokio::test]
 async fn the_server_detects_a_silent_client_and_cancels_its_calls() {
-    let server = start(|s| {
-        s.keepalive_time(Duration::from_millis(200))
-            .keepalive_timeout(Duration::from_millis(300))
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| {
+            s.keepalive_time(Duration::from_millis(200))
+                .keepalive_timeout(Duration::from_millis(300))
+        })
+        .await;
+        let proxy = Proxy::start(server.addr).await;
+        let client = TestServiceStub::new(
+            Channel::connect(&format!("http://{}", proxy.addr()))
+                .await
+                .unwrap(),
+        );
+        let _call = tokio::spawn(async move { client.unary_call(sleeping_request()).await });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            server.probe.dropped.load(Ordering::SeqCst),
+            0,
+            "answered pings keep it"
+        );
+        let stalled = Instant::now();
+        proxy.stall();
+        wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 1).await;
+        assert!(
+            stalled.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            stalled.elapsed()
+        );
     })
     .await;
-    let proxy = Proxy::start(server.addr).await;
-    let client = TestServiceStub::new(
-        Channel::connect(&format!("http://{}", proxy.addr()))
-            .await
-            .unwrap(),
-    );
-    let _call = tokio::spawn(async move { client.unary_call(sleeping_request()).await });
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        server.probe.dropped.load(Ordering::SeqCst),
-        0,
-        "answered pings keep it"
-    );
-    let stalled = Instant::now();
-    proxy.stall();
-    wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 1).await;
-    assert!(
-        stalled.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        stalled.elapsed()
-    );
 }
 
 // A raw HTTP/2 client: the connection preface, frames written by hand.
@@ -105,56 +111,62 @@ async fn read_goaway(io: &mut tokio::net::TcpStream) -> (u32, Vec<u8>) {
 /// "too_many_pings" on the third offence; other connections are unaffected.
 #[tokio::test]
 async fn a_ping_flooding_client_gets_goaway_too_many_pings_and_others_are_unaffected() {
-    let server = start(|s| s).await;
-    let channel = Channel::connect(&server.target()).await.unwrap();
-    let good = GreeterStub::new(channel);
-    within(10, good.say_hello(HelloRequest { name: "a".into() }))
-        .await
-        .unwrap();
-    let mut flood = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut out = PREFACE.to_vec();
-    out.extend(frame(0x4, 0, 0, &[])); // SETTINGS
-    for i in 0..10u64 {
-        out.extend(frame(0x6, 0, 0, &i.to_be_bytes())); // PING
-    }
-    flood.write_all(&out).await.unwrap();
-    let (code, debug) = within(10, read_goaway(&mut flood)).await;
-    assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
-    assert_eq!(debug, b"too_many_pings");
-    // Then the server closes the connection.
-    let mut rest = Vec::new();
-    within(10, flood.read_to_end(&mut rest)).await.unwrap();
-    // The well-behaved connection still serves.
-    within(10, good.say_hello(HelloRequest { name: "b".into() }))
-        .await
-        .unwrap();
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| s).await;
+        let channel = Channel::connect(&server.target()).await.unwrap();
+        let good = GreeterStub::new(channel);
+        within(10, good.say_hello(HelloRequest { name: "a".into() }))
+            .await
+            .unwrap();
+        let mut flood = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+        for i in 0..10u64 {
+            out.extend(frame(0x6, 0, 0, &i.to_be_bytes())); // PING
+        }
+        flood.write_all(&out).await.unwrap();
+        let (code, debug) = within(10, read_goaway(&mut flood)).await;
+        assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
+        assert_eq!(debug, b"too_many_pings");
+        // Then the server closes the connection.
+        let mut rest = Vec::new();
+        within(10, flood.read_to_end(&mut rest)).await.unwrap();
+        // The well-behaved connection still serves.
+        within(10, good.say_hello(HelloRequest { name: "b".into() }))
+            .await
+            .unwrap();
+    })
+    .await;
 }
 
 /// gRFC A8: a client told `too_many_pings` doubles its keepalive time for the next
 /// connection, and its next call succeeds on that connection.
 #[tokio::test]
 async fn a_client_told_too_many_pings_doubles_its_keepalive_time() {
-    // Default policy: no pings without calls; this client pings every 50 ms idle.
-    let server = start(|s| s).await;
-    let proxy = Proxy::start(server.addr).await;
-    let channel = Channel::lazy(&format!("http://{}", proxy.addr()))
-        .unwrap()
-        .keepalive_time_unclamped(Duration::from_millis(50))
-        .keepalive_without_calls(true);
-    let client = GreeterStub::new(channel.clone());
-    within(10, client.say_hello(HelloRequest { name: "a".into() }))
-        .await
-        .unwrap();
-    // Three idle pings, the third one punished: the connection is closed.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    within(10, client.say_hello(HelloRequest { name: "b".into() }))
-        .await
-        .unwrap();
-    assert_eq!(proxy.connections(), 2, "redialled after the GOAWAY");
-    assert_eq!(
-        channel.keepalive_time_in_force(),
-        Some(Duration::from_millis(100))
-    );
+    rgrpc_tests::no_leaks(async {
+        // Default policy: no pings without calls; this client pings every 50 ms idle.
+        let server = start(|s| s).await;
+        let proxy = Proxy::start(server.addr).await;
+        let channel = Channel::lazy(&format!("http://{}", proxy.addr()))
+            .unwrap()
+            .keepalive_time_unclamped(Duration::from_millis(50))
+            .keepalive_without_calls(true);
+        let client = GreeterStub::new(channel.clone());
+        within(10, client.say_hello(HelloRequest { name: "a".into() }))
+            .await
+            .unwrap();
+        // Three idle pings, the third one punished: the connection is closed.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        within(10, client.say_hello(HelloRequest { name: "b".into() }))
+            .await
+            .unwrap();
+        assert_eq!(proxy.connections(), 2, "redialled after the GOAWAY");
+        assert_eq!(
+            channel.keepalive_time_in_force(),
+            Some(Duration::from_millis(100))
+        );
+    })
+    .await;
 }
 
 /// A SETTINGS flood (CVE-2019-9515) from a peer that does not read: h2 owes it at
@@ -162,28 +174,31 @@ async fn a_client_told_too_many_pings_doubles_its_keepalive_time() {
 /// ENHANCE_YOUR_CALM and closes; the flooder's bytes are not buffered meanwhile.
 #[tokio::test]
 async fn a_settings_flood_from_a_peer_that_does_not_read_is_cut_off() {
-    let server = start(|s| s).await;
-    let mut flood = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut out = PREFACE.to_vec();
-    for _ in 0..2000 {
-        out.extend(frame(0x4, 0, 0, &[])); // SETTINGS, never reading the acks
-    }
-    // The server stops reading at some point, or closes: either way the write ends.
-    let _ = within(10, flood.write_all(&out)).await;
-    let (code, debug) = within(10, read_goaway(&mut flood)).await;
-    assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
-    assert_eq!(debug, b"too_many_settings");
-    let mut rest = Vec::new();
-    let _ = within(10, flood.read_to_end(&mut rest)).await;
-    let client = GreeterStub::new(Channel::connect(&server.target()).await.unwrap());
-    within(
-        10,
-        client.say_hello(HelloRequest {
-            name: "after".into(),
-        }),
-    )
-    .await
-    .unwrap();
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| s).await;
+        let mut flood = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut out = PREFACE.to_vec();
+        for _ in 0..2000 {
+            out.extend(frame(0x4, 0, 0, &[])); // SETTINGS, never reading the acks
+        }
+        // The server stops reading at some point, or closes: either way the write ends.
+        let _ = within(10, flood.write_all(&out)).await;
+        let (code, debug) = within(10, read_goaway(&mut flood)).await;
+        assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
+        assert_eq!(debug, b"too_many_settings");
+        let mut rest = Vec::new();
+        let _ = within(10, flood.read_to_end(&mut rest)).await;
+        let client = GreeterStub::new(Channel::connect(&server.target()).await.unwrap());
+        within(
+            10,
+            client.say_hello(HelloRequest {
+                name: "after".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    })
+    .await;
 }
 
 /// Reads frames until one of type `kind`; returns its flags and payload.
@@ -207,173 +222,189 @@ async fn read_frame_of(io: &mut tokio::net::TcpStream, kind: u8) -> (u8, Vec<u8>
 /// once the PING is acked (streams opened in between are not lost).
 #[tokio::test]
 async fn graceful_goaway_is_two_steps_with_a_ping_between() {
-    let server = start(|s| s).await;
-    let mut io = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut out = PREFACE.to_vec();
-    out.extend(frame(0x4, 0, 0, &[]));
-    io.write_all(&out).await.unwrap();
-    // The server's SETTINGS: the handshake is done.
-    within(10, read_frame_of(&mut io, 0x4)).await;
-    server.handle.graceful_stop();
-    let (_, first) = within(10, read_frame_of(&mut io, 0x7)).await;
-    assert_eq!(
-        &first[0..4],
-        &0x7fff_ffffu32.to_be_bytes(),
-        "first GOAWAY: max id"
-    );
-    assert_eq!(&first[4..8], &0u32.to_be_bytes(), "NO_ERROR");
-    let ping = loop {
-        let (flags, payload) = within(10, read_frame_of(&mut io, 0x6)).await;
-        if flags & 0x1 == 0 {
-            break payload;
-        }
-    };
-    // Nothing final before our ack.
-    let early = tokio::time::timeout(Duration::from_millis(200), read_frame_of(&mut io, 0x7)).await;
-    assert!(
-        early.is_err(),
-        "final GOAWAY before the PING ack: {early:?}"
-    );
-    io.write_all(&frame(0x6, 0x1, 0, &ping)).await.unwrap();
-    let (_, last) = within(10, read_frame_of(&mut io, 0x7)).await;
-    assert_eq!(
-        &last[0..4],
-        &0u32.to_be_bytes(),
-        "final GOAWAY: no stream processed"
-    );
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| s).await;
+        let mut io = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(0x4, 0, 0, &[]));
+        io.write_all(&out).await.unwrap();
+        // The server's SETTINGS: the handshake is done.
+        within(10, read_frame_of(&mut io, 0x4)).await;
+        server.handle.graceful_stop();
+        let (_, first) = within(10, read_frame_of(&mut io, 0x7)).await;
+        assert_eq!(
+            &first[0..4],
+            &0x7fff_ffffu32.to_be_bytes(),
+            "first GOAWAY: max id"
+        );
+        assert_eq!(&first[4..8], &0u32.to_be_bytes(), "NO_ERROR");
+        let ping = loop {
+            let (flags, payload) = within(10, read_frame_of(&mut io, 0x6)).await;
+            if flags & 0x1 == 0 {
+                break payload;
+            }
+        };
+        // Nothing final before our ack.
+        let early =
+            tokio::time::timeout(Duration::from_millis(200), read_frame_of(&mut io, 0x7)).await;
+        assert!(
+            early.is_err(),
+            "final GOAWAY before the PING ack: {early:?}"
+        );
+        io.write_all(&frame(0x6, 0x1, 0, &ping)).await.unwrap();
+        let (_, last) = within(10, read_frame_of(&mut io, 0x7)).await;
+        assert_eq!(
+            &last[0..4],
+            &0u32.to_be_bytes(),
+            "final GOAWAY: no stream processed"
+        );
+    })
+    .await;
 }
 
 /// Pings at the permitted rate are never punished (the same flood, slowed down).
 #[tokio::test]
 async fn pings_within_the_policy_keep_the_connection() {
-    let server = start(|s| {
-        s.keepalive_min_time(Duration::from_millis(50))
-            .keepalive_permit_without_calls(true)
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| {
+            s.keepalive_min_time(Duration::from_millis(50))
+                .keepalive_permit_without_calls(true)
+        })
+        .await;
+        let mut io = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(0x4, 0, 0, &[]));
+        io.write_all(&out).await.unwrap();
+        for i in 0..6u64 {
+            io.write_all(&frame(0x6, 0, 0, &i.to_be_bytes()))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(80)).await;
+        }
+        // No GOAWAY within a while: only SETTINGS, SETTINGS ACK and PING ACKs arrive.
+        let got = tokio::time::timeout(Duration::from_millis(300), read_goaway(&mut io)).await;
+        assert!(got.is_err(), "policy-abiding pings got a GOAWAY: {got:?}");
     })
     .await;
-    let mut io = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut out = PREFACE.to_vec();
-    out.extend(frame(0x4, 0, 0, &[]));
-    io.write_all(&out).await.unwrap();
-    for i in 0..6u64 {
-        io.write_all(&frame(0x6, 0, 0, &i.to_be_bytes()))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(80)).await;
-    }
-    // No GOAWAY within a while: only SETTINGS, SETTINGS ACK and PING ACKs arrive.
-    let got = tokio::time::timeout(Duration::from_millis(300), read_goaway(&mut io)).await;
-    assert!(got.is_err(), "policy-abiding pings got a GOAWAY: {got:?}");
 }
 
 /// gRFC A9: max connection age drains the connection with GOAWAY; the call in flight
 /// finishes inside the grace period and the next call goes to a new connection.
 #[tokio::test]
 async fn max_connection_age_drains_while_the_call_in_flight_finishes() {
-    let server = start(|s| {
-        s.max_connection_age(Duration::from_millis(300))
-            .max_connection_age_grace(Duration::from_secs(5))
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| {
+            s.max_connection_age(Duration::from_millis(300))
+                .max_connection_age_grace(Duration::from_secs(5))
+        })
+        .await;
+        let proxy = Proxy::start(server.addr).await;
+        let client = TestServiceStub::new(
+            Channel::connect(&format!("http://{}", proxy.addr()))
+                .await
+                .unwrap(),
+        );
+        // Two responses 500 ms apart: the stream outlives the connection's age.
+        let request = StreamingOutputCallRequest {
+            response_parameters: vec![
+                ResponseParameters {
+                    size: 1,
+                    interval_us: 200_000,
+                    ..Default::default()
+                },
+                ResponseParameters {
+                    size: 1,
+                    interval_us: 500_000,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let mut stream = within(10, client.streaming_output_call(request))
+            .await
+            .unwrap();
+        let mut got = 0;
+        while let Some(_message) = within(10, stream.message()).await.unwrap() {
+            got += 1;
+        }
+        assert_eq!(got, 2);
+        assert_eq!(proxy.connections(), 1);
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap();
+        assert_eq!(proxy.connections(), 2, "the aged connection was drained");
     })
     .await;
-    let proxy = Proxy::start(server.addr).await;
-    let client = TestServiceStub::new(
-        Channel::connect(&format!("http://{}", proxy.addr()))
-            .await
-            .unwrap(),
-    );
-    // Two responses 500 ms apart: the stream outlives the connection's age.
-    let request = StreamingOutputCallRequest {
-        response_parameters: vec![
-            ResponseParameters {
-                size: 1,
-                interval_us: 200_000,
-                ..Default::default()
-            },
-            ResponseParameters {
-                size: 1,
-                interval_us: 500_000,
-                ..Default::default()
-            },
-        ],
-        ..Default::default()
-    };
-    let mut stream = within(10, client.streaming_output_call(request))
-        .await
-        .unwrap();
-    let mut got = 0;
-    while let Some(_message) = within(10, stream.message()).await.unwrap() {
-        got += 1;
-    }
-    assert_eq!(got, 2);
-    assert_eq!(proxy.connections(), 1);
-    within(10, client.unary_call(SimpleRequest::default()))
-        .await
-        .unwrap();
-    assert_eq!(proxy.connections(), 2, "the aged connection was drained");
 }
 
 /// Past the grace period, what is left is cancelled.
 #[tokio::test]
 async fn max_connection_age_grace_cancels_what_is_left() {
-    let server = start(|s| {
-        s.max_connection_age(Duration::from_millis(200))
-            .max_connection_age_grace(Duration::from_millis(300))
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| {
+            s.max_connection_age(Duration::from_millis(200))
+                .max_connection_age_grace(Duration::from_millis(300))
+        })
+        .await;
+        let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
+        let started = Instant::now();
+        let err = within(10, client.unary_call(sleeping_request()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 1).await;
     })
     .await;
-    let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
-    let started = Instant::now();
-    let err = within(10, client.unary_call(sleeping_request()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 1).await;
 }
 
 /// A client that receives GOAWAY (here from max connection age, every 150 ms) keeps
 /// calling with no failed call: new calls go to new connections.
 #[tokio::test]
 async fn a_client_that_receives_goaway_moves_to_a_new_connection_without_failing_calls() {
-    let server = start(|s| s.max_connection_age(Duration::from_millis(150))).await;
-    let proxy = Proxy::start(server.addr).await;
-    let client = GreeterStub::new(
-        Channel::connect(&format!("http://{}", proxy.addr()))
-            .await
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_millis(1500);
-    let mut calls = 0;
-    while Instant::now() < deadline {
-        let mut batch = Vec::new();
-        for i in 0..8 {
-            let client = client.clone();
-            batch.push(tokio::spawn(async move {
-                client
-                    .say_hello(HelloRequest {
-                        name: format!("{i}"),
-                    })
-                    .await
-            }));
-        }
-        for call in batch {
-            within(10, call)
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| s.max_connection_age(Duration::from_millis(150))).await;
+        let proxy = Proxy::start(server.addr).await;
+        let client = GreeterStub::new(
+            Channel::connect(&format!("http://{}", proxy.addr()))
                 .await
-                .unwrap()
-                .expect("no call fails across GOAWAY");
-            calls += 1;
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        let mut calls = 0;
+        while Instant::now() < deadline {
+            let mut batch = Vec::new();
+            for i in 0..8 {
+                let client = client.clone();
+                batch.push(tokio::spawn(async move {
+                    client
+                        .say_hello(HelloRequest {
+                            name: format!("{i}"),
+                        })
+                        .await
+                }));
+            }
+            for call in batch {
+                within(10, call)
+                    .await
+                    .unwrap()
+                    .expect("no call fails across GOAWAY");
+                calls += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(calls > 50, "{calls}");
-    assert!(
-        proxy.connections() >= 4,
-        "connections: {}",
-        proxy.connections()
-    );
+        assert!(calls > 50, "{calls}");
+        assert!(
+            proxy.connections() >= 4,
+            "connections: {}",
+            proxy.connections()
+        );
+    })
+    .await;
 }
 
 /// A service whose watch streams until the server drains.
@@ -430,126 +461,138 @@ async fn serve_watcher() -> (
 /// cleanly with OK, the server returns, new calls fail.
 #[tokio::test]
 async fn graceful_stop_lets_a_watch_end_cleanly() {
-    let (target, handle, serving, ended) = serve_watcher().await;
-    let client = TestServiceStub::new(Channel::connect(&target).await.unwrap());
-    let mut watch = within(
-        10,
-        client.streaming_output_call(StreamingOutputCallRequest::default()),
-    )
-    .await
-    .unwrap();
-    within(10, watch.message())
+    rgrpc_tests::no_leaks(async {
+        let (target, handle, serving, ended) = serve_watcher().await;
+        let client = TestServiceStub::new(Channel::connect(&target).await.unwrap());
+        let mut watch = within(
+            10,
+            client.streaming_output_call(StreamingOutputCallRequest::default()),
+        )
         .await
-        .unwrap()
-        .expect("first message");
-    handle.graceful_stop();
-    assert!(
-        within(10, watch.message()).await.unwrap().is_none(),
-        "ended with OK"
-    );
-    within(10, serving).await.unwrap().unwrap();
-    assert_eq!(ended.load(Ordering::SeqCst), 1);
-    let err = within(10, client.unary_call(SimpleRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        .unwrap();
+        within(10, watch.message())
+            .await
+            .unwrap()
+            .expect("first message");
+        handle.graceful_stop();
+        assert!(
+            within(10, watch.message()).await.unwrap().is_none(),
+            "ended with OK"
+        );
+        within(10, serving).await.unwrap().unwrap();
+        assert_eq!(ended.load(Ordering::SeqCst), 1);
+        let err = within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    })
+    .await;
 }
 
 /// Graceful stop with calls genuinely in flight completes them.
 #[tokio::test]
 async fn graceful_stop_completes_calls_in_flight() {
-    let mut server = start(|s| s).await;
-    let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
-    let request = StreamingOutputCallRequest {
-        response_parameters: vec![
-            ResponseParameters {
-                size: 3,
-                interval_us: 300_000,
-                ..Default::default()
-            };
-            2
-        ],
-        ..Default::default()
-    };
-    let mut calls = Vec::new();
-    for _ in 0..5 {
-        calls.push(
-            within(10, client.streaming_output_call(request.clone()))
-                .await
-                .unwrap(),
-        );
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    server.handle.graceful_stop();
-    for mut call in calls {
-        let mut got = 0;
-        while within(10, call.message()).await.unwrap().is_some() {
-            got += 1;
+    rgrpc_tests::no_leaks(async {
+        let mut server = start(|s| s).await;
+        let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
+        let request = StreamingOutputCallRequest {
+            response_parameters: vec![
+                ResponseParameters {
+                    size: 3,
+                    interval_us: 300_000,
+                    ..Default::default()
+                };
+                2
+            ],
+            ..Default::default()
+        };
+        let mut calls = Vec::new();
+        for _ in 0..5 {
+            calls.push(
+                within(10, client.streaming_output_call(request.clone()))
+                    .await
+                    .unwrap(),
+            );
         }
-        assert_eq!(got, 2);
-    }
-    within(10, server.serving.take().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(server.probe.finished.load(Ordering::SeqCst), 5);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.handle.graceful_stop();
+        for mut call in calls {
+            let mut got = 0;
+            while within(10, call.message()).await.unwrap().is_some() {
+                got += 1;
+            }
+            assert_eq!(got, 2);
+        }
+        within(10, server.serving.take().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(server.probe.finished.load(Ordering::SeqCst), 5);
+    })
+    .await;
 }
 
 /// A graceful stop with a deadline cancels what is still running when it passes;
 /// a forced stop cancels at once.
 #[tokio::test]
 async fn stop_with_a_deadline_cancels_what_is_left() {
-    let mut server = start(|s| s).await;
-    let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
-    let call = tokio::spawn({
-        let client = client.clone();
-        async move { client.unary_call(sleeping_request()).await }
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let stopping = Instant::now();
-    server
-        .handle
-        .graceful_stop_within(Duration::from_millis(300));
-    let err = within(10, call).await.unwrap().unwrap_err();
-    assert!(
-        matches!(err.code(), Code::Unavailable | Code::Cancelled),
-        "{err:?}"
-    );
-    within(10, server.serving.take().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let took = stopping.elapsed();
-    assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
-    assert_eq!(server.probe.dropped.load(Ordering::SeqCst), 1);
+    rgrpc_tests::no_leaks(async {
+        let mut server = start(|s| s).await;
+        let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.unary_call(sleeping_request()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stopping = Instant::now();
+        server
+            .handle
+            .graceful_stop_within(Duration::from_millis(300));
+        let err = within(10, call).await.unwrap().unwrap_err();
+        assert!(
+            matches!(err.code(), Code::Unavailable | Code::Cancelled),
+            "{err:?}"
+        );
+        within(10, server.serving.take().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let took = stopping.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert_eq!(server.probe.dropped.load(Ordering::SeqCst), 1);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_forced_stop_cancels_at_once() {
-    let mut server = start(|s| s).await;
-    let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
-    let call = tokio::spawn(async move { client.unary_call(sleeping_request()).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let stopping = Instant::now();
-    server.handle.stop();
-    let err = within(10, call).await.unwrap().unwrap_err();
-    assert!(
-        matches!(err.code(), Code::Unavailable | Code::Cancelled),
-        "{err:?}"
-    );
-    within(10, server.serving.take().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        stopping.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        stopping.elapsed()
-    );
-    wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 1).await;
+    rgrpc_tests::no_leaks(async {
+        let mut server = start(|s| s).await;
+        let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
+        let call = tokio::spawn(async move { client.unary_call(sleeping_request()).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stopping = Instant::now();
+        server.handle.stop();
+        let err = within(10, call).await.unwrap().unwrap_err();
+        assert!(
+            matches!(err.code(), Code::Unavailable | Code::Cancelled),
+            "{err:?}"
+        );
+        within(10, server.serving.take().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            stopping.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            stopping.elapsed()
+        );
+        wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 1).await;
+    })
+    .await;
 }
 
 /// A fake server on h2 directly: resets the first `refuse` streams with `reason`,
@@ -587,30 +630,36 @@ async fn fake_server(refuse: usize, reason: h2::Reason) -> (String, Arc<AtomicUs
 /// REFUSED_STREAM) is retried transparently, once.
 #[tokio::test]
 async fn a_refused_stream_is_retried_transparently_once() {
-    let (target, seen) = fake_server(1, h2::Reason::REFUSED_STREAM).await;
-    let client = TestServiceStub::new(Channel::connect(&target).await.unwrap());
-    within(10, client.unary_call(SimpleRequest::default()))
-        .await
-        .expect("retried and answered");
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
-    // Refused twice: one transparent retry only, then the failure is the caller's.
-    let (target, seen) = fake_server(2, h2::Reason::REFUSED_STREAM).await;
-    let client = TestServiceStub::new(Channel::connect(&target).await.unwrap());
-    let err = within(10, client.unary_call(SimpleRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    rgrpc_tests::no_leaks(async {
+        let (target, seen) = fake_server(1, h2::Reason::REFUSED_STREAM).await;
+        let client = TestServiceStub::new(Channel::connect(&target).await.unwrap());
+        within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .expect("retried and answered");
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        // Refused twice: one transparent retry only, then the failure is the caller's.
+        let (target, seen) = fake_server(2, h2::Reason::REFUSED_STREAM).await;
+        let client = TestServiceStub::new(Channel::connect(&target).await.unwrap());
+        let err = within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+    })
+    .await;
 }
 
 /// Anything else is not retried here (retry policies are the channel's business).
 #[tokio::test]
 async fn other_resets_are_not_retried() {
-    let (target, seen) = fake_server(1, h2::Reason::INTERNAL_ERROR).await;
-    let client = TestServiceStub::new(Channel::connect(&target).await.unwrap());
-    let err = within(10, client.unary_call(SimpleRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Internal, "{err:?}");
-    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    rgrpc_tests::no_leaks(async {
+        let (target, seen) = fake_server(1, h2::Reason::INTERNAL_ERROR).await;
+        let client = TestServiceStub::new(Channel::connect(&target).await.unwrap());
+        let err = within(10, client.unary_call(SimpleRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{err:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    })
+    .await;
 }

@@ -90,25 +90,28 @@ async fn say_hello(target: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn unix_socket_round_trip_and_the_socket_file_goes_with_the_server() {
-    let dir = TempDir::new();
-    let path = dir.path().join("greeter.sock");
-    let target = format!("unix:{}", path.display());
-    let listener = Listener::bind(&target).await.expect("bind");
-    assert_eq!(listener.local_addr().expect("local_addr"), target);
-    assert!(path.exists(), "no socket file at {}", path.display());
-    let (handle, serving) = serve_greeter(listener);
+    rgrpc_tests::no_leaks(async {
+        let dir = TempDir::new();
+        let path = dir.path().join("greeter.sock");
+        let target = format!("unix:{}", path.display());
+        let listener = Listener::bind(&target).await.expect("bind");
+        assert_eq!(listener.local_addr().expect("local_addr"), target);
+        assert!(path.exists(), "no socket file at {}", path.display());
+        let (handle, serving) = serve_greeter(listener);
 
-    assert_eq!(say_hello(&target, "unix").await, "Hello unix");
-    // The same socket by its other spelling, unix:///abs/path.
-    let triple = format!("unix://{}", path.display());
-    assert_eq!(say_hello(&triple, "triple").await, "Hello triple");
+        assert_eq!(say_hello(&target, "unix").await, "Hello unix");
+        // The same socket by its other spelling, unix:///abs/path.
+        let triple = format!("unix://{}", path.display());
+        assert_eq!(say_hello(&triple, "triple").await, "Hello triple");
 
-    stop(handle, serving).await;
-    assert!(
-        !path.exists(),
-        "the server stopped but left its socket file {}",
-        path.display()
-    );
+        stop(handle, serving).await;
+        assert!(
+            !path.exists(),
+            "the server stopped but left its socket file {}",
+            path.display()
+        );
+    })
+    .await;
 }
 
 fn repo_root() -> PathBuf {
@@ -222,29 +225,32 @@ async fn grpcurl_say_hello(grpcurl: &Path, extra: &[&str], address: &str, name: 
 /// (grpc/grpc-go doc/naming.md; the workaround in fullstorydev/grpcurl#442).
 #[tokio::test]
 async fn grpcurl_over_a_unix_socket() {
-    let Some(grpcurl) = grpcurl() else {
-        return;
-    };
-    let dir = TempDir::new();
-    let path = dir.path().join("greeter.sock");
-    let listener = Listener::bind(&format!("unix:{}", path.display()))
-        .await
-        .expect("bind");
-    let (handle, serving) = serve_greeter(listener);
-    let socket = path.to_str().expect("a UTF-8 temp path");
-    let reply = grpcurl_say_hello(
-        &grpcurl,
-        &["-unix", "-authority", "localhost"],
-        socket,
-        "unix",
-    )
+    rgrpc_tests::no_leaks(async {
+        let Some(grpcurl) = grpcurl() else {
+            return;
+        };
+        let dir = TempDir::new();
+        let path = dir.path().join("greeter.sock");
+        let listener = Listener::bind(&format!("unix:{}", path.display()))
+            .await
+            .expect("bind");
+        let (handle, serving) = serve_greeter(listener);
+        let socket = path.to_str().expect("a UTF-8 temp path");
+        let reply = grpcurl_say_hello(
+            &grpcurl,
+            &["-unix", "-authority", "localhost"],
+            socket,
+            "unix",
+        )
+        .await;
+        assert!(
+            reply.contains(r#""message": "Hello unix""#),
+            "unexpected grpcurl output:\n{reply}"
+        );
+        stop(handle, serving).await;
+        assert!(!path.exists(), "socket file left behind");
+    })
     .await;
-    assert!(
-        reply.contains(r#""message": "Hello unix""#),
-        "unexpected grpcurl output:\n{reply}"
-    );
-    stop(handle, serving).await;
-    assert!(!path.exists(), "socket file left behind");
 }
 
 /// grpcurl over a Unix socket exactly as a user types it. grpcurl 1.8.6 sends the
@@ -254,38 +260,44 @@ async fn grpcurl_over_a_unix_socket() {
 /// sockets before h2 reads it (transport/authority.rs).
 #[tokio::test]
 async fn grpcurl_over_a_unix_socket_with_its_default_authority() {
-    let Some(grpcurl) = grpcurl() else {
-        return;
-    };
-    let dir = TempDir::new();
-    let path = dir.path().join("greeter.sock");
-    let listener = Listener::bind(&format!("unix:{}", path.display()))
-        .await
-        .expect("bind");
-    let (handle, serving) = serve_greeter(listener);
-    let socket = path.to_str().expect("a UTF-8 temp path");
-    let reply = grpcurl_say_hello(&grpcurl, &["-unix"], socket, "unix").await;
-    assert!(
-        reply.contains(r#""message": "Hello unix""#),
-        "unexpected grpcurl output:\n{reply}"
-    );
-    stop(handle, serving).await;
+    rgrpc_tests::no_leaks(async {
+        let Some(grpcurl) = grpcurl() else {
+            return;
+        };
+        let dir = TempDir::new();
+        let path = dir.path().join("greeter.sock");
+        let listener = Listener::bind(&format!("unix:{}", path.display()))
+            .await
+            .expect("bind");
+        let (handle, serving) = serve_greeter(listener);
+        let socket = path.to_str().expect("a UTF-8 temp path");
+        let reply = grpcurl_say_hello(&grpcurl, &["-unix"], socket, "unix").await;
+        assert!(
+            reply.contains(r#""message": "Hello unix""#),
+            "unexpected grpcurl output:\n{reply}"
+        );
+        stop(handle, serving).await;
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn grpcurl_over_tcp() {
-    let Some(grpcurl) = grpcurl() else {
-        return;
-    };
-    let listener = Listener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local_addr");
-    let (handle, serving) = serve_greeter(listener);
-    let reply = grpcurl_say_hello(&grpcurl, &[], &addr, "tcp").await;
-    assert!(
-        reply.contains(r#""message": "Hello tcp""#),
-        "unexpected grpcurl output:\n{reply}"
-    );
-    stop(handle, serving).await;
+    rgrpc_tests::no_leaks(async {
+        let Some(grpcurl) = grpcurl() else {
+            return;
+        };
+        let listener = Listener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        let (handle, serving) = serve_greeter(listener);
+        let reply = grpcurl_say_hello(&grpcurl, &[], &addr, "tcp").await;
+        assert!(
+            reply.contains(r#""message": "Hello tcp""#),
+            "unexpected grpcurl output:\n{reply}"
+        );
+        stop(handle, serving).await;
+    })
+    .await;
 }
 
 /// One `rgrpc-frame` line of the frame log:
@@ -443,73 +455,79 @@ async fn example_client(dir: &Path, addr: &str, frame_log: Option<&str>) -> Stri
 /// call and the server's the mirror; Ctrl-C stops the server and removes the socket.
 #[tokio::test]
 async fn frame_log_of_one_unary_call_between_the_example_binaries() {
-    let dir = TempDir::new();
-    let server = ExampleServer::start(dir.path(), "unix:greeter.sock", true).await;
-    assert_eq!(server.addr, "unix:greeter.sock");
-    let client_text = example_client(dir.path(), "unix:greeter.sock", Some("1")).await;
-    let server_text = server.interrupt().await;
-    assert!(
-        !dir.path().join("greeter.sock").exists(),
-        "the server stopped on SIGINT but left its socket file"
-    );
+    rgrpc_tests::no_leaks(async {
+        let dir = TempDir::new();
+        let server = ExampleServer::start(dir.path(), "unix:greeter.sock", true).await;
+        assert_eq!(server.addr, "unix:greeter.sock");
+        let client_text = example_client(dir.path(), "unix:greeter.sock", Some("1")).await;
+        let server_text = server.interrupt().await;
+        assert!(
+            !dir.path().join("greeter.sock").exists(),
+            "the server stopped on SIGINT but left its socket file"
+        );
 
-    let client = frame_log(&client_text);
-    assert!(client.iter().all(|f| f.side == "client"), "{client_text}");
-    let any = |_| true;
-    let end = |flags| flags & FLAG_END_STREAM_OR_ACK != 0;
-    let not_end = |flags| flags & FLAG_END_STREAM_OR_ACK == 0;
-    // The connection: SETTINGS each way, a PING answered.
-    find(&client, &client_text, "send", "SETTINGS", 0, not_end);
-    find(&client, &client_text, "recv", "SETTINGS", 0, not_end);
-    find(&client, &client_text, "send", "PING", 0, not_end);
-    find(&client, &client_text, "recv", "PING", 0, end);
-    // The call on stream 1: request headers and message; then response headers,
-    // message and trailers (HEADERS with END_STREAM), in that order.
-    find(&client, &client_text, "send", "HEADERS", 1, any);
-    find(&client, &client_text, "send", "DATA", 1, any);
-    let headers = find(&client, &client_text, "recv", "HEADERS", 1, not_end);
-    let data = find(&client, &client_text, "recv", "DATA", 1, any);
-    let trailers = find(&client, &client_text, "recv", "HEADERS", 1, end);
-    assert!(
-        headers < data && data < trailers,
-        "response frames out of order:\n{client_text}"
-    );
+        let client = frame_log(&client_text);
+        assert!(client.iter().all(|f| f.side == "client"), "{client_text}");
+        let any = |_| true;
+        let end = |flags| flags & FLAG_END_STREAM_OR_ACK != 0;
+        let not_end = |flags| flags & FLAG_END_STREAM_OR_ACK == 0;
+        // The connection: SETTINGS each way, a PING answered.
+        find(&client, &client_text, "send", "SETTINGS", 0, not_end);
+        find(&client, &client_text, "recv", "SETTINGS", 0, not_end);
+        find(&client, &client_text, "send", "PING", 0, not_end);
+        find(&client, &client_text, "recv", "PING", 0, end);
+        // The call on stream 1: request headers and message; then response headers,
+        // message and trailers (HEADERS with END_STREAM), in that order.
+        find(&client, &client_text, "send", "HEADERS", 1, any);
+        find(&client, &client_text, "send", "DATA", 1, any);
+        let headers = find(&client, &client_text, "recv", "HEADERS", 1, not_end);
+        let data = find(&client, &client_text, "recv", "DATA", 1, any);
+        let trailers = find(&client, &client_text, "recv", "HEADERS", 1, end);
+        assert!(
+            headers < data && data < trailers,
+            "response frames out of order:\n{client_text}"
+        );
 
-    let server = frame_log(&server_text);
-    assert!(server.iter().all(|f| f.side == "server"), "{server_text}");
-    find(&server, &server_text, "send", "SETTINGS", 0, not_end);
-    find(&server, &server_text, "recv", "SETTINGS", 0, not_end);
-    find(&server, &server_text, "recv", "PING", 0, not_end);
-    find(&server, &server_text, "send", "PING", 0, end);
-    find(&server, &server_text, "recv", "HEADERS", 1, any);
-    find(&server, &server_text, "recv", "DATA", 1, any);
-    let headers = find(&server, &server_text, "send", "HEADERS", 1, not_end);
-    let data = find(&server, &server_text, "send", "DATA", 1, any);
-    let trailers = find(&server, &server_text, "send", "HEADERS", 1, end);
-    assert!(
-        headers < data && data < trailers,
-        "response frames out of order:\n{server_text}"
-    );
+        let server = frame_log(&server_text);
+        assert!(server.iter().all(|f| f.side == "server"), "{server_text}");
+        find(&server, &server_text, "send", "SETTINGS", 0, not_end);
+        find(&server, &server_text, "recv", "SETTINGS", 0, not_end);
+        find(&server, &server_text, "recv", "PING", 0, not_end);
+        find(&server, &server_text, "send", "PING", 0, end);
+        find(&server, &server_text, "recv", "HEADERS", 1, any);
+        find(&server, &server_text, "recv", "DATA", 1, any);
+        let headers = find(&server, &server_text, "send", "HEADERS", 1, not_end);
+        let data = find(&server, &server_text, "send", "DATA", 1, any);
+        let trailers = find(&server, &server_text, "send", "HEADERS", 1, end);
+        assert!(
+            headers < data && data < trailers,
+            "response frames out of order:\n{server_text}"
+        );
+    })
+    .await;
 }
 
 /// Without `RGRPC_FRAME_LOG` (or with it `0`) nothing is logged; over TCP this time.
 #[tokio::test]
 async fn no_frame_log_unless_asked() {
-    let dir = TempDir::new();
-    let server = ExampleServer::start(dir.path(), "127.0.0.1:0", false).await;
-    let addr = server.addr.clone();
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    let unset = example_client(dir.path(), &addr, None).await;
-    let zero = example_client(dir.path(), &addr, Some("0")).await;
-    let server_text = server.interrupt().await;
-    for (who, text) in [
-        ("client", unset),
-        ("client (=0)", zero),
-        ("server", server_text),
-    ] {
-        assert!(
-            !text.contains("rgrpc-frame"),
-            "the {who} logged frames unasked:\n{text}"
-        );
-    }
+    rgrpc_tests::no_leaks(async {
+        let dir = TempDir::new();
+        let server = ExampleServer::start(dir.path(), "127.0.0.1:0", false).await;
+        let addr = server.addr.clone();
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        let unset = example_client(dir.path(), &addr, None).await;
+        let zero = example_client(dir.path(), &addr, Some("0")).await;
+        let server_text = server.interrupt().await;
+        for (who, text) in [
+            ("client", unset),
+            ("client (=0)", zero),
+            ("server", server_text),
+        ] {
+            assert!(
+                !text.contains("rgrpc-frame"),
+                "the {who} logged frames unasked:\n{text}"
+            );
+        }
+    })
+    .await;
 }

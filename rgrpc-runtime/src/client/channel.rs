@@ -652,7 +652,11 @@ impl Inner {
         });
         let started = resolver::build(&self.target, self.resolver_builder.as_ref(), sink);
         if let Some(timeout) = self.config.idle_timeout {
-            tokio::spawn(watch_idle(Arc::downgrade(self), timeout));
+            tokio::spawn(watch_idle(
+                Arc::downgrade(self),
+                self.state.subscribe(),
+                timeout,
+            ));
         }
         {
             let mut core = self.core();
@@ -756,13 +760,26 @@ impl Inner {
 /// Ends the channel's activity once it has had no call for `timeout` and none is in
 /// flight: subchannels shut down, resolver dropped, state Idle. The task ends then,
 /// or when the channel is gone; the next call starts a new one.
-async fn watch_idle(channel: Weak<Inner>, timeout: Duration) {
+async fn watch_idle(
+    channel: Weak<Inner>,
+    mut state: watch::Receiver<ConnectivityState>,
+    timeout: Duration,
+) {
     loop {
         let since = match channel.upgrade() {
             Some(inner) => *inner.last_pick.lock().unwrap_or_else(|e| e.into_inner()),
             None => return,
         };
-        tokio::time::sleep_until((since + timeout).into()).await;
+        // Ends with the channel (its state sender is dropped), not 30 minutes later.
+        tokio::select! {
+            () = tokio::time::sleep_until((since + timeout).into()) => {}
+            changed = state.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
         let Some(inner) = channel.upgrade() else {
             return;
         };
