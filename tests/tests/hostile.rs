@@ -339,6 +339,7 @@ async fn a_slow_preface_is_closed_at_the_connection_timeout() {
     let closed_at = closed_at.expect("connection closed before the preface was complete");
     assert!(closed_at < 3 * SECS, "closed after {closed_at:?}");
     target.healthy().await;
+    target.assert_peak_growth_under(8);
 }
 
 /// Thousands of idle connections cost a bounded amount each and leave when closed.
@@ -374,6 +375,7 @@ async fn descriptor_exhaustion_backs_off_and_recovers() {
     drop(peers);
     tokio::time::sleep(Duration::from_millis(300)).await;
     target.healthy().await;
+    target.assert_peak_growth_under(8);
 }
 
 /// RFC 9113 section 10.5.1: a header list over the advertised
@@ -558,6 +560,7 @@ async fn malformed_header_fields_are_stream_errors() {
         }
     }
     target.healthy().await;
+    target.assert_peak_growth_under(8);
 }
 
 /// Malformed gRPC on a well-formed stream, each with the status grpc's documents give
@@ -692,6 +695,7 @@ async fn malformed_grpc_gets_the_documented_status() {
     let answer = peer.unary(stream, SAY_HELLO, &[], HELLO).await.unwrap();
     assert_eq!(answer.grpc_status(), Some("0"));
     target.healthy().await;
+    target.assert_peak_growth_under(8);
 }
 
 /// Not HTTP/2 at all: garbage, an HTTP/1.1 request, or a TLS ClientHello where the
@@ -722,6 +726,7 @@ async fn not_http2_where_the_preface_belongs_is_closed_at_once() {
         assert!(started.elapsed() < 3 * SECS, "{what}");
     }
     target.healthy().await;
+    target.assert_peak_growth_under(8);
 }
 
 /// Memory comes back: after 2000 connections and 5000 abandoned streams (opened, a
