@@ -186,3 +186,57 @@ async fn a_cut_connection_ends_calls_on_both_sides_and_the_next_call_reconnects(
     })
     .await;
 }
+
+/// A server handler that stops reading: the client's sends block once the server's
+/// windows (1 MiB stream, 2 MiB connection) and the client's 64 KiB write quota are
+/// full, so the client holds a bounded amount however much the caller tries to send.
+#[tokio::test]
+async fn a_server_that_stops_reading_blocks_the_client_sender_with_bounded_memory() {
+    rgrpc_tests::no_leaks(async {
+        use rgrpc_runtime::{RecvStream, Server, ServerContext};
+        use rgrpc_tests::grpc_testing::{
+            Payload, StreamingInputCallRequest, StreamingInputCallResponse, TestServiceServer,
+            register_test_service_server,
+        };
+        struct NotReading;
+        impl TestServiceServer for NotReading {
+            async fn streaming_input_call(
+                &self,
+                _ctx: &ServerContext,
+                _requests: RecvStream<StreamingInputCallRequest>,
+            ) -> Result<StreamingInputCallResponse, Status> {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok(StreamingInputCallResponse::default())
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut server = Server::new();
+        register_test_service_server(&mut server, NotReading);
+        let serving = tokio::spawn(server.serve_with_incoming(listener));
+        let client = TestServiceStub::new(Channel::lazy(&addr.to_string()).unwrap());
+        let mut call = within(10, client.streaming_input_call(CallOptions::default()))
+            .await
+            .unwrap();
+        let message = StreamingInputCallRequest {
+            payload: Some(Payload {
+                body: vec![0; 64 * 1024],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut sent = 0;
+        // 400 messages (25 MiB) if nothing held the sender back.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while sent < 400 && call.send(&message).await.is_ok() {
+                sent += 1;
+            }
+        })
+        .await;
+        // 1 MiB stream window + 64 KiB quota + one in encoding: about 18 of 64 KiB.
+        assert!((10..=24).contains(&sent), "{sent} messages of 64 KiB sent");
+        drop(call);
+        serving.abort();
+    })
+    .await;
+}
