@@ -31,7 +31,9 @@ pub use codec::compression::Encoding;
 pub use codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 pub use metadata::{Metadata, MetadataError};
 pub use server::service::{Handler, MethodDesc, ServiceDesc, StreamDesc};
-pub use server::{RecvStream, SendStream, Server, ServerContext, ServerHandle, ServerStream};
+pub use server::{
+    RecvStream, RegisteredServices, SendStream, Server, ServerContext, ServerHandle, ServerStream,
+};
 pub use status::{Code, Status};
 pub use transport::io::{Listener, PeerAddr};
 

@@ -16,7 +16,7 @@ pub use stream::{RecvStream, SendStream, ServerStream};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -52,6 +52,36 @@ pub(crate) struct Router {
     services: HashSet<&'static str>,
 }
 
+/// The services registered on a [`Server`], in registration order, including those
+/// registered after this handle was made (grpc-go's `GetServiceInfo`, which its
+/// reflection service reads per request). Made by [`Server::registered_services`];
+/// cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct RegisteredServices {
+    // Bounded by the number of `register_service` calls, which the program makes.
+    descs: Arc<Mutex<Vec<&'static ServiceDesc>>>,
+}
+
+impl RegisteredServices {
+    /// A snapshot of the registered services' descriptors.
+    pub fn descs(&self) -> Vec<&'static ServiceDesc> {
+        // Poisoning needs a panic while the lock is held; nothing in the
+        // critical sections can panic, so the data is whole either way.
+        self.descs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn push(&self, desc: &'static ServiceDesc) {
+        self.descs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(desc);
+    }
+}
+
+/// The callbacks of [`ServerHandle::on_stop`]: `Some` until the first stop request
+/// takes and runs them, `None` after.
+type StopCallbacks = Mutex<Option<Vec<Box<dyn FnOnce() + Send>>>>;
+
 impl Router {
     /// Finds the handler for `/service/method`; unknown ones are UNIMPLEMENTED with the
     /// message grpc-go uses.
@@ -81,6 +111,10 @@ pub struct Server {
     /// The stop requests of [`ServerHandle`]s, watched by the accept loop and every
     /// connection.
     stop: Arc<watch::Sender<Stop>>,
+    /// Run once when the first stop is requested (see [`ServerHandle::on_stop`]).
+    on_stop: Arc<StopCallbacks>,
+    /// Every registered service's descriptor, for reflection.
+    registered: RegisteredServices,
     /// Graceful shutdown by `serve_with_shutdown`'s signal cancels what is left
     /// after this long.
     shutdown_grace: Option<Duration>,
@@ -90,9 +124,18 @@ pub struct Server {
 
 /// Stops a running server from another task (grpc-go's `GracefulStop` and `Stop`).
 /// Cheap to clone; made by [`Server::handle`] before serving.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerHandle {
     stop: Arc<watch::Sender<Stop>>,
+    on_stop: Arc<StopCallbacks>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("stop", &*self.stop.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerHandle {
@@ -116,7 +159,32 @@ impl ServerHandle {
         self.request(Stop::Forced);
     }
 
+    /// Runs `callback` once when the server is first asked to stop (gracefully, by
+    /// `serve_with_shutdown`'s signal, or forced), before any connection learns of it:
+    /// the seam the health service uses to report NOT_SERVING as shutdown begins
+    /// (grpc-go users call `health.Server.Shutdown` before `GracefulStop`). Runs it
+    /// now when a stop was already requested. It runs on the thread that asked for
+    /// the stop, so it must be quick and must not block.
+    pub fn on_stop(&self, callback: impl FnOnce() + Send + 'static) {
+        let mut callbacks = self.on_stop.lock().unwrap_or_else(|e| e.into_inner());
+        match callbacks.as_mut() {
+            Some(pending) => pending.push(Box::new(callback)),
+            None => {
+                drop(callbacks);
+                callback();
+            }
+        }
+    }
+
     fn request(&self, stop: Stop) {
+        let callbacks = self
+            .on_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        for callback in callbacks.into_iter().flatten() {
+            callback();
+        }
         self.stop.send_modify(|current| {
             *current = match (*current, stop) {
                 (Stop::Forced, _) | (_, Stop::Forced) => Stop::Forced,
@@ -161,6 +229,8 @@ impl Server {
             config: ServerConfig::default(),
             settings: ServerSettings::default(),
             stop: Arc::new(watch::channel(Stop::Running).0),
+            on_stop: Arc::new(Mutex::new(Some(Vec::new()))),
+            registered: RegisteredServices::default(),
             shutdown_grace: None,
             trim_memory: true,
         }
@@ -170,7 +240,14 @@ impl Server {
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             stop: self.stop.clone(),
+            on_stop: self.on_stop.clone(),
         }
+    }
+
+    /// The services registered on this server, now and later (see
+    /// [`RegisteredServices`]); what a reflection service lists.
+    pub fn registered_services(&self) -> RegisteredServices {
+        self.registered.clone()
     }
 
     /// Registers a service's handlers, given in the order of `desc.methods` then
@@ -196,6 +273,7 @@ impl Server {
             "register_service: service {} registered twice",
             desc.service_name
         );
+        self.registered.push(desc);
         for (name, handler) in names.zip(handlers) {
             self.router
                 .handlers

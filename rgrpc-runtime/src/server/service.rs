@@ -11,7 +11,8 @@ use std::sync::Arc;
 use crate::server::{RecvStream, SendStream, ServerContext, ServerStream};
 use crate::status::Status;
 
-/// A service: its full name, its RPCs and the .proto file it came from.
+/// A service: its full name, its RPCs, the .proto file it came from and that file's
+/// encoded descriptor with those of its imports (what server reflection serves).
 #[derive(Debug)]
 pub struct ServiceDesc {
     /// Full service name, e.g. `helloworld.Greeter`.
@@ -22,6 +23,12 @@ pub struct ServiceDesc {
     pub streams: &'static [StreamDesc],
     /// The .proto file that declared the service.
     pub metadata: &'static str,
+    /// Encoded `google.protobuf.FileDescriptorProto`s: the file that declared the
+    /// service first, then every file it imports, directly or not (each once). Generated
+    /// code points these at per-file constants, so a file shared by several services is
+    /// in the binary once. Empty for hand-written descriptors that do not need
+    /// reflection.
+    pub files: &'static [&'static [u8]],
 }
 
 /// A unary method.
