@@ -260,6 +260,14 @@ fn server(
     let desc_doc = format!(" Service descriptor of `{full_name}`.");
     let register_doc = format!(" Registers `service` on `server` under `{full_name}`.");
     let source_file = &service.source_file;
+    let files = service
+        .descriptor_paths
+        .iter()
+        .map(|path| {
+            syn::parse_str::<syn::Path>(path)
+                .map_err(|_| Error::input(format!("`{path}` is not a valid Rust path")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let trait_methods = methods.iter().zip(&service.methods).map(|(m, ir)| {
         let (name, doc, dep, resp) = (&m.name, &m.doc, &m.deprecated, &m.resp);
@@ -322,6 +330,7 @@ fn server(
             methods: &[#(#method_descs),*],
             streams: &[#(#stream_descs),*],
             metadata: #source_file,
+            files: &[#(#files),*],
         };
 
         #[doc = #register_doc]
@@ -426,6 +435,7 @@ mod tests {
             doc: vec![" The greeting service.".into()],
             deprecated: false,
             source_file: "helloworld.proto".into(),
+            descriptor_paths: vec!["HELLOWORLD_FILE_DESCRIPTOR".into()],
             methods: vec![Method {
                 proto_name: "SayHello".into(),
                 rust_name: "say_hello".into(),
@@ -457,6 +467,7 @@ mod tests {
             "methods: &[ ::rgrpc_runtime::MethodDesc { method_name: \"SayHello\", }, ]",
             "streams: &[]",
             "metadata: \"helloworld.proto\"",
+            "files: &[HELLOWORLD_FILE_DESCRIPTOR]",
             "pub fn register_greeter_server<S: GreeterServer>(",
             "server.register_service(&GREETER_SERVICE_DESC, handlers);",
         ] {

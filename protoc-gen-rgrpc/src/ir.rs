@@ -25,6 +25,10 @@ pub(crate) struct Service {
     /// The .proto file that defines it, as protoc names it (the descriptor's
     /// `metadata`, like grpc-go's).
     pub source_file: String,
+    /// Rust paths, from the service's module, of the encoded descriptors of
+    /// `source_file` and its transitive imports (filled by the pipeline, which
+    /// knows where each file's descriptor is; see `descriptors`).
+    pub descriptor_paths: Vec<String>,
     /// The methods, in .proto order.
     pub methods: Vec<Method>,
 }
@@ -117,6 +121,7 @@ fn build_service(
         doc: doc_lines(file, path),
         deprecated: service.options.as_ref().is_some_and(|o| o.deprecated()),
         source_file: file.name().to_owned(),
+        descriptor_paths: Vec::new(),
         methods,
         full_name,
     })

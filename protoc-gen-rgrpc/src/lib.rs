@@ -16,6 +16,7 @@
 
 mod build;
 mod comments;
+mod descriptors;
 mod diagnostic;
 mod error;
 mod generate;

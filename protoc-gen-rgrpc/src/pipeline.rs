@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use prost_build::Module;
 use prost_types::FileDescriptorProto;
 
+use crate::descriptors::Descriptors;
 use crate::error::Error;
 use crate::include::{self, IncludePaths};
 use crate::params::Options;
@@ -31,8 +32,10 @@ pub struct GeneratedFile {
 ///
 /// Files of one package share one output file. Within it, the files'
 /// contributions appear in the order of their names, so the output does not
-/// depend on the order in which files were given. Packages that produce no
-/// code produce no file. The result is sorted by file name.
+/// depend on the order in which files were given. With client or server code
+/// on, every package produces a file: each generated `.proto` file's encoded
+/// descriptor is a `pub static` in its package's module (see
+/// `docs/generated-code.md`). The result is sorted by file name.
 ///
 /// With [`Options::include_file`], one more file of that name declares the
 /// module tree and includes the others by relative paths (`include!("a.rs")`),
@@ -69,17 +72,28 @@ pub(crate) fn generate_files_with(
     // Validate everything before prost-build sees it.
     let index = TypeIndex::new(files);
     let externs = ExternPaths::new(options)?;
+    let descriptors = Descriptors::new(files, &selected, &externs);
     let mut services: BTreeMap<Module, Vec<ir::Service>> = BTreeMap::new();
     // A package name for each module, for the include file's module tree.
     let mut packages: HashMap<Module, &str> = HashMap::new();
+    // The files whose descriptors each module's ServiceDescs list.
+    let mut imports: HashMap<Module, Vec<&str>> = HashMap::new();
     for file in &selected {
         index.check_fields(file)?;
         let module = Module::from_protobuf_package_name(file.package());
         packages.entry(module.clone()).or_insert(file.package());
-        services
-            .entry(module)
-            .or_default()
-            .extend(ir::services(file, &index, &externs)?);
+        let mut built = ir::services(file, &index, &externs)?;
+        if !built.is_empty() {
+            let closure = descriptors.closure(file.name())?;
+            for service in &mut built {
+                service.descriptor_paths = closure
+                    .iter()
+                    .map(|f| descriptors.path_from(file.package(), f))
+                    .collect();
+            }
+            imports.entry(module.clone()).or_default().extend(closure);
+        }
+        services.entry(module).or_default().extend(built);
     }
 
     let mut message_code = if options.messages {
@@ -93,19 +107,38 @@ pub(crate) fn generate_files_with(
     for (module, services) in services {
         let messages = message_code.remove(&module).unwrap_or_default();
         let service_code = generate::services(&services, options)?;
-        if messages.is_empty() && service_code.is_empty() {
+        // `packages` has every module: both are filled from `selected`.
+        let package = packages[&module];
+        // The statics go with the service code, which uses them: output with
+        // neither client nor server is prost-build's, and may sit in one module
+        // beside a `messages=false` run's output, which has them.
+        let mut descriptor_code = if options.client || options.server {
+            descriptors.package_statics(package)?
+        } else {
+            String::new()
+        };
+        if options.server && !service_code.is_empty() {
+            let needed = imports.remove(&module).unwrap_or_default();
+            descriptor_code.push_str(&descriptors.import_copies(needed)?);
+        }
+        let mut content = String::with_capacity(
+            HEADER.len() + messages.len() + service_code.len() + descriptor_code.len() + 2,
+        );
+        if messages.is_empty() && service_code.is_empty() && descriptor_code.is_empty() {
             continue;
         }
-        let mut content = String::with_capacity(HEADER.len() + messages.len() + service_code.len());
         content.push_str(HEADER);
-        content.push_str(&messages);
-        if !messages.is_empty() && !service_code.is_empty() {
-            content.push('\n');
+        for part in [&messages, &service_code, &descriptor_code] {
+            if part.is_empty() {
+                continue;
+            }
+            if content.len() > HEADER.len() {
+                content.push('\n');
+            }
+            content.push_str(part);
         }
-        content.push_str(&service_code);
         let name = module.to_file_name_or("_");
-        // `packages` has every module: both are filled from `selected`.
-        tree.push((include::module_path(packages[&module]), name.clone()));
+        tree.push((include::module_path(package), name.clone()));
         out.push(GeneratedFile { name, content });
     }
     if let Some(name) = &options.include_file {

@@ -154,6 +154,12 @@ impl ExternPaths {
         Ok(())
     }
 
+    /// Whether `type_name` (fully qualified, with a leading dot) lies under an
+    /// extern path, so its code lives in another crate.
+    pub(crate) fn covers(&self, type_name: &str) -> bool {
+        self.resolve(type_name).is_some()
+    }
+
     /// The Rust path for `type_name` (fully qualified) if it lies under an
     /// extern path: the longest matching protobuf prefix wins, and the rest of
     /// the name is appended as modules and a type (`extern_paths.rs`,

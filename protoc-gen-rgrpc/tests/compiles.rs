@@ -64,6 +64,8 @@ mod split {
     pub mod codegen {
         pub mod common {
             include!("golden/messages_only/codegen.common.rs");
+            // Only the descriptor, which the other packages' ServiceDescs name.
+            include!("golden/services_only/codegen.common.rs");
         }
         pub mod docs {
             include!("golden/messages_only/codegen.docs.rs");

@@ -153,6 +153,7 @@ pub static ROOT_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::Se
         },
     ],
     metadata: "codegen/nopackage.proto",
+    files: &[NOPACKAGE_FILE_DESCRIPTOR, IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR],
 };
 
 /// Registers `service` on `server` under `Root`.
@@ -186,3 +187,8 @@ pub fn register_root_server<S: RootServer>(
     ]);
     server.register_service(&ROOT_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/nopackage.proto` (source info stripped).
+pub static NOPACKAGE_FILE_DESCRIPTOR: &[u8] = b"\n\x17codegen/nopackage.proto\x1A\x1Bcodegen/common/common.proto\"*\n\x04Ping\x12\"\n\x02id\x18\x01 \x01(\x0B2\x12.codegen.common.IdR\x02id\"(\n\x04Pong\x12\x17\n\x04note\x18\x01 \x01(\tH\0R\x04note\x88\x01\x01B\x07\n\x05_note2@\n\x04Root\x12\x14\n\x04Ping\x12\x05.Ping\x1A\x05.Pong\x12\"\n\x03Ref\x12\x12.codegen.common.Id\x1A\x05.Pong0\x01b\x06proto3";
+/// The encoded descriptor of the imported `codegen/common/common.proto`, for reflection.
+static IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR: &[u8] = b"\n\x1Bcodegen/common/common.proto\x12\x0Ecodegen.common\"\x1A\n\x02Id\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value\"g\n\x04Page\x12\x12\n\x04size\x18\x01 \x01(\x05R\x04size\x12\x19\n\x05token\x18\x02 \x01(\tH\0R\x05token\x88\x01\x01\x12\x1B\n\x06offset\x18\x03 \x01(\x03H\x01R\x06offset\x88\x01\x01B\x08\n\x06_tokenB\t\n\x07_offset\"\xE5\x01\n\x08Envelope\x127\n\x06header\x18\x01 \x01(\x0B2\x1F.codegen.common.Envelope.HeaderR\x06header\x12\x18\n\x07payload\x18\x02 \x01(\x0CR\x07payload\x12(\n\x04kind\x18\x03 \x01(\x0E2\x14.codegen.common.KindR\x04kind\x1A\\\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x19\n\x05value\x18\x02 \x01(\tH\0R\x05value\x88\x01\x01\x1A\x1B\n\x05Trace\x12\x12\n\x04span\x18\x01 \x01(\x04R\x04spanB\x08\n\x06_value*<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\0\x12\x0E\n\nKIND_SMALL\x10\x01\x12\x0E\n\nKIND_LARGE\x10\x02b\x06proto3";

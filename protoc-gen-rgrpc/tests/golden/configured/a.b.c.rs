@@ -288,6 +288,11 @@ pub static DEEP_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::Se
         },
     ],
     metadata: "codegen/abc/abc.proto",
+    files: &[
+        ABC_FILE_DESCRIPTOR,
+        IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR,
+        super::super::super::NOPACKAGE_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `a.b.c.Deep`.
@@ -341,3 +346,8 @@ pub fn register_deep_server<S: DeepServer>(
     ]);
     server.register_service(&DEEP_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/abc/abc.proto` (source info stripped).
+pub static ABC_FILE_DESCRIPTOR: &[u8] = b"\n\x15codegen/abc/abc.proto\x12\x05a.b.c\x1A\x1Bcodegen/common/common.proto\x1A\x17codegen/nopackage.proto\"p\n\x05Thing\x12\"\n\x02id\x18\x01 \x01(\x0B2\x12.codegen.common.IdR\x02id\x12'\n\x05parts\x18\x02 \x03(\x0B2\x11.a.b.c.Thing.PartR\x05parts\x1A\x1A\n\x04Part\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name2\xCA\x01\n\x04Deep\x12*\n\x06Lookup\x12\x12.codegen.common.Id\x1A\x0C.a.b.c.Thing\x12<\n\x06Header\x12\x1F.codegen.common.Envelope.Header\x1A\x11.a.b.c.Thing.Part\x12>\n\x05Trace\x12%.codegen.common.Envelope.Header.Trace\x1A\x0C.a.b.c.Thing0\x01\x12\x18\n\x08FromRoot\x12\x05.Ping\x1A\x05.Pongb\x06proto3";
+/// The encoded descriptor of the imported `codegen/common/common.proto`, for reflection.
+static IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR: &[u8] = b"\n\x1Bcodegen/common/common.proto\x12\x0Ecodegen.common\"\x1A\n\x02Id\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value\"g\n\x04Page\x12\x12\n\x04size\x18\x01 \x01(\x05R\x04size\x12\x19\n\x05token\x18\x02 \x01(\tH\0R\x05token\x88\x01\x01\x12\x1B\n\x06offset\x18\x03 \x01(\x03H\x01R\x06offset\x88\x01\x01B\x08\n\x06_tokenB\t\n\x07_offset\"\xE5\x01\n\x08Envelope\x127\n\x06header\x18\x01 \x01(\x0B2\x1F.codegen.common.Envelope.HeaderR\x06header\x12\x18\n\x07payload\x18\x02 \x01(\x0CR\x07payload\x12(\n\x04kind\x18\x03 \x01(\x0E2\x14.codegen.common.KindR\x04kind\x1A\\\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x19\n\x05value\x18\x02 \x01(\tH\0R\x05value\x88\x01\x01\x1A\x1B\n\x05Trace\x12\x12\n\x04span\x18\x01 \x01(\x04R\x04spanB\x08\n\x06_value*<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\0\x12\x0E\n\nKIND_SMALL\x10\x01\x12\x0E\n\nKIND_LARGE\x10\x02b\x06proto3";

@@ -262,6 +262,11 @@ pub static ALPHA_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::S
         },
     ],
     metadata: "codegen/multi/multi.proto",
+    files: &[
+        MULTI_FILE_DESCRIPTOR,
+        IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR,
+        TYPES_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.multi.Alpha`.
@@ -469,6 +474,11 @@ pub static BETA_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::Se
         },
     ],
     metadata: "codegen/multi/multi.proto",
+    files: &[
+        MULTI_FILE_DESCRIPTOR,
+        IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR,
+        TYPES_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.multi.Beta`.
@@ -543,6 +553,11 @@ pub static GAMMA_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::S
     methods: &[],
     streams: &[],
     metadata: "codegen/multi/multi.proto",
+    files: &[
+        MULTI_FILE_DESCRIPTOR,
+        IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR,
+        TYPES_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.multi.Gamma`.
@@ -695,6 +710,11 @@ pub static LOWER_CASE_SERVICE_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgr
     ],
     streams: &[],
     metadata: "codegen/multi/multi.proto",
+    files: &[
+        MULTI_FILE_DESCRIPTOR,
+        IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR,
+        TYPES_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.multi.lower_case_service`.
@@ -727,3 +747,10 @@ pub fn register_lower_case_service_server<S: LowerCaseServiceServer>(
     ]);
     server.register_service(&LOWER_CASE_SERVICE_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/multi/multi.proto` (source info stripped).
+pub static MULTI_FILE_DESCRIPTOR: &[u8] = b"\n\x19codegen/multi/multi.proto\x12\rcodegen.multi\x1A\x1Bcodegen/common/common.proto\x1A\x19codegen/multi/types.proto2\xF8\x01\n\x05Alpha\x125\n\x05Unary\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply\x12>\n\x0CServerStream\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply0\x01\x12>\n\x0CClientStream\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply(\x01\x128\n\x04Bidi\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply(\x010\x012{\n\x04Beta\x123\n\x05Unary\x12\x14.codegen.common.Page\x1A\x14.codegen.multi.Reply\x12>\n\x04Bidi\x12\x18.codegen.common.Envelope\x1A\x18.codegen.common.Envelope(\x010\x012\x07\n\x05Gamma2\x87\x01\n\x12lower_case_service\x128\n\x08do_thing\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply\x127\n\x07HTTPGet\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Replyb\x06proto3";
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/multi/types.proto` (source info stripped).
+pub static TYPES_FILE_DESCRIPTOR: &[u8] = b"\n\x19codegen/multi/types.proto\x12\rcodegen.multi\"\x1F\n\x07Request\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\"!\n\x05Reply\x12\x18\n\x07results\x18\x01 \x03(\tR\x07resultsb\x06proto3";
+/// The encoded descriptor of the imported `codegen/common/common.proto`, for reflection.
+static IMPORTED_CODEGEN_COMMON_COMMON_FILE_DESCRIPTOR: &[u8] = b"\n\x1Bcodegen/common/common.proto\x12\x0Ecodegen.common\"\x1A\n\x02Id\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value\"g\n\x04Page\x12\x12\n\x04size\x18\x01 \x01(\x05R\x04size\x12\x19\n\x05token\x18\x02 \x01(\tH\0R\x05token\x88\x01\x01\x12\x1B\n\x06offset\x18\x03 \x01(\x03H\x01R\x06offset\x88\x01\x01B\x08\n\x06_tokenB\t\n\x07_offset\"\xE5\x01\n\x08Envelope\x127\n\x06header\x18\x01 \x01(\x0B2\x1F.codegen.common.Envelope.HeaderR\x06header\x12\x18\n\x07payload\x18\x02 \x01(\x0CR\x07payload\x12(\n\x04kind\x18\x03 \x01(\x0E2\x14.codegen.common.KindR\x04kind\x1A\\\n\x06Header\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x19\n\x05value\x18\x02 \x01(\tH\0R\x05value\x88\x01\x01\x1A\x1B\n\x05Trace\x12\x12\n\x04span\x18\x01 \x01(\x04R\x04spanB\x08\n\x06_value*<\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\0\x12\x0E\n\nKIND_SMALL\x10\x01\x12\x0E\n\nKIND_LARGE\x10\x02b\x06proto3";

@@ -290,6 +290,11 @@ pub static DEEP_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::Se
         },
     ],
     metadata: "codegen/abc/abc.proto",
+    files: &[
+        ABC_FILE_DESCRIPTOR,
+        super::super::super::codegen::common::COMMON_FILE_DESCRIPTOR,
+        super::super::super::NOPACKAGE_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `a.b.c.Deep`.
@@ -343,3 +348,6 @@ pub fn register_deep_server<S: DeepServer>(
     ]);
     server.register_service(&DEEP_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/abc/abc.proto` (source info stripped).
+pub static ABC_FILE_DESCRIPTOR: &[u8] = b"\n\x15codegen/abc/abc.proto\x12\x05a.b.c\x1A\x1Bcodegen/common/common.proto\x1A\x17codegen/nopackage.proto\"p\n\x05Thing\x12\"\n\x02id\x18\x01 \x01(\x0B2\x12.codegen.common.IdR\x02id\x12'\n\x05parts\x18\x02 \x03(\x0B2\x11.a.b.c.Thing.PartR\x05parts\x1A\x1A\n\x04Part\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name2\xCA\x01\n\x04Deep\x12*\n\x06Lookup\x12\x12.codegen.common.Id\x1A\x0C.a.b.c.Thing\x12<\n\x06Header\x12\x1F.codegen.common.Envelope.Header\x1A\x11.a.b.c.Thing.Part\x12>\n\x05Trace\x12%.codegen.common.Envelope.Header.Trace\x1A\x0C.a.b.c.Thing0\x01\x12\x18\n\x08FromRoot\x12\x05.Ping\x1A\x05.Pongb\x06proto3";

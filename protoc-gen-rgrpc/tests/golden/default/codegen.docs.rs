@@ -288,6 +288,7 @@ pub static DOCUMENTED_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runti
         },
     ],
     metadata: "codegen/docs/docs.proto",
+    files: &[DOCS_FILE_DESCRIPTOR],
 };
 
 /// Registers `service` on `server` under `codegen.docs.Documented`.
@@ -491,6 +492,7 @@ pub static LEGACY_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::
         },
     ],
     metadata: "codegen/docs/docs.proto",
+    files: &[DOCS_FILE_DESCRIPTOR],
 };
 
 /// Registers `service` on `server` under `codegen.docs.Legacy`.
@@ -526,3 +528,6 @@ pub fn register_legacy_server<S: LegacyServer>(
     ]);
     server.register_service(&LEGACY_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/docs/docs.proto` (source info stripped).
+pub static DOCS_FILE_DESCRIPTOR: &[u8] = b"\n\x17codegen/docs/docs.proto\x12\x0Ccodegen.docs\"\x1A\n\x04Note\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text2\xE3\x01\n\nDocumented\x12/\n\x05Plain\x12\x12.codegen.docs.Note\x1A\x12.codegen.docs.Note\x122\n\x03Old\x12\x12.codegen.docs.Note\x1A\x12.codegen.docs.Note\"\x03\x88\x02\x01\x126\n\x0CUndocumented\x12\x12.codegen.docs.Note\x1A\x12.codegen.docs.Note\x128\n\x05Block\x12\x12.codegen.docs.Note\x1A\x12.codegen.docs.Note\"\x03\x88\x02\x01(\x010\x012q\n\x06Legacy\x12.\n\x04Call\x12\x12.codegen.docs.Note\x1A\x12.codegen.docs.Note\x122\n\x06Stream\x12\x12.codegen.docs.Note\x1A\x12.codegen.docs.Note0\x01\x1A\x03\x88\x02\x01b\x06proto3";

@@ -262,6 +262,11 @@ pub static ALPHA_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::S
         },
     ],
     metadata: "codegen/multi/multi.proto",
+    files: &[
+        MULTI_FILE_DESCRIPTOR,
+        super::super::codegen::common::COMMON_FILE_DESCRIPTOR,
+        TYPES_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.multi.Alpha`.
@@ -469,6 +474,11 @@ pub static BETA_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::Se
         },
     ],
     metadata: "codegen/multi/multi.proto",
+    files: &[
+        MULTI_FILE_DESCRIPTOR,
+        super::super::codegen::common::COMMON_FILE_DESCRIPTOR,
+        TYPES_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.multi.Beta`.
@@ -539,6 +549,11 @@ pub static GAMMA_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::S
     methods: &[],
     streams: &[],
     metadata: "codegen/multi/multi.proto",
+    files: &[
+        MULTI_FILE_DESCRIPTOR,
+        super::super::codegen::common::COMMON_FILE_DESCRIPTOR,
+        TYPES_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.multi.Gamma`.
@@ -691,6 +706,11 @@ pub static LOWER_CASE_SERVICE_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgr
     ],
     streams: &[],
     metadata: "codegen/multi/multi.proto",
+    files: &[
+        MULTI_FILE_DESCRIPTOR,
+        super::super::codegen::common::COMMON_FILE_DESCRIPTOR,
+        TYPES_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.multi.lower_case_service`.
@@ -723,3 +743,8 @@ pub fn register_lower_case_service_server<S: LowerCaseServiceServer>(
     ]);
     server.register_service(&LOWER_CASE_SERVICE_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/multi/multi.proto` (source info stripped).
+pub static MULTI_FILE_DESCRIPTOR: &[u8] = b"\n\x19codegen/multi/multi.proto\x12\rcodegen.multi\x1A\x1Bcodegen/common/common.proto\x1A\x19codegen/multi/types.proto2\xF8\x01\n\x05Alpha\x125\n\x05Unary\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply\x12>\n\x0CServerStream\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply0\x01\x12>\n\x0CClientStream\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply(\x01\x128\n\x04Bidi\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply(\x010\x012{\n\x04Beta\x123\n\x05Unary\x12\x14.codegen.common.Page\x1A\x14.codegen.multi.Reply\x12>\n\x04Bidi\x12\x18.codegen.common.Envelope\x1A\x18.codegen.common.Envelope(\x010\x012\x07\n\x05Gamma2\x87\x01\n\x12lower_case_service\x128\n\x08do_thing\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Reply\x127\n\x07HTTPGet\x12\x16.codegen.multi.Request\x1A\x14.codegen.multi.Replyb\x06proto3";
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/multi/types.proto` (source info stripped).
+pub static TYPES_FILE_DESCRIPTOR: &[u8] = b"\n\x19codegen/multi/types.proto\x12\rcodegen.multi\"\x1F\n\x07Request\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\"!\n\x05Reply\x12\x18\n\x07results\x18\x01 \x03(\tR\x07resultsb\x06proto3";

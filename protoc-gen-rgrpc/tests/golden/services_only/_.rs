@@ -142,6 +142,7 @@ pub static ROOT_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::Se
         },
     ],
     metadata: "codegen/nopackage.proto",
+    files: &[NOPACKAGE_FILE_DESCRIPTOR, codegen::common::COMMON_FILE_DESCRIPTOR],
 };
 
 /// Registers `service` on `server` under `Root`.
@@ -175,3 +176,6 @@ pub fn register_root_server<S: RootServer>(
     ]);
     server.register_service(&ROOT_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/nopackage.proto` (source info stripped).
+pub static NOPACKAGE_FILE_DESCRIPTOR: &[u8] = b"\n\x17codegen/nopackage.proto\x1A\x1Bcodegen/common/common.proto\"*\n\x04Ping\x12\"\n\x02id\x18\x01 \x01(\x0B2\x12.codegen.common.IdR\x02id\"(\n\x04Pong\x12\x17\n\x04note\x18\x01 \x01(\tH\0R\x04note\x88\x01\x01B\x07\n\x05_note2@\n\x04Root\x12\x14\n\x04Ping\x12\x05.Ping\x1A\x05.Pong\x12\"\n\x03Ref\x12\x12.codegen.common.Id\x1A\x05.Pong0\x01b\x06proto3";

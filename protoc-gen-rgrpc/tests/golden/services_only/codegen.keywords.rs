@@ -541,6 +541,7 @@ pub static IMPL_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::Se
         },
     ],
     metadata: "codegen/keywords/keywords.proto",
+    files: &[KEYWORDS_FILE_DESCRIPTOR],
 };
 
 /// Registers `service` on `server` under `codegen.keywords.Impl`.
@@ -655,3 +656,6 @@ pub fn register_impl_server<S: ImplServer>(
     ]);
     server.register_service(&IMPL_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/keywords/keywords.proto` (source info stripped).
+pub static KEYWORDS_FILE_DESCRIPTOR: &[u8] = b"\n\x1Fcodegen/keywords/keywords.proto\x12\x10codegen.keywords\"\x90\x01\n\x04Self\x12\x14\n\x05match\x18\x01 \x01(\tR\x05match\x12\x19\n\x05async\x18\x02 \x01(\x08H\0R\x05async\x88\x01\x01\x120\n\x04self\x18\x03 \x01(\x0B2\x1C.codegen.keywords.Self.InnerR\x04self\x1A\x1B\n\x05Inner\x12\x12\n\x04type\x18\x01 \x01(\tR\x04typeB\x08\n\x06_async\"8\n\x04Type\x12\x0E\n\x02fn\x18\x01 \x01(\tR\x02fn\x12\x17\n\x04loop\x18\x02 \x01(\x05H\0R\x04loop\x88\x01\x01B\x07\n\x05_loop\"=\n\x13lower_snake_message\x12\x10\n\x03ref\x18\x01 \x01(\tR\x03ref\x12\x14\n\x05crate\x18\x02 \x01(\tR\x05crate2\xE9\x04\n\x04Impl\x126\n\x04Type\x12\x16.codegen.keywords.Type\x1A\x16.codegen.keywords.Type\x12<\n\x04Self\x12\x16.codegen.keywords.Self\x1A\x1C.codegen.keywords.Self.Inner\x12?\n\x05Match\x12\x1C.codegen.keywords.Self.Inner\x1A\x16.codegen.keywords.Type(\x01\x12W\n\x05Async\x12%.codegen.keywords.lower_snake_message\x1A%.codegen.keywords.lower_snake_message0\x01\x127\n\x05Super\x12\x16.codegen.keywords.Type\x1A\x16.codegen.keywords.Type\x127\n\x05Crate\x12\x16.codegen.keywords.Type\x1A\x16.codegen.keywords.Type\x128\n\x02Fn\x12\x16.codegen.keywords.Type\x1A\x16.codegen.keywords.Type(\x010\x01\x125\n\x03New\x12\x16.codegen.keywords.Type\x1A\x16.codegen.keywords.Type\x125\n\x03Gen\x12\x16.codegen.keywords.Type\x1A\x16.codegen.keywords.Type\x127\n\x05Await\x12\x16.codegen.keywords.Type\x1A\x16.codegen.keywords.Typeb\x06proto3";

@@ -453,6 +453,15 @@ pub static CLOCK_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime::S
         },
     ],
     metadata: "codegen/wkt/wkt.proto",
+    files: &[
+        WKT_FILE_DESCRIPTOR,
+        IMPORTED_GOOGLE_PROTOBUF_ANY_FILE_DESCRIPTOR,
+        IMPORTED_GOOGLE_PROTOBUF_DURATION_FILE_DESCRIPTOR,
+        IMPORTED_GOOGLE_PROTOBUF_EMPTY_FILE_DESCRIPTOR,
+        IMPORTED_GOOGLE_PROTOBUF_STRUCT_FILE_DESCRIPTOR,
+        IMPORTED_GOOGLE_PROTOBUF_TIMESTAMP_FILE_DESCRIPTOR,
+        IMPORTED_GOOGLE_PROTOBUF_WRAPPERS_FILE_DESCRIPTOR,
+    ],
 };
 
 /// Registers `service` on `server` under `codegen.wkt.Clock`.
@@ -547,3 +556,18 @@ pub fn register_clock_server<S: ClockServer>(
     ]);
     server.register_service(&CLOCK_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `codegen/wkt/wkt.proto` (source info stripped).
+pub static WKT_FILE_DESCRIPTOR: &[u8] = b"\n\x15codegen/wkt/wkt.proto\x12\x0Bcodegen.wkt\x1A\x19google/protobuf/any.proto\x1A\x1Egoogle/protobuf/duration.proto\x1A\x1Bgoogle/protobuf/empty.proto\x1A\x1Cgoogle/protobuf/struct.proto\x1A\x1Fgoogle/protobuf/timestamp.proto\x1A\x1Egoogle/protobuf/wrappers.proto\"\x95\x01\n\x05Event\x12*\n\x02at\x18\x01 \x01(\x0B2\x1A.google.protobuf.TimestampR\x02at\x12-\n\x04took\x18\x02 \x01(\x0B2\x19.google.protobuf.DurationR\x04took\x121\n\x07details\x18\x03 \x01(\x0B2\x17.google.protobuf.StructR\x07details2\xF7\x03\n\x05Clock\x129\n\x03Now\x12\x16.google.protobuf.Empty\x1A\x1A.google.protobuf.Timestamp\x12:\n\x05Sleep\x12\x19.google.protobuf.Duration\x1A\x16.google.protobuf.Empty\x12B\n\x04Echo\x12\x1C.google.protobuf.StringValue\x1A\x1C.google.protobuf.StringValue\x12@\n\x05Count\x12\x1B.google.protobuf.Int64Value\x1A\x1A.google.protobuf.BoolValue\x128\n\x07Inspect\x12\x17.google.protobuf.Struct\x1A\x14.google.protobuf.Any\x12=\n\x05Ticks\x12\x16.google.protobuf.Empty\x1A\x1A.google.protobuf.Timestamp0\x01\x126\n\x06Record\x12\x12.codegen.wkt.Event\x1A\x16.google.protobuf.Empty(\x01\x12@\n\x06Values\x12\x16.google.protobuf.Value\x1A\x1A.google.protobuf.ListValue(\x010\x01b\x06proto3";
+/// The encoded descriptor of the imported `google/protobuf/any.proto`, for reflection.
+static IMPORTED_GOOGLE_PROTOBUF_ANY_FILE_DESCRIPTOR: &[u8] = b"\n\x19google/protobuf/any.proto\x12\x0Fgoogle.protobuf\"6\n\x03Any\x12\x19\n\x08type_url\x18\x01 \x01(\tR\x07typeUrl\x12\x14\n\x05value\x18\x02 \x01(\x0CR\x05valueBv\n\x13com.google.protobufB\x08AnyProtoP\x01Z,google.golang.org/protobuf/types/known/anypb\xA2\x02\x03GPB\xAA\x02\x1EGoogle.Protobuf.WellKnownTypesb\x06proto3";
+/// The encoded descriptor of the imported `google/protobuf/duration.proto`, for reflection.
+static IMPORTED_GOOGLE_PROTOBUF_DURATION_FILE_DESCRIPTOR: &[u8] = b"\n\x1Egoogle/protobuf/duration.proto\x12\x0Fgoogle.protobuf\":\n\x08Duration\x12\x18\n\x07seconds\x18\x01 \x01(\x03R\x07seconds\x12\x14\n\x05nanos\x18\x02 \x01(\x05R\x05nanosB\x83\x01\n\x13com.google.protobufB\rDurationProtoP\x01Z1google.golang.org/protobuf/types/known/durationpb\xF8\x01\x01\xA2\x02\x03GPB\xAA\x02\x1EGoogle.Protobuf.WellKnownTypesb\x06proto3";
+/// The encoded descriptor of the imported `google/protobuf/empty.proto`, for reflection.
+static IMPORTED_GOOGLE_PROTOBUF_EMPTY_FILE_DESCRIPTOR: &[u8] = b"\n\x1Bgoogle/protobuf/empty.proto\x12\x0Fgoogle.protobuf\"\x07\n\x05EmptyB}\n\x13com.google.protobufB\nEmptyProtoP\x01Z.google.golang.org/protobuf/types/known/emptypb\xF8\x01\x01\xA2\x02\x03GPB\xAA\x02\x1EGoogle.Protobuf.WellKnownTypesb\x06proto3";
+/// The encoded descriptor of the imported `google/protobuf/struct.proto`, for reflection.
+static IMPORTED_GOOGLE_PROTOBUF_STRUCT_FILE_DESCRIPTOR: &[u8] = b"\n\x1Cgoogle/protobuf/struct.proto\x12\x0Fgoogle.protobuf\"\x98\x01\n\x06Struct\x12;\n\x06fields\x18\x01 \x03(\x0B2#.google.protobuf.Struct.FieldsEntryR\x06fields\x1AQ\n\x0BFieldsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12,\n\x05value\x18\x02 \x01(\x0B2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xB2\x02\n\x05Value\x12;\n\nnull_value\x18\x01 \x01(\x0E2\x1A.google.protobuf.NullValueH\0R\tnullValue\x12#\n\x0Cnumber_value\x18\x02 \x01(\x01H\0R\x0BnumberValue\x12#\n\x0Cstring_value\x18\x03 \x01(\tH\0R\x0BstringValue\x12\x1F\n\nbool_value\x18\x04 \x01(\x08H\0R\tboolValue\x12<\n\x0Cstruct_value\x18\x05 \x01(\x0B2\x17.google.protobuf.StructH\0R\x0BstructValue\x12;\n\nlist_value\x18\x06 \x01(\x0B2\x1A.google.protobuf.ListValueH\0R\tlistValueB\x06\n\x04kind\";\n\tListValue\x12.\n\x06values\x18\x01 \x03(\x0B2\x16.google.protobuf.ValueR\x06values*\x1B\n\tNullValue\x12\x0E\n\nNULL_VALUE\x10\0B\x7F\n\x13com.google.protobufB\x0BStructProtoP\x01Z/google.golang.org/protobuf/types/known/structpb\xF8\x01\x01\xA2\x02\x03GPB\xAA\x02\x1EGoogle.Protobuf.WellKnownTypesb\x06proto3";
+/// The encoded descriptor of the imported `google/protobuf/timestamp.proto`, for reflection.
+static IMPORTED_GOOGLE_PROTOBUF_TIMESTAMP_FILE_DESCRIPTOR: &[u8] = b"\n\x1Fgoogle/protobuf/timestamp.proto\x12\x0Fgoogle.protobuf\";\n\tTimestamp\x12\x18\n\x07seconds\x18\x01 \x01(\x03R\x07seconds\x12\x14\n\x05nanos\x18\x02 \x01(\x05R\x05nanosB\x85\x01\n\x13com.google.protobufB\x0ETimestampProtoP\x01Z2google.golang.org/protobuf/types/known/timestamppb\xF8\x01\x01\xA2\x02\x03GPB\xAA\x02\x1EGoogle.Protobuf.WellKnownTypesb\x06proto3";
+/// The encoded descriptor of the imported `google/protobuf/wrappers.proto`, for reflection.
+static IMPORTED_GOOGLE_PROTOBUF_WRAPPERS_FILE_DESCRIPTOR: &[u8] = b"\n\x1Egoogle/protobuf/wrappers.proto\x12\x0Fgoogle.protobuf\"#\n\x0BDoubleValue\x12\x14\n\x05value\x18\x01 \x01(\x01R\x05value\"\"\n\nFloatValue\x12\x14\n\x05value\x18\x01 \x01(\x02R\x05value\"\"\n\nInt64Value\x12\x14\n\x05value\x18\x01 \x01(\x03R\x05value\"#\n\x0BUInt64Value\x12\x14\n\x05value\x18\x01 \x01(\x04R\x05value\"\"\n\nInt32Value\x12\x14\n\x05value\x18\x01 \x01(\x05R\x05value\"#\n\x0BUInt32Value\x12\x14\n\x05value\x18\x01 \x01(\rR\x05value\"!\n\tBoolValue\x12\x14\n\x05value\x18\x01 \x01(\x08R\x05value\"#\n\x0BStringValue\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value\"\"\n\nBytesValue\x12\x14\n\x05value\x18\x01 \x01(\x0CR\x05valueB\x83\x01\n\x13com.google.protobufB\rWrappersProtoP\x01Z1google.golang.org/protobuf/types/known/wrapperspb\xF8\x01\x01\xA2\x02\x03GPB\xAA\x02\x1EGoogle.Protobuf.WellKnownTypesb\x06proto3";

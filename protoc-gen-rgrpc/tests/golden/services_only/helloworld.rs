@@ -90,6 +90,7 @@ pub static GREETER_SERVICE_DESC: ::rgrpc_runtime::ServiceDesc = ::rgrpc_runtime:
     ],
     streams: &[],
     metadata: "helloworld/helloworld.proto",
+    files: &[HELLOWORLD_FILE_DESCRIPTOR],
 };
 
 /// Registers `service` on `server` under `helloworld.Greeter`.
@@ -112,3 +113,6 @@ pub fn register_greeter_server<S: GreeterServer>(
     ]);
     server.register_service(&GREETER_SERVICE_DESC, handlers);
 }
+
+/// The encoded `google.protobuf.FileDescriptorProto` of `helloworld/helloworld.proto` (source info stripped).
+pub static HELLOWORLD_FILE_DESCRIPTOR: &[u8] = b"\n\x1Bhelloworld/helloworld.proto\x12\nhelloworld\"\"\n\x0CHelloRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"&\n\nHelloReply\x12\x18\n\x07message\x18\x01 \x01(\tR\x07message2G\n\x07Greeter\x12<\n\x08SayHello\x12\x18.helloworld.HelloRequest\x1A\x16.helloworld.HelloReplyb\x06proto3";
