@@ -9,6 +9,7 @@ pub mod grpc_testing {
 }
 
 pub mod h2peer;
+pub mod peers;
 pub mod proxy;
 pub mod target;
 
