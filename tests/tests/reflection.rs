@@ -338,3 +338,54 @@ async fn v1_answers_every_request_kind() {
     let status = within(10, call.message()).await.expect_err("stream ends");
     assert_eq!(status.code(), Code::InvalidArgument);
 }
+
+/// The helloworld example server as a user starts it: `grpcurl list` and a call work
+/// with no .proto at hand.
+#[tokio::test]
+async fn the_example_server_serves_reflection_and_health() {
+    let Some(bin) = peers::grpcurl() else {
+        return;
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_example-helloworld-server"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawning helloworld-server");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    within(
+        10,
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
+    )
+    .await
+    .expect("the server's first line");
+    let addr = line
+        .trim_end()
+        .strip_prefix("helloworld server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    let list = grpcurl_ok(&bin, &addr, &["", "list"]).await;
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "helloworld.Greeter",
+        ]
+    );
+    let health = grpcurl_ok(
+        &bin,
+        &addr,
+        &[
+            "-d",
+            r#"{"service":"helloworld.Greeter"}"#,
+            "",
+            "grpc.health.v1.Health/Check",
+        ],
+    )
+    .await;
+    assert_eq!(squash(&health), r#"{ "status": "SERVING" }"#);
+}
