@@ -465,3 +465,59 @@ impl Server {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static A: ServiceDesc = ServiceDesc {
+        service_name: "t.A",
+        methods: &[],
+        streams: &[],
+        metadata: "a.proto",
+        files: &[],
+    };
+    static B: ServiceDesc = ServiceDesc {
+        service_name: "t.B",
+        methods: &[],
+        streams: &[],
+        metadata: "b.proto",
+        files: &[b"\x0a\x07b.proto"],
+    };
+
+    #[test]
+    fn registered_services_include_later_registrations() {
+        let mut server = Server::new();
+        server.register_service(&A, Vec::new());
+        let registered = server.registered_services();
+        server.register_service(&B, Vec::new());
+        let names: Vec<&str> = registered.descs().iter().map(|d| d.service_name).collect();
+        assert_eq!(names, ["t.A", "t.B"]);
+        assert_eq!(registered.descs()[1].files, [b"\x0a\x07b.proto"]);
+    }
+
+    #[test]
+    fn on_stop_runs_once_before_the_stop_is_published() {
+        let server = Server::new();
+        let handle = server.handle();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let stop = server.stop.clone();
+        let counter = runs.clone();
+        handle.on_stop(move || {
+            // The connections have not been told yet.
+            assert_eq!(*stop.borrow(), Stop::Running);
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        handle.graceful_stop();
+        handle.stop();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(*server.stop.borrow(), Stop::Forced);
+        // Registered after the stop: runs at once.
+        let counter = runs.clone();
+        handle.on_stop(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+}
