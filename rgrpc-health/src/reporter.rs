@@ -1,15 +1,17 @@
 //! The status table: one watch channel per service name, holding only the latest
 //! status, and the handle that sets them.
 //!
-//! A service's entry moves between two states:
+//! A service name's entry, as a state machine (`Absent` is no entry at all):
 //!
 //! ```text
-//!            set_serving_status            clear_status (watchers left)
-//!   (absent) ------------------> Known(s) ---------------------------> (absent)
-//!      |  ^                       |    ^ set_serving_status
-//!      |  | last watcher leaves   |    |
-//!      v  |                       v    |
-//!    Unknown (watched) <--------- clear_status (watchers remain)
+//!   from       event                           to
+//!   Absent     set_serving_status(s)           Known(s)
+//!   Absent     a Watch starts                  Unknown
+//!   Unknown    set_serving_status(s)           Known(s)
+//!   Unknown    its last watcher leaves         Absent
+//!   Known(s)   set_serving_status(t)           Known(t)
+//!   Known(s)   clear_status, watched           Unknown
+//!   Known(s)   clear_status, not watched       Absent
 //! ```
 //!
 //! `Unknown` entries exist only while a `Watch` waits for a name nobody set, so the
