@@ -389,3 +389,98 @@ async fn the_example_server_serves_reflection_and_health() {
     .await;
     assert_eq!(squash(&health), r#"{ "status": "SERVING" }"#);
 }
+
+/// proto/codegen/wkt: a service whose file imports six well-known types, which
+/// prost-types provides, so their descriptors are copies in the generated file.
+mod wkt {
+    #![allow(dead_code)]
+    rgrpc_runtime::include_proto!("codegen.wkt");
+}
+
+struct Clock;
+
+impl wkt::ClockServer for Clock {
+    async fn now(
+        &self,
+        _ctx: &rgrpc_runtime::ServerContext,
+        _request: (),
+    ) -> Result<prost_types::Timestamp, rgrpc_runtime::Status> {
+        Ok(prost_types::Timestamp {
+            seconds: 5,
+            nanos: 0,
+        })
+    }
+
+    async fn echo(
+        &self,
+        _ctx: &rgrpc_runtime::ServerContext,
+        request: String,
+    ) -> Result<String, rgrpc_runtime::Status> {
+        Ok(request)
+    }
+}
+
+#[tokio::test]
+async fn well_known_type_imports_are_served() {
+    let server = start(|mut server| {
+        rgrpc_reflection::register(&mut server);
+        wkt::register_clock_server(&mut server, Clock);
+        server
+    })
+    .await;
+
+    let mut call = reflection(&server.target()).await;
+    let mut names = file_names(
+        ask(
+            &mut call,
+            MessageRequest::FileContainingSymbol("codegen.wkt.Clock.Now".into()),
+        )
+        .await,
+    );
+    assert_eq!(names.remove(0), "codegen/wkt/wkt.proto");
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "google/protobuf/any.proto",
+            "google/protobuf/duration.proto",
+            "google/protobuf/empty.proto",
+            "google/protobuf/struct.proto",
+            "google/protobuf/timestamp.proto",
+            "google/protobuf/wrappers.proto",
+        ]
+    );
+    let names = file_names(
+        ask(
+            &mut call,
+            MessageRequest::FileContainingSymbol("google.protobuf.Timestamp".into()),
+        )
+        .await,
+    );
+    assert_eq!(names, ["google/protobuf/timestamp.proto"]);
+
+    let Some(bin) = peers::grpcurl() else {
+        return;
+    };
+    let addr = server.addr.to_string();
+    let described = squash(&grpcurl_ok(&bin, &addr, &["", "describe", "codegen.wkt.Clock"]).await);
+    assert!(
+        described
+            .contains("rpc Now ( .google.protobuf.Empty ) returns ( .google.protobuf.Timestamp );"),
+        "{described}"
+    );
+    let event = squash(&grpcurl_ok(&bin, &addr, &["", "describe", "codegen.wkt.Event"]).await);
+    assert!(
+        event.contains(".google.protobuf.Timestamp at = 1;"),
+        "{event}"
+    );
+    let now = grpcurl_ok(&bin, &addr, &["-d", "{}", "", "codegen.wkt.Clock/Now"]).await;
+    assert_eq!(squash(&now), r#""1970-01-01T00:00:05Z""#, "{now}");
+    let echo = grpcurl_ok(
+        &bin,
+        &addr,
+        &["-d", r#""hi""#, "", "codegen.wkt.Clock/Echo"],
+    )
+    .await;
+    assert_eq!(squash(&echo), r#""hi""#, "{echo}");
+}
