@@ -67,6 +67,7 @@ fn squash(text: &str) -> String {
 
 #[tokio::test]
 async fn grpcurl_lists_describes_and_calls_through_reflection() {
+    rgrpc_tests::no_leaks(async {
     let Some(bin) = peers::grpcurl() else {
         return;
     };
@@ -163,6 +164,8 @@ async fn grpcurl_lists_describes_and_calls_through_reflection() {
     let (ok, stdout, stderr) = grpcurl(&bin, &addr, &["", "describe", "no.Such"]).await;
     assert!(!ok, "describe of an unknown symbol succeeded: {stdout}");
     assert!(stderr.contains("Symbol not found: no.Such"), "{stderr}");
+    })
+    .await;
 }
 
 async fn reflection(
@@ -219,175 +222,181 @@ fn error_code(response: MessageResponse) -> (Code, String) {
 
 #[tokio::test]
 async fn v1_answers_every_request_kind() {
-    let server = server().await;
-    let mut call = reflection(&server.target()).await;
+    rgrpc_tests::no_leaks(async {
+        let server = server().await;
+        let mut call = reflection(&server.target()).await;
 
-    let MessageResponse::ListServicesResponse(list) =
-        ask(&mut call, MessageRequest::ListServices(String::new())).await
-    else {
-        panic!("not a list");
-    };
-    // Every service, those registered after reflection too.
-    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, SERVICES);
+        let MessageResponse::ListServicesResponse(list) =
+            ask(&mut call, MessageRequest::ListServices(String::new())).await
+        else {
+            panic!("not a list");
+        };
+        // Every service, those registered after reflection too.
+        let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, SERVICES);
 
-    // The file, then its imports; a second ask sends only what was not sent yet.
-    let mut first = file_names(
-        ask(
-            &mut call,
-            MessageRequest::FileContainingSymbol("grpc.testing.TestService.UnaryCall".into()),
-        )
-        .await,
-    );
-    assert_eq!(first.remove(0), "grpc/testing/test.proto");
-    first.sort();
-    assert_eq!(
-        first,
-        ["grpc/testing/empty.proto", "grpc/testing/messages.proto"]
-    );
-    assert_eq!(
-        file_names(
+        // The file, then its imports; a second ask sends only what was not sent yet.
+        let mut first = file_names(
             ask(
                 &mut call,
-                MessageRequest::FileByFilename("grpc/testing/messages.proto".into())
-            )
-            .await
-        ),
-        ["grpc/testing/messages.proto"]
-    );
-    for (symbol, file) in [
-        ("helloworld.Greeter", "helloworld/helloworld.proto"),
-        ("routeguide.RouteNote", "routeguide/route_guide.proto"),
-        (
-            "routeguide.RouteNote.location",
-            "routeguide/route_guide.proto",
-        ),
-        ("grpc.testing.PayloadType", "grpc/testing/messages.proto"),
-        (
-            "grpc.health.v1.HealthCheckResponse.ServingStatus",
-            "grpc/health/v1/health.proto",
-        ),
-        (
-            "grpc.health.v1.HealthCheckResponse.SERVICE_UNKNOWN",
-            "grpc/health/v1/health.proto",
-        ),
-        (
-            "grpc.reflection.v1alpha.ServerReflection",
-            "grpc/reflection/v1alpha/reflection.proto",
-        ),
-    ] {
-        let names = file_names(
-            ask(
-                &mut call,
-                MessageRequest::FileContainingSymbol(symbol.into()),
+                MessageRequest::FileContainingSymbol("grpc.testing.TestService.UnaryCall".into()),
             )
             .await,
         );
-        assert_eq!(names[0], file, "{symbol}");
-    }
+        assert_eq!(first.remove(0), "grpc/testing/test.proto");
+        first.sort();
+        assert_eq!(
+            first,
+            ["grpc/testing/empty.proto", "grpc/testing/messages.proto"]
+        );
+        assert_eq!(
+            file_names(
+                ask(
+                    &mut call,
+                    MessageRequest::FileByFilename("grpc/testing/messages.proto".into())
+                )
+                .await
+            ),
+            ["grpc/testing/messages.proto"]
+        );
+        for (symbol, file) in [
+            ("helloworld.Greeter", "helloworld/helloworld.proto"),
+            ("routeguide.RouteNote", "routeguide/route_guide.proto"),
+            (
+                "routeguide.RouteNote.location",
+                "routeguide/route_guide.proto",
+            ),
+            ("grpc.testing.PayloadType", "grpc/testing/messages.proto"),
+            (
+                "grpc.health.v1.HealthCheckResponse.ServingStatus",
+                "grpc/health/v1/health.proto",
+            ),
+            (
+                "grpc.health.v1.HealthCheckResponse.SERVICE_UNKNOWN",
+                "grpc/health/v1/health.proto",
+            ),
+            (
+                "grpc.reflection.v1alpha.ServerReflection",
+                "grpc/reflection/v1alpha/reflection.proto",
+            ),
+        ] {
+            let names = file_names(
+                ask(
+                    &mut call,
+                    MessageRequest::FileContainingSymbol(symbol.into()),
+                )
+                .await,
+            );
+            assert_eq!(names[0], file, "{symbol}");
+        }
 
-    // Not found: an error response, and the stream goes on.
-    let (code, message) = error_code(
-        ask(
+        // Not found: an error response, and the stream goes on.
+        let (code, message) = error_code(
+            ask(
+                &mut call,
+                MessageRequest::FileContainingSymbol("no.Such".into()),
+            )
+            .await,
+        );
+        assert_eq!(
+            (code, message.as_str()),
+            (Code::NotFound, "unknown symbol no.Such")
+        );
+        let (code, _) =
+            error_code(ask(&mut call, MessageRequest::FileByFilename("no.proto".into())).await);
+        assert_eq!(code, Code::NotFound);
+        let (code, _) = error_code(
+            ask(
+                &mut call,
+                MessageRequest::FileContainingExtension(ExtensionRequest {
+                    containing_type: "helloworld.HelloRequest".into(),
+                    extension_number: 100,
+                }),
+            )
+            .await,
+        );
+        assert_eq!(code, Code::NotFound);
+        let (code, _) = error_code(
+            ask(
+                &mut call,
+                MessageRequest::AllExtensionNumbersOfType("no.Such".into()),
+            )
+            .await,
+        );
+        assert_eq!(code, Code::NotFound);
+        let MessageResponse::AllExtensionNumbersResponse(numbers) = ask(
             &mut call,
-            MessageRequest::FileContainingSymbol("no.Such".into()),
+            MessageRequest::AllExtensionNumbersOfType("helloworld.HelloRequest".into()),
         )
-        .await,
-    );
-    assert_eq!(
-        (code, message.as_str()),
-        (Code::NotFound, "unknown symbol no.Such")
-    );
-    let (code, _) =
-        error_code(ask(&mut call, MessageRequest::FileByFilename("no.proto".into())).await);
-    assert_eq!(code, Code::NotFound);
-    let (code, _) = error_code(
-        ask(
-            &mut call,
-            MessageRequest::FileContainingExtension(ExtensionRequest {
-                containing_type: "helloworld.HelloRequest".into(),
-                extension_number: 100,
-            }),
-        )
-        .await,
-    );
-    assert_eq!(code, Code::NotFound);
-    let (code, _) = error_code(
-        ask(
-            &mut call,
-            MessageRequest::AllExtensionNumbersOfType("no.Such".into()),
-        )
-        .await,
-    );
-    assert_eq!(code, Code::NotFound);
-    let MessageResponse::AllExtensionNumbersResponse(numbers) = ask(
-        &mut call,
-        MessageRequest::AllExtensionNumbersOfType("helloworld.HelloRequest".into()),
-    )
-    .await
-    else {
-        panic!("not an extension number response");
-    };
-    assert_eq!(numbers.base_type_name, "helloworld.HelloRequest");
-    assert!(numbers.extension_number.is_empty());
-
-    // No message_request at all ends the stream with INVALID_ARGUMENT (grpc-go).
-    within(10, call.send(&ServerReflectionRequest::default()))
         .await
-        .expect("send");
-    let status = within(10, call.message()).await.expect_err("stream ends");
-    assert_eq!(status.code(), Code::InvalidArgument);
+        else {
+            panic!("not an extension number response");
+        };
+        assert_eq!(numbers.base_type_name, "helloworld.HelloRequest");
+        assert!(numbers.extension_number.is_empty());
+
+        // No message_request at all ends the stream with INVALID_ARGUMENT (grpc-go).
+        within(10, call.send(&ServerReflectionRequest::default()))
+            .await
+            .expect("send");
+        let status = within(10, call.message()).await.expect_err("stream ends");
+        assert_eq!(status.code(), Code::InvalidArgument);
+    })
+    .await;
 }
 
 /// The helloworld example server as a user starts it: `grpcurl list` and a call work
 /// with no .proto at hand.
 #[tokio::test]
 async fn the_example_server_serves_reflection_and_health() {
-    let Some(bin) = peers::grpcurl() else {
-        return;
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_example-helloworld-server"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawning helloworld-server");
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped"));
-    let mut line = String::new();
-    within(
-        10,
-        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
-    )
-    .await
-    .expect("the server's first line");
-    let addr = line
-        .trim_end()
-        .strip_prefix("helloworld server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    let list = grpcurl_ok(&bin, &addr, &["", "list"]).await;
-    assert_eq!(
-        list.lines().collect::<Vec<_>>(),
-        [
-            "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection",
-            "grpc.reflection.v1alpha.ServerReflection",
-            "helloworld.Greeter",
-        ]
-    );
-    let health = grpcurl_ok(
-        &bin,
-        &addr,
-        &[
-            "-d",
-            r#"{"service":"helloworld.Greeter"}"#,
-            "",
-            "grpc.health.v1.Health/Check",
-        ],
-    )
+    rgrpc_tests::no_leaks(async {
+        let Some(bin) = peers::grpcurl() else {
+            return;
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_example-helloworld-server"))
+            .args(["--addr", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning helloworld-server");
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        within(
+            10,
+            tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
+        )
+        .await
+        .expect("the server's first line");
+        let addr = line
+            .trim_end()
+            .strip_prefix("helloworld server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        let list = grpcurl_ok(&bin, &addr, &["", "list"]).await;
+        assert_eq!(
+            list.lines().collect::<Vec<_>>(),
+            [
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+                "helloworld.Greeter",
+            ]
+        );
+        let health = grpcurl_ok(
+            &bin,
+            &addr,
+            &[
+                "-d",
+                r#"{"service":"helloworld.Greeter"}"#,
+                "",
+                "grpc.health.v1.Health/Check",
+            ],
+        )
+        .await;
+        assert_eq!(squash(&health), r#"{ "status": "SERVING" }"#);
+    })
     .await;
-    assert_eq!(squash(&health), r#"{ "status": "SERVING" }"#);
 }
 
 /// proto/codegen/wkt: a service whose file imports six well-known types, which
@@ -422,65 +431,70 @@ impl wkt::ClockServer for Clock {
 
 #[tokio::test]
 async fn well_known_type_imports_are_served() {
-    let server = start(|mut server| {
-        rgrpc_reflection::register(&mut server);
-        wkt::register_clock_server(&mut server, Clock);
-        server
+    rgrpc_tests::no_leaks(async {
+        let server = start(|mut server| {
+            rgrpc_reflection::register(&mut server);
+            wkt::register_clock_server(&mut server, Clock);
+            server
+        })
+        .await;
+
+        let mut call = reflection(&server.target()).await;
+        let mut names = file_names(
+            ask(
+                &mut call,
+                MessageRequest::FileContainingSymbol("codegen.wkt.Clock.Now".into()),
+            )
+            .await,
+        );
+        assert_eq!(names.remove(0), "codegen/wkt/wkt.proto");
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "google/protobuf/any.proto",
+                "google/protobuf/duration.proto",
+                "google/protobuf/empty.proto",
+                "google/protobuf/struct.proto",
+                "google/protobuf/timestamp.proto",
+                "google/protobuf/wrappers.proto",
+            ]
+        );
+        let names = file_names(
+            ask(
+                &mut call,
+                MessageRequest::FileContainingSymbol("google.protobuf.Timestamp".into()),
+            )
+            .await,
+        );
+        assert_eq!(names, ["google/protobuf/timestamp.proto"]);
+
+        let Some(bin) = peers::grpcurl() else {
+            return;
+        };
+        let addr = server.addr.to_string();
+        let described =
+            squash(&grpcurl_ok(&bin, &addr, &["", "describe", "codegen.wkt.Clock"]).await);
+        assert!(
+            described.contains(
+                "rpc Now ( .google.protobuf.Empty ) returns ( .google.protobuf.Timestamp );"
+            ),
+            "{described}"
+        );
+        let event = squash(&grpcurl_ok(&bin, &addr, &["", "describe", "codegen.wkt.Event"]).await);
+        assert!(
+            event.contains(".google.protobuf.Timestamp at = 1;"),
+            "{event}"
+        );
+        let now = grpcurl_ok(&bin, &addr, &["-d", "{}", "", "codegen.wkt.Clock/Now"]).await;
+        assert_eq!(squash(&now), r#""1970-01-01T00:00:05Z""#, "{now}");
+        let echo = grpcurl_ok(
+            &bin,
+            &addr,
+            &["-d", r#""hi""#, "", "codegen.wkt.Clock/Echo"],
+        )
+        .await;
+        assert_eq!(squash(&echo), r#""hi""#, "{echo}");
     })
     .await;
-
-    let mut call = reflection(&server.target()).await;
-    let mut names = file_names(
-        ask(
-            &mut call,
-            MessageRequest::FileContainingSymbol("codegen.wkt.Clock.Now".into()),
-        )
-        .await,
-    );
-    assert_eq!(names.remove(0), "codegen/wkt/wkt.proto");
-    names.sort();
-    assert_eq!(
-        names,
-        [
-            "google/protobuf/any.proto",
-            "google/protobuf/duration.proto",
-            "google/protobuf/empty.proto",
-            "google/protobuf/struct.proto",
-            "google/protobuf/timestamp.proto",
-            "google/protobuf/wrappers.proto",
-        ]
-    );
-    let names = file_names(
-        ask(
-            &mut call,
-            MessageRequest::FileContainingSymbol("google.protobuf.Timestamp".into()),
-        )
-        .await,
-    );
-    assert_eq!(names, ["google/protobuf/timestamp.proto"]);
-
-    let Some(bin) = peers::grpcurl() else {
-        return;
-    };
-    let addr = server.addr.to_string();
-    let described = squash(&grpcurl_ok(&bin, &addr, &["", "describe", "codegen.wkt.Clock"]).await);
-    assert!(
-        described
-            .contains("rpc Now ( .google.protobuf.Empty ) returns ( .google.protobuf.Timestamp );"),
-        "{described}"
-    );
-    let event = squash(&grpcurl_ok(&bin, &addr, &["", "describe", "codegen.wkt.Event"]).await);
-    assert!(
-        event.contains(".google.protobuf.Timestamp at = 1;"),
-        "{event}"
-    );
-    let now = grpcurl_ok(&bin, &addr, &["-d", "{}", "", "codegen.wkt.Clock/Now"]).await;
-    assert_eq!(squash(&now), r#""1970-01-01T00:00:05Z""#, "{now}");
-    let echo = grpcurl_ok(
-        &bin,
-        &addr,
-        &["-d", r#""hi""#, "", "codegen.wkt.Clock/Echo"],
-    )
-    .await;
-    assert_eq!(squash(&echo), r#""hi""#, "{echo}");
 }
