@@ -14,6 +14,7 @@ pub mod routeguide {
 
 pub mod demo;
 pub mod greeter;
+pub mod interceptors;
 pub mod route_guide;
 
 /// What `--addr` takes, for usage and error messages.

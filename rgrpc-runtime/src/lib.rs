@@ -16,6 +16,7 @@
 mod call;
 mod client;
 mod codec;
+mod interceptor;
 mod metadata;
 mod server;
 mod status;
@@ -23,16 +24,18 @@ mod transport;
 
 pub use call::{CallOptions, Request, Response};
 pub use client::{
-    AddressSink, BidiStreamingCall, Channel, ChannelBuilder, ClientStreamingCall,
-    ConnectivityState, Endpoint, LbPolicy, LoadBalancer, ManualResolver, RequestSink, Resolver,
-    ResolverBuilder, ResponseStream, register_resolver,
+    AddressSink, BidiStreamingCall, Channel, ChannelBuilder, ClientCall, ClientInterceptor,
+    ClientNext, ClientStreamingCall, ConnectivityState, Endpoint, LbPolicy, LoadBalancer,
+    ManualResolver, RequestSink, Resolver, ResolverBuilder, ResponseStream, register_resolver,
 };
 pub use codec::compression::Encoding;
 pub use codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
+pub use interceptor::{BoxFuture, CallObserver, RpcKind};
 pub use metadata::{Metadata, MetadataError};
 pub use server::service::{Handler, MethodDesc, ServiceDesc, StreamDesc};
 pub use server::{
-    RecvStream, RegisteredServices, SendStream, Server, ServerContext, ServerHandle, ServerStream,
+    RecvStream, RegisteredServices, SendStream, Server, ServerCall, ServerContext, ServerHandle,
+    ServerInterceptor, ServerNext, ServerStream,
 };
 pub use status::{Code, Status};
 pub use transport::io::{Listener, PeerAddr};

@@ -17,6 +17,7 @@ use crate::call::CallOptions;
 use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::codec::reader::MessageReader;
 use crate::codec::timeout;
+use crate::interceptor::{AnyMessage, Observers};
 use crate::metadata::Metadata;
 use crate::status::{Code, Status, status_from_h2};
 use crate::transport::client::Conn;
@@ -50,16 +51,30 @@ pub(super) struct SendHalf {
     closed: bool,
     encoding: Option<Encoding>,
     pub(super) compress: bool,
+    /// An intercepted call's observers (each request passes them).
+    observers: Option<Arc<Observers>>,
 }
 
 impl SendHalf {
-    pub(super) async fn send<T: prost::Message>(&mut self, message: &T) -> Result<(), Status> {
+    pub(super) async fn send<T: prost::Message + 'static>(
+        &mut self,
+        message: &T,
+    ) -> Result<(), Status> {
         // No quota: the request went whole with the open, so the stream is closed too.
         let (false, Some(quota)) = (self.closed, &self.quota) else {
             return Err(Status::internal("send after close_send"));
         };
         let encoding = self.encoding.filter(|_| self.compress);
-        let frame = compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?;
+        let replacement = match &self.observers {
+            Some(observers) => observers.send(message)?,
+            None => None,
+        };
+        let frame = match replacement {
+            Some(replacement) => {
+                compression::encode_frame(&*replacement, &mut self.buf, self.max_send, encoding)?
+            }
+            None => compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?,
+        };
         let writer = &self.conn.writer;
         let key = self.key;
         let result = until(self.deadline, async move {
@@ -148,6 +163,11 @@ pub(super) struct RecvHalf {
     pub(super) trailers: Metadata,
     /// Whether the last message returned arrived compressed.
     pub(super) last_compressed: bool,
+    /// The last message's length on the wire.
+    last_wire_size: usize,
+    /// An intercepted call's observers: each response, the headers and the end
+    /// pass them.
+    observers: Option<Arc<Observers>>,
     /// This call's share of the server's MAX_CONCURRENT_STREAMS; released when the call
     /// ends (or is dropped).
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -183,7 +203,28 @@ impl RecvHalf {
         }
     }
 
+    /// Shows a decoded response to the observers; one that rejects it ends the
+    /// call with its status (and resets the stream, as a cancel does).
+    pub(super) fn observe(&mut self, message: &mut dyn std::any::Any) -> Result<(), Status> {
+        let Some(observers) = &self.observers else {
+            return Ok(());
+        };
+        if let Err(status) = observers.recv(message, self.last_wire_size) {
+            if !matches!(self.state, RecvState::Done(_)) {
+                self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+                self.state = RecvState::Done(Err(status.clone()));
+                self.permit = None;
+                observers.end(&Err(status.clone()), &mut self.trailers);
+            }
+            return Err(status);
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, result: Result<(), Status>) -> Result<(), Status> {
+        if let Some(observers) = &self.observers {
+            observers.end(&result, &mut self.trailers);
+        }
         if let Err(status) = &result {
             if status.code() == Code::DeadlineExceeded || status.code() == Code::Cancelled {
                 self.conn.writer.reset(self.key, h2::Reason::CANCEL);
@@ -256,7 +297,11 @@ impl RecvHalf {
     fn head_received(&mut self, response: http::Response<h2::RecvStream>) {
         self.replay = None;
         let (parts, body) = response.into_parts();
-        self.headers = Some(Metadata::from_headers(&parts.headers));
+        let mut headers = Metadata::from_headers(&parts.headers);
+        if let Some(observers) = &self.observers {
+            observers.headers(&mut headers);
+        }
+        self.headers = Some(headers);
         match check_head(&parts) {
             Ok(encoding) => {
                 self.state = RecvState::Body(MessageReader::new(body, self.max_recv, encoding));
@@ -355,6 +400,7 @@ impl RecvHalf {
         let status = match ready!(reader.poll_next(cx)) {
             Ok(Some(payload)) => {
                 self.last_compressed = reader.last_compressed();
+                self.last_wire_size = reader.last_wire_size();
                 return Poll::Ready(Ok(Some(payload)));
             }
             Err(status) => Err(status),
@@ -386,6 +432,10 @@ impl Drop for RecvHalf {
         // learns of it (PROTOCOL-HTTP2.md: RST_STREAM CANCEL).
         if !matches!(self.state, RecvState::Done(_)) {
             self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+            if let Some(observers) = &self.observers {
+                let dropped = Err(Status::cancelled("the caller dropped the call"));
+                observers.end(&dropped, &mut self.trailers);
+            }
         }
     }
 }
@@ -467,7 +517,7 @@ struct Ticket {
 impl<'a> Prepared<'a> {
     /// Encodes the call's only request message (`first`, when given). Not async, so
     /// that none of its arguments stay in the waiting call's future.
-    pub(super) fn new<M: prost::Message>(
+    pub(super) fn new<M: AnyMessage + ?Sized>(
         channel: &'a Channel,
         path: &'static str,
         options: CallOptions,
@@ -495,9 +545,7 @@ impl<'a> Prepared<'a> {
             .filter(|e| *e != Encoding::Identity);
         let mut buf = BytesMut::new();
         let first = match first {
-            Some(message) => Some(compression::encode_frame(
-                message, &mut buf, max_send, encoding,
-            )?),
+            Some(message) => Some(message.encode_frame(&mut buf, max_send, encoding)?),
             None => None,
         };
         Ok(Prepared {
@@ -550,7 +598,11 @@ async fn wait_for_stream(
 
 impl Prepared<'_> {
     /// Opens the stream; the request is queued with it when the call has only one.
-    pub(super) async fn open(self) -> Result<(SendHalf, RecvHalf), Status> {
+    /// `observers`: an intercepted call's.
+    pub(super) async fn open(
+        self,
+        observers: Option<Arc<Observers>>,
+    ) -> Result<(SendHalf, RecvHalf), Status> {
         let Prepared {
             channel,
             path,
@@ -594,6 +646,7 @@ impl Prepared<'_> {
             closed,
             encoding,
             compress: true,
+            observers: observers.clone(),
         };
         let recv = RecvHalf {
             conn: started.conn,
@@ -604,6 +657,8 @@ impl Prepared<'_> {
             headers: None,
             trailers: Metadata::new(),
             last_compressed: false,
+            last_wire_size: 0,
+            observers,
             permit: Some(started.permit),
             replay,
             stream_timer: None,

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use super::backoff::BackoffConfig;
 use super::balancer::{Endpoint, LoadBalancer};
+use super::interceptor::ClientInterceptor;
 use super::resolver::{self, AddressSink, Resolver, ResolverBuilder, Target};
 use super::service_config::ServiceConfig;
 use super::state::ConnectivityState;
@@ -69,6 +70,9 @@ pub(crate) struct ChannelConfig {
     pub compression: Option<crate::Encoding>,
     /// Per-method defaults for calls; `None` (no service config) costs a call nothing.
     pub service_config: Option<Arc<ServiceConfig>>,
+    /// Run around every call, the first added outermost; empty costs a call one
+    /// branch.
+    pub interceptors: Vec<Arc<dyn ClientInterceptor>>,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -86,6 +90,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("user_agent", &self.user_agent)
             .field("compression", &self.compression)
             .field("service_config", &self.service_config.is_some())
+            .field("interceptors", &self.interceptors.len())
             .finish()
     }
 }
@@ -112,6 +117,7 @@ impl Default for ChannelConfig {
             user_agent: http::HeaderValue::from_static(DEFAULT_USER_AGENT),
             compression: None,
             service_config: None,
+            interceptors: Vec::new(),
         }
     }
 }
@@ -179,6 +185,15 @@ impl std::fmt::Debug for ChannelBuilder {
 }
 
 impl ChannelBuilder {
+    /// Adds an interceptor around every call of the channel (default: none). They
+    /// run in the order added, the first outermost (grpc-go's
+    /// `WithChainUnaryInterceptor` and `WithChainStreamInterceptor`); see
+    /// [`ClientInterceptor`].
+    pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> ChannelBuilder {
+        self.config.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
     /// The load-balancing policy (default pick_first). A service config's
     /// `loadBalancingConfig` wins over it, whichever is set first (as in grpc, where
     /// the service config's policy overrides the channel's default).

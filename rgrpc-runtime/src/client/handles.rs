@@ -11,7 +11,9 @@ use futures_core::{FusedStream, Stream};
 
 use super::call::{Prepared, RecvHalf, SendHalf};
 use super::channel::Channel;
+use super::interceptor;
 use crate::call::{CallOptions, Request, Response};
+use crate::interceptor::RpcKind;
 use crate::metadata::Metadata;
 use crate::status::Status;
 
@@ -20,13 +22,14 @@ fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
 }
 
 /// Reads the single response of a unary or client-streaming call, then the status.
-async fn single_response<T: prost::Message + Default>(
+async fn single_response<T: prost::Message + Default + 'static>(
     mut recv: RecvHalf,
 ) -> Result<Response<T>, Status> {
     let Some(payload) = recv.message().await? else {
         return Err(Status::unimplemented("server sent no response message"));
     };
-    let message = decode::<T>(payload)?;
+    let mut message = decode::<T>(payload)?;
+    recv.observe(&mut message)?;
     if recv.message().await?.is_some() {
         return Err(Status::unimplemented(
             "server sent more than one response message",
@@ -45,16 +48,19 @@ impl Channel {
         request: Request<Req>,
     ) -> Result<Response<Resp>, Status>
     where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default + 'static,
     {
         let (message, options) = request.into_parts();
+        if self.intercepted() {
+            return Box::pin(interceptor::unary(self, path, message, options)).await;
+        }
         let mut prepared = Prepared::new(self, path, options, Some(&message))?;
         drop(message);
         prepared.wait().await?;
         // Boxed: a call waiting for its connection holds only the prepared call.
         Box::pin(async move {
-            let (_send, recv) = prepared.open().await?;
+            let (_send, recv) = prepared.open(None).await?;
             single_response(recv).await
         })
         .await
@@ -67,14 +73,24 @@ impl Channel {
         request: Request<Req>,
     ) -> Result<ResponseStream<Resp>, Status>
     where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default + 'static,
     {
         let (message, options) = request.into_parts();
+        if self.intercepted() {
+            let kind = RpcKind::ServerStreaming;
+            let opened = interceptor::open::<Req, Resp>(self, path, kind, Some(message), options);
+            let (_send, recv) = Box::pin(opened).await?;
+            return Ok(ResponseStream {
+                recv,
+                ended: false,
+                _message: PhantomData,
+            });
+        }
         let mut prepared = Prepared::new(self, path, options, Some(&message))?;
         drop(message);
         prepared.wait().await?;
-        let (_send, recv) = Box::pin(prepared.open()).await?;
+        let (_send, recv) = Box::pin(prepared.open(None)).await?;
         Ok(ResponseStream {
             recv,
             ended: false,
@@ -89,12 +105,12 @@ impl Channel {
         options: CallOptions,
     ) -> Result<ClientStreamingCall<Req, Resp>, Status>
     where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default + 'static,
     {
-        let mut prepared = Prepared::new::<Req>(self, path, options, None)?;
-        prepared.wait().await?;
-        let (send, recv) = Box::pin(prepared.open()).await?;
+        let (send, recv) = self
+            .open_streaming::<Req, Resp>(path, RpcKind::ClientStreaming, options)
+            .await?;
         Ok(ClientStreamingCall {
             send,
             recv,
@@ -109,12 +125,12 @@ impl Channel {
         options: CallOptions,
     ) -> Result<BidiStreamingCall<Req, Resp>, Status>
     where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default + 'static,
     {
-        let mut prepared = Prepared::new::<Req>(self, path, options, None)?;
-        prepared.wait().await?;
-        let (send, recv) = Box::pin(prepared.open()).await?;
+        let (send, recv) = self
+            .open_streaming::<Req, Resp>(path, RpcKind::BidiStreaming, options)
+            .await?;
         Ok(BidiStreamingCall {
             sender: RequestSink {
                 send,
@@ -126,6 +142,33 @@ impl Channel {
                 _message: PhantomData,
             },
         })
+    }
+}
+
+impl Channel {
+    /// Opens a client-streaming or bidi call, through the interceptors if any.
+    async fn open_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        kind: RpcKind,
+        options: CallOptions,
+    ) -> Result<(SendHalf, RecvHalf), Status>
+    where
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default + 'static,
+    {
+        if self.intercepted() {
+            let opened = interceptor::open::<Req, Resp>(self, path, kind, None, options);
+            return Box::pin(opened).await;
+        }
+        let mut prepared = Prepared::new::<Req>(self, path, options, None)?;
+        prepared.wait().await?;
+        Box::pin(prepared.open(None)).await
+    }
+
+    /// Whether the channel has interceptors (one branch per call when not).
+    fn intercepted(&self) -> bool {
+        !self.config().interceptors.is_empty()
     }
 }
 
@@ -144,7 +187,7 @@ pub struct ResponseStream<T> {
     _message: PhantomData<fn() -> T>,
 }
 
-impl<T: prost::Message + Default> Stream for ResponseStream<T> {
+impl<T: prost::Message + Default + 'static> Stream for ResponseStream<T> {
     type Item = Result<T, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -153,26 +196,35 @@ impl<T: prost::Message + Default> Stream for ResponseStream<T> {
             return Poll::Ready(None);
         }
         let next = ready!(this.recv.poll_message_before_deadline(cx));
-        let item = next.and_then(|m| m.map(decode).transpose()).transpose();
+        let item = next
+            .and_then(|m| m.map(|m| this.decode(m)).transpose())
+            .transpose();
         this.ended = !matches!(item, Some(Ok(_)));
         Poll::Ready(item)
     }
 }
 
-impl<T: prost::Message + Default> FusedStream for ResponseStream<T> {
+impl<T: prost::Message + Default + 'static> FusedStream for ResponseStream<T> {
     fn is_terminated(&self) -> bool {
         self.ended
     }
 }
 
-impl<T: prost::Message + Default> ResponseStream<T> {
+impl<T: prost::Message + Default + 'static> ResponseStream<T> {
     /// The next message; `None` once the server ended the call with OK, `Err` with
     /// any other status.
     pub async fn message(&mut self) -> Result<Option<T>, Status> {
         match self.recv.message().await? {
-            Some(payload) => decode(payload).map(Some),
+            Some(payload) => self.decode(payload).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Decodes a response and shows it to the call's observers.
+    fn decode(&mut self, payload: Bytes) -> Result<T, Status> {
+        let mut message = decode::<T>(payload)?;
+        self.recv.observe(&mut message)?;
+        Ok(message)
     }
 
     /// The server's initial metadata, waiting for it if needed.
@@ -202,7 +254,7 @@ pub struct RequestSink<T> {
     _message: PhantomData<fn(T)>,
 }
 
-impl<T: prost::Message> RequestSink<T> {
+impl<T: prost::Message + 'static> RequestSink<T> {
     /// Sends one message, waiting while the server is not reading.
     pub async fn send(&mut self, message: &T) -> Result<(), Status> {
         self.send.send(message).await
@@ -243,7 +295,9 @@ pub struct ClientStreamingCall<Req, Resp> {
     _message: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamingCall<Req, Resp> {
+impl<Req: prost::Message + 'static, Resp: prost::Message + Default + 'static>
+    ClientStreamingCall<Req, Resp>
+{
     /// Sends one message, waiting while the server is not reading.
     pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
         self.send.send(message).await
@@ -291,7 +345,7 @@ pub struct BidiStreamingCall<Req, Resp> {
     responses: ResponseStream<Resp>,
 }
 
-impl<Req, Resp: prost::Message + Default> Stream for BidiStreamingCall<Req, Resp> {
+impl<Req, Resp: prost::Message + Default + 'static> Stream for BidiStreamingCall<Req, Resp> {
     type Item = Result<Resp, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -299,13 +353,15 @@ impl<Req, Resp: prost::Message + Default> Stream for BidiStreamingCall<Req, Resp
     }
 }
 
-impl<Req, Resp: prost::Message + Default> FusedStream for BidiStreamingCall<Req, Resp> {
+impl<Req, Resp: prost::Message + Default + 'static> FusedStream for BidiStreamingCall<Req, Resp> {
     fn is_terminated(&self) -> bool {
         self.responses.is_terminated()
     }
 }
 
-impl<Req: prost::Message, Resp: prost::Message + Default> BidiStreamingCall<Req, Resp> {
+impl<Req: prost::Message + 'static, Resp: prost::Message + Default + 'static>
+    BidiStreamingCall<Req, Resp>
+{
     /// Sends one message.
     pub async fn send(&mut self, message: &Req) -> Result<(), Status> {
         self.sender.send(message).await

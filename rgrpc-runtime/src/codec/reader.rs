@@ -19,6 +19,8 @@ pub(crate) struct MessageReader {
     /// The peer's `grpc-encoding`, if it declared one.
     encoding: Option<Encoding>,
     last_compressed: bool,
+    /// The last message's length on the wire (after the prefix, before inflating).
+    last_wire_size: usize,
 }
 
 impl MessageReader {
@@ -34,12 +36,19 @@ impl MessageReader {
             eof: false,
             encoding,
             last_compressed: false,
+            last_wire_size: 0,
         }
     }
 
     /// Whether the last message returned by `next` arrived compressed.
     pub(crate) fn last_compressed(&self) -> bool {
         self.last_compressed
+    }
+
+    /// The length on the wire of the last message returned by `next` (its payload,
+    /// compressed if it came compressed; without the 5-byte prefix).
+    pub(crate) fn last_wire_size(&self) -> usize {
+        self.last_wire_size
     }
 
     /// The next message's payload, `None` at the end of the stream.
@@ -56,6 +65,7 @@ impl MessageReader {
         loop {
             if let Some(frame) = codec::decode(&mut self.buf, self.max_recv)? {
                 self.last_compressed = frame.compressed;
+                self.last_wire_size = frame.payload.len();
                 if !frame.compressed {
                     return Poll::Ready(Ok(Some(frame.payload)));
                 }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::transport::io::PeerAddr;
@@ -25,7 +25,9 @@ struct Inner {
     /// The request's URI: `:path` is the full method, plus `:authority`. Kept whole
     /// (moved, not copied) so neither costs an allocation per call.
     uri: http::Uri,
-    metadata: Metadata,
+    /// Set at once, or, for a call with interceptors, when its handler starts (with
+    /// the metadata they leave).
+    metadata: OnceLock<Metadata>,
     deadline: Option<Instant>,
     /// The connection: its peer, and its draining and cancelled signals.
     conn: Arc<ConnShared>,
@@ -48,7 +50,7 @@ struct Outgoing {
 impl ServerContext {
     pub(crate) fn new(
         uri: http::Uri,
-        metadata: Metadata,
+        metadata: Option<Metadata>,
         deadline: Option<Instant>,
         conn: Arc<ConnShared>,
         accepts_gzip: bool,
@@ -57,7 +59,7 @@ impl ServerContext {
         ServerContext {
             inner: Arc::new(Inner {
                 uri,
-                metadata,
+                metadata: metadata.map(OnceLock::from).unwrap_or_default(),
                 deadline,
                 conn,
                 reset: Signal::default(),
@@ -76,9 +78,20 @@ impl ServerContext {
         self.inner.uri.path()
     }
 
-    /// The client's initial metadata.
+    /// The client's initial metadata (as the server's interceptors left it).
     pub fn metadata(&self) -> &Metadata {
-        &self.inner.metadata
+        static NONE_YET: OnceLock<Metadata> = OnceLock::new();
+        match self.inner.metadata.get() {
+            Some(metadata) => metadata,
+            // An interceptor asked before the handler started (it reads
+            // `ServerCall::metadata`).
+            None => NONE_YET.get_or_init(Metadata::new),
+        }
+    }
+
+    /// Sets the request metadata of an intercepted call, as its handler starts.
+    pub(crate) fn set_metadata(&self, metadata: Metadata) {
+        let _ = self.inner.metadata.set(metadata);
     }
 
     /// When the call's deadline (from `grpc-timeout`) expires, if it has one.

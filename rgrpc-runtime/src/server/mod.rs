@@ -3,6 +3,7 @@
 //! by `transport::server`, which hands streams up through `stream::Streams`.
 
 mod context;
+pub(crate) mod interceptor;
 mod panic;
 mod request;
 mod serve;
@@ -11,6 +12,7 @@ mod stream;
 mod trim;
 
 pub use context::ServerContext;
+pub use interceptor::{ServerCall, ServerInterceptor, ServerNext};
 pub use stream::{RecvStream, SendStream, ServerStream};
 
 use std::collections::{HashMap, HashSet};
@@ -120,6 +122,8 @@ pub struct Server {
     shutdown_grace: Option<Duration>,
     /// Give freed memory back to the system after bursts of closed connections.
     trim_memory: bool,
+    /// Run around every routed call, the first added outermost.
+    interceptors: Vec<Arc<dyn ServerInterceptor>>,
 }
 
 /// Stops a running server from another task (grpc-go's `GracefulStop` and `Stop`).
@@ -214,6 +218,7 @@ impl std::fmt::Debug for Server {
             .field("services", &self.router.services)
             .field("config", &self.config)
             .field("settings", &self.settings)
+            .field("interceptors", &self.interceptors.len())
             .finish()
     }
 }
@@ -233,6 +238,7 @@ impl Server {
             registered: RegisteredServices::default(),
             shutdown_grace: None,
             trim_memory: true,
+            interceptors: Vec::new(),
         }
     }
 
@@ -279,6 +285,16 @@ impl Server {
                 .handlers
                 .insert(format!("/{}/{}", desc.service_name, name), handler);
         }
+    }
+
+    /// Adds an interceptor around every call to a registered method (default: none).
+    /// They run in the order added, the first outermost (grpc-go's
+    /// `ChainUnaryInterceptor` and `ChainStreamInterceptor`); see
+    /// [`ServerInterceptor`]. Calls to unknown methods are answered UNIMPLEMENTED
+    /// before any interceptor runs.
+    pub fn interceptor(mut self, interceptor: impl ServerInterceptor) -> Server {
+        self.interceptors.push(Arc::new(interceptor));
+        self
     }
 
     /// The largest message the server accepts (default 4 MiB); larger ones fail their
@@ -453,6 +469,7 @@ impl Server {
         let streams = Arc::new(stream::Streams {
             router: self.router,
             config: self.config,
+            interceptors: self.interceptors,
         });
         serve::accept_loop(
             listener.into(),

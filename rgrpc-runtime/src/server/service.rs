@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::interceptor::RpcKind;
 use crate::server::{RecvStream, SendStream, ServerContext, ServerStream};
 use crate::status::Status;
 
@@ -57,6 +58,8 @@ type Erased = dyn Fn(ServerStream) -> BoxFuture<Result<(), Status>> + Send + Syn
 #[derive(Clone)]
 pub struct Handler {
     pub(crate) call: Arc<Erased>,
+    /// Which constructor made it: what interceptors are told.
+    pub(crate) kind: RpcKind,
 }
 
 impl std::fmt::Debug for Handler {
@@ -81,9 +84,10 @@ impl Handler {
                 Box::pin(async move {
                     let request: Req = stream.recv_single().await?;
                     let response = f(stream.context(), request).await?;
-                    stream.send_unary(&response).await
+                    stream.reply(response).await
                 })
             }),
+            kind: RpcKind::Unary,
         }
     }
 
@@ -106,6 +110,7 @@ impl Handler {
                     f(ctx, request, tx).await
                 })
             }),
+            kind: RpcKind::ServerStreaming,
         }
     }
 
@@ -125,9 +130,10 @@ impl Handler {
                     let ctx = stream.context();
                     let (rx, tx) = stream.split::<Req, Resp>();
                     let response = f(ctx, rx).await?;
-                    tx.send_unary(&response).await
+                    tx.reply(response).await
                 })
             }),
+            kind: RpcKind::ClientStreaming,
         }
     }
 
@@ -149,6 +155,7 @@ impl Handler {
                     f(ctx, rx, tx).await
                 })
             }),
+            kind: RpcKind::BidiStreaming,
         }
     }
 }

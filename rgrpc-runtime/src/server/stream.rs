@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant;
 
@@ -16,11 +16,13 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::sync::{Semaphore, oneshot};
 
 use super::context::ServerContext;
+use super::interceptor::{ServerCall, ServerInterceptor, ServerNext};
 use super::panic::CatchUnwind;
 use super::request::{self, Reject};
 use super::{Router, ServerConfig};
-use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
+use crate::codec::compression::{ACCEPT_ENCODING, Encoding};
 use crate::codec::reader::MessageReader;
+use crate::interceptor::{AnyMessage, Observers};
 use crate::metadata::Metadata;
 use crate::status::Status;
 use crate::transport::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
@@ -33,6 +35,8 @@ use crate::transport::server::{Accepted, StreamHandler};
 pub(crate) struct Streams {
     pub router: Router,
     pub config: ServerConfig,
+    /// In the order added, the first outermost; empty costs a call one branch.
+    pub interceptors: Vec<Arc<dyn ServerInterceptor>>,
 }
 
 impl StreamHandler for Arc<Streams> {
@@ -75,15 +79,71 @@ enum SendState {
 
 /// The sending half shared by the handler's [`SendStream`] and the task that sends the
 /// final status after the handler returns.
-struct Sender {
+pub(super) struct Sender {
     writer: Writer,
     key: StreamKey,
     max_send: usize,
     ctx: ServerContext,
     state: Mutex<SendState>,
+    /// Set, once, for a call that has interceptors (before its handler starts): the
+    /// call's observers and the slot its unary reply waits in. Unset, every check
+    /// of it is one load.
+    intercepted: OnceLock<Intercepted>,
+}
+
+/// What an intercepted call adds to its sender.
+struct Intercepted {
+    observers: Observers,
+    /// A unary or client-streaming reply, held until the interceptor chain returns
+    /// (so that the interceptors see it and can change it, and their status decides
+    /// whether it goes out). At most one message.
+    reply: Mutex<Option<Box<dyn AnyMessage>>>,
 }
 
 impl Sender {
+    /// Makes this an intercepted call (only the first call has an effect).
+    pub(super) fn intercept(&self, observers: Observers) {
+        let _ = self.intercepted.set(Intercepted {
+            observers,
+            reply: Mutex::new(None),
+        });
+    }
+
+    fn observers(&self) -> Option<&Observers> {
+        self.intercepted.get().map(|i| &i.observers)
+    }
+
+    /// The unary reply a handler left for the interceptors.
+    pub(super) fn take_reply(&self) -> Option<Box<dyn AnyMessage>> {
+        let intercepted = self.intercepted.get()?;
+        intercepted
+            .reply
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// A unary or client-streaming handler's reply: sent now with its OK status, or,
+    /// when the call is intercepted, kept for the chain.
+    async fn reply<T: prost::Message + 'static>(&self, message: T) -> Result<(), Status> {
+        match self.intercepted.get() {
+            None => self.send_unary(&message).await,
+            Some(intercepted) => {
+                *intercepted.reply.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Box::new(message));
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the reply the interceptors let through, after the observers saw it.
+    pub(super) async fn send_reply(&self, mut reply: Box<dyn AnyMessage>) -> Result<(), Status> {
+        if let Some(observers) = self.observers() {
+            observers.send_erased(&mut *reply)?;
+        }
+        self.send_unary(&*reply).await
+    }
+
     fn state(&self) -> MutexGuard<'_, SendState> {
         // Every transition is a single assignment: a panic cannot leave it half-made.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -140,7 +200,7 @@ impl Sender {
     /// The response headers (with the handler's initial metadata) and the encoding.
     fn response_head(&self) -> (http::Response<()>, Option<Encoding>) {
         let mut head = grpc_response_head();
-        let (metadata, encoding) = self.ctx.take_header();
+        let (metadata, encoding) = self.header_metadata();
         metadata.write_headers(head.headers_mut());
         if let Some(encoding) = encoding {
             head.headers_mut()
@@ -149,23 +209,37 @@ impl Sender {
         (head, encoding)
     }
 
-    /// The trailers for `status` (OK when `None`) with the handler's trailing metadata.
-    fn trailers(&self, status: Option<&Status>) -> HeaderMap {
+    /// The initial metadata, as the observers leave it, and the response encoding.
+    fn header_metadata(&self) -> (Metadata, Option<Encoding>) {
+        let (mut metadata, encoding) = self.ctx.take_header();
+        if let Some(observers) = self.observers() {
+            observers.headers(&mut metadata);
+        }
+        (metadata, encoding)
+    }
+
+    /// The trailers for `status` with the handler's trailing metadata, as the
+    /// observers leave it.
+    fn trailers(&self, status: &Result<(), Status>) -> HeaderMap {
         let mut trailers = HeaderMap::new();
         match status {
-            Some(status) => status.write_trailers(&mut trailers),
-            None => {
+            Err(status) => status.write_trailers(&mut trailers),
+            Ok(()) => {
                 trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
             }
         }
-        self.ctx.take_trailer().write_headers(&mut trailers);
+        let mut metadata = self.ctx.take_trailer();
+        if let Some(observers) = self.observers() {
+            observers.end(status, &mut metadata);
+        }
+        metadata.write_headers(&mut trailers);
         trailers
     }
 
     /// Idle -> Done: a unary call's whole response (headers, message, OK trailers) as
     /// one item. Already streaming (a client-streaming handler that sent headers):
     /// the message, then the status from `finish`.
-    async fn send_unary<T: prost::Message>(&self, message: &T) -> Result<(), Status> {
+    async fn send_unary<T: AnyMessage + ?Sized>(&self, message: &T) -> Result<(), Status> {
         let item = {
             let mut state = self.state();
             if !matches!(*state, SendState::Idle { .. }) {
@@ -175,8 +249,8 @@ impl Sender {
                 let mut buf = BytesMut::new();
                 // Encoding fails before anything went out: the state stays Idle and the
                 // status is sent as a Trailers-Only response.
-                let data = compression::encode_frame(message, &mut buf, self.max_send, encoding)?;
-                let trailers = self.trailers(None);
+                let data = message.encode_frame(&mut buf, self.max_send, encoding)?;
+                let trailers = self.trailers(&Ok(()));
                 let SendState::Idle { respond, watcher } =
                     std::mem::replace(&mut *state, SendState::Done)
                 else {
@@ -195,12 +269,27 @@ impl Sender {
         };
         match item {
             Some(item) => self.writer.send(item).await,
-            None => self.send_message(message, &mut BytesMut::new(), true).await,
+            None => self.send_frame(message, &mut BytesMut::new(), true).await,
         }
     }
 
+    /// Shows `message` to the observers, then sends it (or their replacement).
+    async fn send_message<T: prost::Message + 'static>(
+        &self,
+        message: &T,
+        buf: &mut BytesMut,
+        compress: bool,
+    ) -> Result<(), Status> {
+        if let Some(observers) = self.observers() {
+            if let Some(replacement) = observers.send(message)? {
+                return self.send_frame(&*replacement, buf, compress).await;
+            }
+        }
+        self.send_frame(message, buf, compress).await
+    }
+
     /// Encodes, compresses if the call compresses and `compress` allows, and sends.
-    async fn send_message<T: prost::Message>(
+    async fn send_frame<T: AnyMessage + ?Sized>(
         &self,
         message: &T,
         buf: &mut BytesMut,
@@ -208,7 +297,7 @@ impl Sender {
     ) -> Result<(), Status> {
         let (encoding, quota) = self.start().await?;
         let encoding = encoding.filter(|_| compress);
-        let frame = compression::encode_frame(message, buf, self.max_send, encoding)?;
+        let frame = message.encode_frame(buf, self.max_send, encoding)?;
         let permits = Writer::acquire(&quota, frame.len()).await?;
         self.writer
             .send(Item::Data {
@@ -230,15 +319,15 @@ impl Sender {
                     if let Some(watcher) = watcher {
                         watcher.wake();
                     }
-                    let trailers = self.trailers(status.err().as_ref());
                     let mut head = grpc_response_head();
-                    self.ctx.take_header().0.write_headers(head.headers_mut());
+                    self.header_metadata().0.write_headers(head.headers_mut());
+                    let trailers = self.trailers(&status);
                     head.headers_mut().extend(trailers);
                     trailers_only(self.key, respond, head)
                 }
                 SendState::Streaming { .. } => Item::Trailers {
                     key: self.key,
-                    trailers: Box::new(self.trailers(status.err().as_ref())),
+                    trailers: Box::new(self.trailers(&status)),
                 },
             }
         };
@@ -272,7 +361,9 @@ impl ServerStream {
     }
 
     /// Reads the single request of a unary or server-streaming call.
-    pub async fn recv_single<T: prost::Message + Default>(&mut self) -> Result<T, Status> {
+    pub async fn recv_single<T: prost::Message + Default + 'static>(
+        &mut self,
+    ) -> Result<T, Status> {
         // statuscodes.md: "Request cardinality violation (method requires exactly one
         // request but client sent some other number of requests) | UNIMPLEMENTED".
         let Some(payload) = self.reader.next().await? else {
@@ -282,7 +373,10 @@ impl ServerStream {
         };
         self.ctx
             .set_request_compressed(self.reader.last_compressed());
-        let message = decode::<T>(payload)?;
+        let mut message = decode::<T>(payload)?;
+        if let Some(observers) = self.sender.observers() {
+            observers.recv(&mut message, self.reader.last_wire_size())?;
+        }
         if self.reader.next().await?.is_some() {
             return Err(Status::unimplemented(
                 "more than one request message for a single-request method",
@@ -292,26 +386,37 @@ impl ServerStream {
     }
 
     /// Sends one response message.
-    pub async fn send_message<T: prost::Message>(&mut self, message: &T) -> Result<(), Status> {
+    pub async fn send_message<T: prost::Message + 'static>(
+        &mut self,
+        message: &T,
+    ) -> Result<(), Status> {
         let mut buf = BytesMut::new();
         self.sender.send_message(message, &mut buf, true).await
     }
 
-    /// Sends a unary call's response with its OK status in one control-buffer item.
-    pub(crate) async fn send_unary<T: prost::Message>(
+    /// Sends a unary call's response with its OK status in one control-buffer item
+    /// (or, when the call is intercepted, leaves it for the interceptors).
+    pub(crate) async fn reply<T: prost::Message + 'static>(
         &mut self,
-        message: &T,
+        message: T,
     ) -> Result<(), Status> {
-        self.sender.send_unary(message).await
+        self.sender.reply(message).await
     }
 
     /// Splits into typed halves.
     pub fn split<Req, Resp>(self) -> (RecvStream<Req>, SendStream<Resp>) {
+        let observed = self
+            .sender
+            .intercepted
+            .get()
+            .is_some()
+            .then(|| self.sender.clone());
         (
             RecvStream {
                 reader: self.reader,
                 ctx: self.ctx,
                 ended: false,
+                observed,
                 _message: PhantomData,
             },
             SendStream {
@@ -339,10 +444,12 @@ pub struct RecvStream<T> {
     ctx: ServerContext,
     /// The `Stream` has yielded its end (`None`) or an error; it yields `None` now.
     ended: bool,
+    /// An intercepted call's sender, whose observers see each request.
+    observed: Option<Arc<Sender>>,
     _message: PhantomData<fn() -> T>,
 }
 
-impl<T: prost::Message + Default> Stream for RecvStream<T> {
+impl<T: prost::Message + Default + 'static> Stream for RecvStream<T> {
     type Item = Result<T, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -356,13 +463,13 @@ impl<T: prost::Message + Default> Stream for RecvStream<T> {
     }
 }
 
-impl<T: prost::Message + Default> FusedStream for RecvStream<T> {
+impl<T: prost::Message + Default + 'static> FusedStream for RecvStream<T> {
     fn is_terminated(&self) -> bool {
         self.ended
     }
 }
 
-impl<T: prost::Message + Default> RecvStream<T> {
+impl<T: prost::Message + Default + 'static> RecvStream<T> {
     /// The next message, or `None` once the client has closed its side.
     pub async fn message(&mut self) -> Result<Option<T>, Status> {
         std::future::poll_fn(|cx| self.poll_message(cx)).await
@@ -373,7 +480,11 @@ impl<T: prost::Message + Default> RecvStream<T> {
             Some(payload) => {
                 self.ctx
                     .set_request_compressed(self.reader.last_compressed());
-                Poll::Ready(decode(payload).map(Some))
+                let mut message = decode::<T>(payload)?;
+                if let Some(observers) = self.observed.as_deref().and_then(Sender::observers) {
+                    observers.recv(&mut message, self.reader.last_wire_size())?;
+                }
+                Poll::Ready(Ok(Some(message)))
             }
             None => Poll::Ready(Ok(None)),
         }
@@ -395,11 +506,12 @@ pub struct SendStream<T> {
     _message: PhantomData<fn(T)>,
 }
 
-impl<T: prost::Message> SendStream<T> {
+impl<T: prost::Message + 'static> SendStream<T> {
     /// Sends the call's only response with its OK status as one control-buffer item
-    /// (a client-streaming reply, like a unary one).
-    pub(crate) async fn send_unary(self, message: &T) -> Result<(), Status> {
-        self.sender.send_unary(message).await
+    /// (a client-streaming reply, like a unary one), or leaves it for the
+    /// interceptors.
+    pub(crate) async fn reply(self, message: T) -> Result<(), Status> {
+        self.sender.reply(message).await
     }
 
     /// Sends one message; the response headers go out first if they have not yet.
@@ -477,9 +589,16 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
     };
     let deadline = head.timeout.map(|t| Instant::now() + t);
     let config = &streams.config;
+    let metadata = Metadata::from_received(parts.headers);
+    let intercepted = !streams.interceptors.is_empty();
+    // An intercepted call's handler gets the metadata the interceptors leave.
+    let (ctx_metadata, metadata) = match intercepted {
+        false => (Some(metadata), None),
+        true => (None, Some(metadata)),
+    };
     let ctx = ServerContext::new(
         parts.uri,
-        Metadata::from_received(parts.headers),
+        ctx_metadata,
         deadline,
         conn.clone(),
         head.accepts_gzip,
@@ -494,13 +613,21 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
             respond,
             watcher: None,
         }),
+        intercepted: OnceLock::new(),
     });
     let stream = ServerStream {
         ctx: ctx.clone(),
         reader: MessageReader::new(body, config.max_recv_message_size, head.encoding),
         sender: sender.clone(),
     };
-    let call = CatchUnwind::new((handler.call)(stream));
+    let call = match metadata {
+        None => (handler.call)(stream),
+        Some(metadata) => {
+            let call = ServerCall::new(handler.kind, metadata, stream, sender.clone());
+            Box::pin(intercept(streams.clone(), handler, call))
+        }
+    };
+    let call = CatchUnwind::new(call);
     let deadline = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -518,6 +645,10 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
         () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
         () = client_reset(&sender) => {
             ctx.set_reset();
+            if let Some(observers) = sender.observers() {
+                let reset = Err(Status::cancelled("the client cancelled the call"));
+                observers.end(&reset, &mut Metadata::new());
+            }
             return;
         }
         // Forced stop: the connection closes with a GOAWAY right after; the client
@@ -529,6 +660,28 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
     };
     sender.finish(result).await;
     drop(guard);
+}
+
+/// An intercepted call: the chain, then the reply it let through (a unary or
+/// client-streaming call's), sent with its OK status as one item, as a call without
+/// interceptors sends it.
+async fn intercept(
+    streams: Arc<Streams>,
+    handler: crate::Handler,
+    mut call: ServerCall,
+) -> Result<(), Status> {
+    let next = ServerNext::new(&streams.interceptors, &handler);
+    let result = next.run(&mut call).await;
+    // Short-circuited: the observers still see the end.
+    call.install_observers();
+    let reply = call.take_response();
+    match (result, reply) {
+        (Ok(()), Some(reply)) => call.sender().send_reply(reply).await,
+        (Ok(()), None) if !handler.kind.server_streams() => Err(Status::internal(
+            "the interceptors ended a single-response call without a response",
+        )),
+        (result, _) => result,
+    }
 }
 
 /// Completes when the client resets the stream. While the response handle is ours
