@@ -5,6 +5,8 @@
 # for SECS seconds, and prints req/s and calls per server CPU-second (from /proc/PID/stat).
 # Needs h2load (nghttp2-client) and a request body made by
 # `rgrpc-bench-client --payload 10 --write_h2load_body /tmp/body10.bin`.
+# A SERVER_BIN may carry flags, quoted as one argument:
+# `h2load-ab.sh 3 10 target/release/rgrpc-bench-server "target/release/rgrpc-bench-server --observe both"`.
 set -euo pipefail
 rounds=$1
 secs=$2
@@ -13,7 +15,8 @@ body=${BODY:-/tmp/body10.bin}
 for round in $(seq "$rounds"); do
     for bin in "$@"; do
         log=$(mktemp)
-        taskset -c 0 "$bin" --max_seconds 120 >"$log" 2>&1 &
+        read -r -a cmd <<<"$bin"
+        taskset -c 0 "${cmd[@]}" --max_seconds 120 >"$log" 2>&1 &
         pid=$!
         port=""
         for _ in $(seq 100); do

@@ -128,6 +128,7 @@ pub const SERVER_FLAGS: &[(&str, &str)] = &[
     ("handler_delay_ms", "0"),
     ("max_seconds", "3600"),
     ("dispatch", "inline"),
+    ("observe", "none"),
 ];
 
 /// Settings of a benchmark server.
@@ -144,6 +145,9 @@ pub struct ServerSettings {
     /// rgrpc only: `inline` (default) polls each new stream in its connection task
     /// first, `spawn` spawns every stream (`Server::inline_dispatch`); for A/B runs.
     pub inline_dispatch: bool,
+    /// rgrpc only: `none` (default), `interceptor`, `stats` or `both`: what
+    /// `rgrpc_bench::observe` installs, to measure its cost per call.
+    pub observe: String,
 }
 
 impl ServerSettings {
@@ -162,6 +166,7 @@ impl ServerSettings {
                 "spawn" => false,
                 other => return Err(format!("--dispatch {other:?}: expected inline or spawn")),
             },
+            observe: f.string("observe").to_owned(),
         })
     }
 }
@@ -199,6 +204,7 @@ pub const CLIENT_FLAGS: &[(&str, &str)] = &[
     ("label", ""),
     ("write_h2load_body", ""),
     ("pool", "0"),
+    ("observe", "none"),
 ];
 
 /// Settings of a load-generator run.
@@ -236,6 +242,8 @@ pub struct ClientSettings {
     /// rgrpc only: one channel with this many connections, round robin, instead of
     /// one channel per connection (0: off). Workers: pool x concurrency.
     pub pool: usize,
+    /// rgrpc only: as the server's `observe`, on the client's channels.
+    pub observe: String,
 }
 
 impl ClientSettings {
@@ -268,6 +276,7 @@ impl ClientSettings {
             write_h2load_body: Some(f.string("write_h2load_body").to_owned())
                 .filter(|s| !s.is_empty()),
             pool: f.parsed("pool")?,
+            observe: f.string("observe").to_owned(),
         };
         if s.pool > MAX_CONNECTIONS {
             return Err(format!("--pool must be 0..={MAX_CONNECTIONS}"));

@@ -11,4 +11,5 @@ pub mod pb {
 
 pub mod common;
 pub mod load;
+pub mod observe;
 pub mod server;

@@ -1,8 +1,11 @@
 //! The load generator's workers over rgrpc: one [`Step`] per call kind.
 
-use rgrpc_runtime::{BidiStreamingCall, CallOptions, Channel, LbPolicy, ResponseStream};
+use rgrpc_runtime::{
+    BidiStreamingCall, CallOptions, Channel, ChannelBuilder, LbPolicy, ResponseStream,
+};
 
 use crate::common::{ClientSettings, Mode, Step};
+use crate::observe::{CheckMetadata, Observe};
 use crate::pb::{BenchmarkServiceStub, Payload, SimpleRequest, SimpleResponse};
 
 /// The request every step sends: `payload` bytes, asking for as many back.
@@ -74,12 +77,24 @@ impl Step for PingPong {
     }
 }
 
+/// The channel with what `--observe` asks for.
+fn observed(mut builder: ChannelBuilder, observe: Observe) -> ChannelBuilder {
+    if observe.interceptor() {
+        builder = builder.interceptor(CheckMetadata);
+    }
+    if let Some(stats) = observe.stats() {
+        builder = builder.stats_handler(stats);
+    }
+    builder
+}
+
 /// Opens the connections of `s` and runs its load, printing the `RESULT` line.
 pub async fn run(s: &ClientSettings) -> Result<(), String> {
+    let observe = Observe::parse(&s.observe)?;
     let mut stubs = Vec::with_capacity(s.connections.max(s.pool));
     if s.pool > 0 {
         // One channel, `pool` connections, round robin over them.
-        let channel = Channel::builder(&s.target)
+        let channel = observed(Channel::builder(&s.target), observe)
             .connections_per_address(s.pool)
             .lb_policy(LbPolicy::RoundRobin)
             .connect()
@@ -94,7 +109,8 @@ pub async fn run(s: &ClientSettings) -> Result<(), String> {
     } else {
         for _ in 0..s.connections {
             // One Channel is one HTTP/2 connection.
-            let channel = Channel::connect(&s.target)
+            let channel = observed(Channel::builder(&s.target), observe)
+                .connect()
                 .await
                 .map_err(|e| format!("connecting to {}: {e}", s.target))?;
             stubs.push(BenchmarkServiceStub::new(channel));

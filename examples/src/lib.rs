@@ -16,6 +16,7 @@ pub mod demo;
 pub mod greeter;
 pub mod interceptors;
 pub mod route_guide;
+pub mod stats;
 
 /// What `--addr` takes, for usage and error messages.
 pub const ADDR_USAGE: &str = "--addr HOST:PORT | unix:PATH (unix:/abs/path, unix:rel/path)";

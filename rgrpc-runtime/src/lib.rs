@@ -19,6 +19,7 @@ mod codec;
 mod interceptor;
 mod metadata;
 mod server;
+mod stats;
 mod status;
 mod transport;
 
@@ -37,6 +38,7 @@ pub use server::{
     RecvStream, RegisteredServices, SendStream, Server, ServerCall, ServerContext, ServerHandle,
     ServerInterceptor, ServerNext, ServerStream,
 };
+pub use stats::{Payload, RpcInfo, StatsEvent, StatsHandler};
 pub use status::{Code, Status};
 pub use transport::io::{Listener, PeerAddr};
 

@@ -1,6 +1,7 @@
 //! `rgrpc-bench-client --target 127.0.0.1:PORT --mode unary|server-stream|ping-pong
 //! --connections N --concurrency M --payload BYTES --warmup S --duration S [--rate QPS]
-//! [--server_pid PID] [--rss_sample_ms MS] [--label TEXT] [--write_h2load_body FILE]`:
+//! [--server_pid PID] [--rss_sample_ms MS] [--label TEXT] [--write_h2load_body FILE]
+//! [--observe none|interceptor|stats|both]`:
 //! drives a BenchmarkService and prints one `RESULT key=value ...` line.
 
 use std::process::ExitCode;

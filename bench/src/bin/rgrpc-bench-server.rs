@@ -1,10 +1,12 @@
 //! `rgrpc-bench-server [--port N] [--max_concurrent_streams N] [--handler_delay_ms N]
-//! [--max_seconds N] [--dispatch inline|spawn]`: serves grpc.testing.BenchmarkService on 127.0.0.1 and prints
+//! [--max_seconds N] [--dispatch inline|spawn] [--observe none|interceptor|stats|both]`:
+//! serves grpc.testing.BenchmarkService on 127.0.0.1 and prints
 //! `LISTENING stack=rgrpc pid=<pid> port=<port>`.
 
 use std::process::ExitCode;
 
 use rgrpc_bench::common::{ServerSettings, announce};
+use rgrpc_bench::observe::{CheckMetadata, Observe};
 use rgrpc_bench::pb::register_benchmark_service_server;
 use rgrpc_bench::server::BenchmarkService;
 use rgrpc_runtime::Server;
@@ -25,8 +27,21 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let observe = match Observe::parse(&settings.observe) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("rgrpc-bench-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let mut server = Server::new().inline_dispatch(settings.inline_dispatch);
+    if observe.interceptor() {
+        server = server.interceptor(CheckMetadata);
+    }
+    if let Some(stats) = observe.stats() {
+        server = server.stats_handler(stats);
+    }
     if let Some(n) = settings.max_concurrent_streams {
         server = server.max_concurrent_streams(n);
     }

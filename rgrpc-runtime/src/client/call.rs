@@ -17,8 +17,9 @@ use crate::call::CallOptions;
 use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::codec::reader::MessageReader;
 use crate::codec::timeout;
-use crate::interceptor::{AnyMessage, Observers};
+use crate::interceptor::{AnyMessage, Observers, RpcKind};
 use crate::metadata::Metadata;
+use crate::stats::{CallStats, Payload, StatsEvent};
 use crate::status::{Code, Status, status_from_h2};
 use crate::transport::client::Conn;
 use crate::transport::controlbuf::{self, Item, Opened, StreamKey, Writer};
@@ -42,6 +43,7 @@ async fn until<T>(
 /// The sending half of a call.
 pub(super) struct SendHalf {
     conn: Arc<Conn>,
+    path: &'static str,
     key: StreamKey,
     /// The stream's write quota; none when the request went whole with the open.
     quota: Option<Arc<Semaphore>>,
@@ -53,6 +55,8 @@ pub(super) struct SendHalf {
     pub(super) compress: bool,
     /// An intercepted call's observers (each request passes them).
     observers: Option<Arc<Observers>>,
+    /// The attempt's stats, when the channel has a stats handler.
+    stats: Option<Arc<CallStats>>,
 }
 
 impl SendHalf {
@@ -69,11 +73,20 @@ impl SendHalf {
             Some(observers) => observers.send(message)?,
             None => None,
         };
-        let frame = match replacement {
-            Some(replacement) => {
-                compression::encode_frame(&*replacement, &mut self.buf, self.max_send, encoding)?
-            }
-            None => compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?,
+        let (frame, length) = match replacement {
+            Some(replacement) => (
+                compression::encode_frame(&*replacement, &mut self.buf, self.max_send, encoding)?,
+                self.stats.as_ref().map(|_| replacement.encoded_len()),
+            ),
+            None => (
+                compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?,
+                self.stats.as_ref().map(|_| message.encoded_len()),
+            ),
+        };
+        let sent = Payload {
+            length: length.unwrap_or(0),
+            wire_length: frame.len(),
+            compressed: frame.first() == Some(&1),
         };
         let writer = &self.conn.writer;
         let key = self.key;
@@ -93,6 +106,9 @@ impl SendHalf {
             .is_err_and(|s| s.code() == Code::DeadlineExceeded)
         {
             self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+        }
+        if let (Some(stats), Ok(())) = (&self.stats, &result) {
+            stats.payload(self.path, true, sent);
         }
         result
     }
@@ -163,8 +179,12 @@ pub(super) struct RecvHalf {
     pub(super) trailers: Metadata,
     /// Whether the last message returned arrived compressed.
     pub(super) last_compressed: bool,
-    /// The last message's length on the wire.
+    /// The last message's length on the wire, and decoded (uncompressed).
     last_wire_size: usize,
+    last_len: usize,
+    /// The attempt's stats, when the channel has a stats handler.
+    stats: Option<Arc<CallStats>>,
+    path: &'static str,
     /// An intercepted call's observers: each response, the headers and the end
     /// pass them.
     observers: Option<Arc<Observers>>,
@@ -203,18 +223,31 @@ impl RecvHalf {
         }
     }
 
-    /// Shows a decoded response to the observers; one that rejects it ends the
-    /// call with its status (and resets the stream, as a cancel does).
-    pub(super) fn observe(&mut self, message: &mut dyn std::any::Any) -> Result<(), Status> {
+    /// Reports a decoded response to the stats handler and shows it to the
+    /// observers; one that rejects it ends the call with its status (and resets the
+    /// stream, as a cancel does).
+    pub(super) fn received(&mut self, message: &mut dyn std::any::Any) -> Result<(), Status> {
+        if let Some(stats) = &self.stats {
+            let payload = Payload {
+                length: self.last_len,
+                wire_length: self.last_wire_size + crate::codec::frame::HEADER_LEN,
+                compressed: self.last_compressed,
+            };
+            stats.payload(self.path, false, payload);
+        }
         let Some(observers) = &self.observers else {
             return Ok(());
         };
         if let Err(status) = observers.recv(message, self.last_wire_size) {
             if !matches!(self.state, RecvState::Done(_)) {
                 self.conn.writer.reset(self.key, h2::Reason::CANCEL);
-                self.state = RecvState::Done(Err(status.clone()));
                 self.permit = None;
-                observers.end(&Err(status.clone()), &mut self.trailers);
+                self.state = RecvState::Done(Err(status.clone()));
+                let failed = Err(status.clone());
+                observers.end(&failed, &mut self.trailers);
+                if let Some(stats) = &self.stats {
+                    stats.end(self.path, &failed);
+                }
             }
             return Err(status);
         }
@@ -224,6 +257,9 @@ impl RecvHalf {
     fn finish(&mut self, result: Result<(), Status>) -> Result<(), Status> {
         if let Some(observers) = &self.observers {
             observers.end(&result, &mut self.trailers);
+        }
+        if let Some(stats) = &self.stats {
+            stats.end(self.path, &result);
         }
         if let Err(status) = &result {
             if status.code() == Code::DeadlineExceeded || status.code() == Code::Cancelled {
@@ -304,14 +340,31 @@ impl RecvHalf {
         self.headers = Some(headers);
         match check_head(&parts) {
             Ok(encoding) => {
+                if let (Some(stats), Some(headers)) = (&self.stats, &self.headers) {
+                    let event = StatsEvent::InHeader {
+                        metadata: headers,
+                        compression: encoding,
+                    };
+                    stats.emit(self.path, &event);
+                }
                 self.state = RecvState::Body(MessageReader::new(body, self.max_recv, encoding));
             }
             Err(head_status) => {
                 if parts.headers.contains_key(&GRPC_STATUS) {
                     self.trailers = Metadata::from_headers(&parts.headers);
+                    self.trailers_arrived();
                 }
                 let _ = self.finish(head_status);
             }
+        }
+    }
+
+    fn trailers_arrived(&self) {
+        if let Some(stats) = &self.stats {
+            let event = StatsEvent::InTrailer {
+                metadata: &self.trailers,
+            };
+            stats.emit(self.path, &event);
         }
     }
 
@@ -401,6 +454,7 @@ impl RecvHalf {
             Ok(Some(payload)) => {
                 self.last_compressed = reader.last_compressed();
                 self.last_wire_size = reader.last_wire_size();
+                self.last_len = payload.len();
                 return Poll::Ready(Ok(Some(payload)));
             }
             Err(status) => Err(status),
@@ -410,6 +464,7 @@ impl RecvHalf {
                 Ok(Some(map)) => {
                     let status = Status::from_trailers(&map);
                     self.trailers = Metadata::from_received(map);
+                    self.trailers_arrived();
                     if status.code() == Code::Ok {
                         Ok(())
                     } else {
@@ -432,9 +487,12 @@ impl Drop for RecvHalf {
         // learns of it (PROTOCOL-HTTP2.md: RST_STREAM CANCEL).
         if !matches!(self.state, RecvState::Done(_)) {
             self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+            let dropped = Err(Status::cancelled("the caller dropped the call"));
             if let Some(observers) = &self.observers {
-                let dropped = Err(Status::cancelled("the caller dropped the call"));
                 observers.end(&dropped, &mut self.trailers);
+            }
+            if let Some(stats) = &self.stats {
+                stats.end(self.path, &dropped);
             }
         }
     }
@@ -506,6 +564,9 @@ pub(super) struct Prepared<'a> {
     wait_for_ready: bool,
     /// Set once the wait is over.
     ticket: Option<Ticket>,
+    /// The attempt's stats (begun here), and the request's encoded length for them.
+    stats: Option<Arc<CallStats>>,
+    first_len: usize,
 }
 
 /// A connection and one of its stream permits.
@@ -520,6 +581,7 @@ impl<'a> Prepared<'a> {
     pub(super) fn new<M: AnyMessage + ?Sized>(
         channel: &'a Channel,
         path: &'static str,
+        kind: RpcKind,
         options: CallOptions,
         first: Option<&M>,
     ) -> Result<Prepared<'a>, Status> {
@@ -544,10 +606,19 @@ impl<'a> Prepared<'a> {
             .or(config.compression)
             .filter(|e| *e != Encoding::Identity);
         let mut buf = BytesMut::new();
-        let first = match first {
+        let first_frame = match first {
             Some(message) => Some(message.encode_frame(&mut buf, max_send, encoding)?),
             None => None,
         };
+        let stats = config
+            .stats
+            .as_ref()
+            .map(|handler| Arc::new(CallStats::begin(handler, path, true, kind)));
+        let first_len = match (&stats, first) {
+            (Some(_), Some(message)) => message.encoded_len(),
+            _ => 0,
+        };
+        let first = first_frame;
         Ok(Prepared {
             channel,
             path,
@@ -560,6 +631,8 @@ impl<'a> Prepared<'a> {
             first,
             wait_for_ready: settings.wait_for_ready,
             ticket: None,
+            stats,
+            first_len,
         })
     }
 
@@ -567,11 +640,26 @@ impl<'a> Prepared<'a> {
     /// the channel's budget for waiting calls meanwhile.
     pub(super) async fn wait(&mut self) -> Result<(), Status> {
         let waiting = self.first.as_ref().map_or(0, Bytes::len);
-        let _budget = self.channel.hold_waiting(waiting)?;
-        let ticket =
-            wait_for_stream(self.channel, self.path, self.wait_for_ready, self.deadline).await?;
-        self.ticket = Some(ticket);
-        Ok(())
+        let waited = async {
+            let _budget = self.channel.hold_waiting(waiting)?;
+            wait_for_stream(self.channel, self.path, self.wait_for_ready, self.deadline).await
+        }
+        .await;
+        match waited {
+            Ok(ticket) => {
+                self.ticket = Some(ticket);
+                Ok(())
+            }
+            Err(status) => Err(self.failed(status)),
+        }
+    }
+
+    /// Ends the attempt's stats with a failure to start.
+    fn failed(&self, status: Status) -> Status {
+        if let Some(stats) = &self.stats {
+            stats.end(self.path, &Err(status.clone()));
+        }
+        status
     }
 }
 
@@ -615,6 +703,8 @@ impl Prepared<'_> {
             first,
             wait_for_ready,
             ticket,
+            stats,
+            first_len,
         } = self;
         let ticket = ticket.ok_or_else(|| Status::internal("opened before the wait"))?;
         let closed = first.is_some();
@@ -627,7 +717,30 @@ impl Prepared<'_> {
             first.clone(),
             ticket,
         )
-        .await?;
+        .await;
+        let started = match (started, &stats) {
+            (Ok(started), _) => started,
+            (Err(status), None) => return Err(status),
+            (Err(status), Some(stats)) => {
+                stats.end(path, &Err(status.clone()));
+                return Err(status);
+            }
+        };
+        if let Some(stats) = &stats {
+            let event = StatsEvent::OutHeader {
+                metadata: &options.metadata,
+                compression: encoding,
+            };
+            stats.emit(path, &event);
+            if let Some(first) = &first {
+                let payload = Payload {
+                    length: first_len,
+                    wire_length: first.len(),
+                    compressed: first.first() == Some(&1),
+                };
+                stats.payload(path, true, payload);
+            }
+        }
         let replay = first.map(|request| Replay {
             channel: channel.clone(),
             path,
@@ -647,6 +760,8 @@ impl Prepared<'_> {
             encoding,
             compress: true,
             observers: observers.clone(),
+            stats: stats.clone(),
+            path,
         };
         let recv = RecvHalf {
             conn: started.conn,
@@ -658,6 +773,9 @@ impl Prepared<'_> {
             trailers: Metadata::new(),
             last_compressed: false,
             last_wire_size: 0,
+            last_len: 0,
+            stats,
+            path,
             observers,
             permit: Some(started.permit),
             replay,

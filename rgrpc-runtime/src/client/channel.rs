@@ -18,6 +18,7 @@ use super::service_config::ServiceConfig;
 use super::state::ConnectivityState;
 use super::subchannel::Subchannel;
 use crate::codec;
+use crate::stats::StatsHandler;
 use crate::status::Status;
 use crate::transport::client::{ClientSettings, Conn};
 use crate::transport::io::Address;
@@ -73,6 +74,8 @@ pub(crate) struct ChannelConfig {
     /// Run around every call, the first added outermost; empty costs a call one
     /// branch.
     pub interceptors: Vec<Arc<dyn ClientInterceptor>>,
+    /// Sees every attempt's events; none costs a call one branch per event.
+    pub stats: Option<Arc<dyn StatsHandler>>,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -91,6 +94,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("compression", &self.compression)
             .field("service_config", &self.service_config.is_some())
             .field("interceptors", &self.interceptors.len())
+            .field("stats_handler", &self.stats.is_some())
             .finish()
     }
 }
@@ -118,6 +122,7 @@ impl Default for ChannelConfig {
             compression: None,
             service_config: None,
             interceptors: Vec::new(),
+            stats: None,
         }
     }
 }
@@ -191,6 +196,14 @@ impl ChannelBuilder {
     /// [`ClientInterceptor`].
     pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> ChannelBuilder {
         self.config.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// Reports the events of every call (each attempt) to `handler` (default: none;
+    /// a second call replaces the first): grpc-go's `stats.Handler`, see
+    /// [`StatsHandler`].
+    pub fn stats_handler(mut self, handler: Arc<dyn StatsHandler>) -> ChannelBuilder {
+        self.config.stats = Some(handler);
         self
     }
 

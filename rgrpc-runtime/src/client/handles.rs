@@ -29,7 +29,7 @@ async fn single_response<T: prost::Message + Default + 'static>(
         return Err(Status::unimplemented("server sent no response message"));
     };
     let mut message = decode::<T>(payload)?;
-    recv.observe(&mut message)?;
+    recv.received(&mut message)?;
     if recv.message().await?.is_some() {
         return Err(Status::unimplemented(
             "server sent more than one response message",
@@ -55,7 +55,7 @@ impl Channel {
         if self.intercepted() {
             return Box::pin(interceptor::unary(self, path, message, options)).await;
         }
-        let mut prepared = Prepared::new(self, path, options, Some(&message))?;
+        let mut prepared = Prepared::new(self, path, RpcKind::Unary, options, Some(&message))?;
         drop(message);
         prepared.wait().await?;
         // Boxed: a call waiting for its connection holds only the prepared call.
@@ -87,7 +87,13 @@ impl Channel {
                 _message: PhantomData,
             });
         }
-        let mut prepared = Prepared::new(self, path, options, Some(&message))?;
+        let mut prepared = Prepared::new(
+            self,
+            path,
+            RpcKind::ServerStreaming,
+            options,
+            Some(&message),
+        )?;
         drop(message);
         prepared.wait().await?;
         let (_send, recv) = Box::pin(prepared.open(None)).await?;
@@ -161,7 +167,7 @@ impl Channel {
             let opened = interceptor::open::<Req, Resp>(self, path, kind, None, options);
             return Box::pin(opened).await;
         }
-        let mut prepared = Prepared::new::<Req>(self, path, options, None)?;
+        let mut prepared = Prepared::new::<Req>(self, path, kind, options, None)?;
         prepared.wait().await?;
         Box::pin(prepared.open(None)).await
     }
@@ -223,7 +229,7 @@ impl<T: prost::Message + Default + 'static> ResponseStream<T> {
     /// Decodes a response and shows it to the call's observers.
     fn decode(&mut self, payload: Bytes) -> Result<T, Status> {
         let mut message = decode::<T>(payload)?;
-        self.recv.observe(&mut message)?;
+        self.recv.received(&mut message)?;
         Ok(message)
     }
 

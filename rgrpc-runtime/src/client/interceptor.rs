@@ -279,7 +279,7 @@ async fn run_call(call: &mut ClientCall) -> Result<(), Status> {
         }
         None => None,
     };
-    let mut prepared = Prepared::new(&call.channel, call.path, options, request)?;
+    let mut prepared = Prepared::new(&call.channel, call.path, call.kind, options, request)?;
     prepared.wait().await?;
     let (send, mut recv) = prepared.open(observers).await?;
     if call.kind.server_streams() || call.kind.client_streams() {
@@ -291,7 +291,7 @@ async fn run_call(call: &mut ClientCall) -> Result<(), Status> {
             return Err(Status::unimplemented("server sent no response message"));
         };
         let mut response = (call.decode)(payload)?;
-        recv.observe(&mut *response)?;
+        recv.received(&mut *response)?;
         if recv.message().await?.is_some() {
             return Err(Status::unimplemented(
                 "server sent more than one response message",

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::codec;
+use crate::stats::StatsHandler;
 use crate::status::Status;
 use crate::transport::io::Listener;
 use crate::transport::server::{ServerSettings, Stop};
@@ -124,6 +125,7 @@ pub struct Server {
     trim_memory: bool,
     /// Run around every routed call, the first added outermost.
     interceptors: Vec<Arc<dyn ServerInterceptor>>,
+    stats: Option<Arc<dyn StatsHandler>>,
 }
 
 /// Stops a running server from another task (grpc-go's `GracefulStop` and `Stop`).
@@ -219,6 +221,7 @@ impl std::fmt::Debug for Server {
             .field("config", &self.config)
             .field("settings", &self.settings)
             .field("interceptors", &self.interceptors.len())
+            .field("stats_handler", &self.stats.is_some())
             .finish()
     }
 }
@@ -239,6 +242,7 @@ impl Server {
             shutdown_grace: None,
             trim_memory: true,
             interceptors: Vec::new(),
+            stats: None,
         }
     }
 
@@ -294,6 +298,14 @@ impl Server {
     /// before any interceptor runs.
     pub fn interceptor(mut self, interceptor: impl ServerInterceptor) -> Server {
         self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// Reports the events of every routed call to `handler` (default: none; a
+    /// second call replaces the first): grpc-go's `stats.Handler`, see
+    /// [`StatsHandler`]. The same handler may serve several servers and channels.
+    pub fn stats_handler(mut self, handler: Arc<dyn StatsHandler>) -> Server {
+        self.stats = Some(handler);
         self
     }
 
@@ -470,6 +482,7 @@ impl Server {
             router: self.router,
             config: self.config,
             interceptors: self.interceptors,
+            stats: self.stats,
         });
         serve::accept_loop(
             listener.into(),

@@ -20,10 +20,12 @@ use super::interceptor::{ServerCall, ServerInterceptor, ServerNext};
 use super::panic::CatchUnwind;
 use super::request::{self, Reject};
 use super::{Router, ServerConfig};
+use crate::codec;
 use crate::codec::compression::{ACCEPT_ENCODING, Encoding};
 use crate::codec::reader::MessageReader;
 use crate::interceptor::{AnyMessage, Observers};
 use crate::metadata::Metadata;
+use crate::stats::{CallStats, Payload, StatsEvent, StatsHandler};
 use crate::status::Status;
 use crate::transport::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
 use crate::transport::dispatch::StreamFuture;
@@ -37,6 +39,8 @@ pub(crate) struct Streams {
     pub config: ServerConfig,
     /// In the order added, the first outermost; empty costs a call one branch.
     pub interceptors: Vec<Arc<dyn ServerInterceptor>>,
+    /// Sees every routed call's events; none costs a call one branch per event.
+    pub stats: Option<Arc<dyn StatsHandler>>,
 }
 
 impl StreamHandler for Arc<Streams> {
@@ -89,6 +93,8 @@ pub(super) struct Sender {
     /// call's observers and the slot its unary reply waits in. Unset, every check
     /// of it is one load.
     intercepted: OnceLock<Intercepted>,
+    /// The call's stats, when the server has a stats handler.
+    stats: Option<CallStats>,
 }
 
 /// What an intercepted call adds to its sender.
@@ -111,6 +117,51 @@ impl Sender {
 
     fn observers(&self) -> Option<&Observers> {
         self.intercepted.get().map(|i| &i.observers)
+    }
+
+    /// Whether the receive side must report each message (to observers or stats).
+    fn watches_requests(&self) -> bool {
+        self.stats.is_some() || self.intercepted.get().is_some()
+    }
+
+    /// Shows a decoded request to the observers and reports it to the stats handler.
+    fn received(
+        &self,
+        message: &mut dyn std::any::Any,
+        length: usize,
+        reader: &MessageReader,
+    ) -> Result<(), Status> {
+        if let Some(stats) = &self.stats {
+            let payload = Payload {
+                length,
+                wire_length: reader.last_wire_size() + codec::frame::HEADER_LEN,
+                compressed: reader.last_compressed(),
+            };
+            stats.payload(self.ctx.full_method(), false, payload);
+        }
+        match self.observers() {
+            Some(observers) => observers.recv(message, reader.last_wire_size()),
+            None => Ok(()),
+        }
+    }
+
+    /// Reports a message handed to the writer as `frame`.
+    fn sent<T: AnyMessage + ?Sized>(&self, message: &T, frame: &Bytes) {
+        if let Some(stats) = &self.stats {
+            let payload = Payload {
+                length: message.encoded_len(),
+                wire_length: frame.len(),
+                compressed: frame.first() == Some(&1),
+            };
+            stats.payload(self.ctx.full_method(), true, payload);
+        }
+    }
+
+    /// Reports the end of the call.
+    fn ended(&self, status: &Result<(), Status>) {
+        if let Some(stats) = &self.stats {
+            stats.end(self.ctx.full_method(), status);
+        }
     }
 
     /// The unary reply a handler left for the interceptors.
@@ -200,7 +251,7 @@ impl Sender {
     /// The response headers (with the handler's initial metadata) and the encoding.
     fn response_head(&self) -> (http::Response<()>, Option<Encoding>) {
         let mut head = grpc_response_head();
-        let (metadata, encoding) = self.header_metadata();
+        let (metadata, encoding) = self.header_metadata(false);
         metadata.write_headers(head.headers_mut());
         if let Some(encoding) = encoding {
             head.headers_mut()
@@ -210,10 +261,18 @@ impl Sender {
     }
 
     /// The initial metadata, as the observers leave it, and the response encoding.
-    fn header_metadata(&self) -> (Metadata, Option<Encoding>) {
+    /// Reported as OutHeader unless it goes in a Trailers-Only response.
+    fn header_metadata(&self, trailers_only: bool) -> (Metadata, Option<Encoding>) {
         let (mut metadata, encoding) = self.ctx.take_header();
         if let Some(observers) = self.observers() {
             observers.headers(&mut metadata);
+        }
+        if let (Some(stats), false) = (&self.stats, trailers_only) {
+            let event = StatsEvent::OutHeader {
+                metadata: &metadata,
+                compression: encoding,
+            };
+            stats.emit(self.ctx.full_method(), &event);
         }
         (metadata, encoding)
     }
@@ -231,6 +290,12 @@ impl Sender {
         let mut metadata = self.ctx.take_trailer();
         if let Some(observers) = self.observers() {
             observers.end(status, &mut metadata);
+        }
+        if let Some(stats) = &self.stats {
+            let event = StatsEvent::OutTrailer {
+                metadata: &metadata,
+            };
+            stats.emit(self.ctx.full_method(), &event);
         }
         metadata.write_headers(&mut trailers);
         trailers
@@ -250,6 +315,7 @@ impl Sender {
                 // Encoding fails before anything went out: the state stays Idle and the
                 // status is sent as a Trailers-Only response.
                 let data = message.encode_frame(&mut buf, self.max_send, encoding)?;
+                self.sent(message, &data);
                 let trailers = self.trailers(&Ok(()));
                 let SendState::Idle { respond, watcher } =
                     std::mem::replace(&mut *state, SendState::Done)
@@ -299,6 +365,9 @@ impl Sender {
         let encoding = encoding.filter(|_| compress);
         let frame = message.encode_frame(buf, self.max_send, encoding)?;
         let permits = Writer::acquire(&quota, frame.len()).await?;
+        if self.stats.is_some() {
+            self.sent(message, &frame);
+        }
         self.writer
             .send(Item::Data {
                 key: self.key,
@@ -320,7 +389,9 @@ impl Sender {
                         watcher.wake();
                     }
                     let mut head = grpc_response_head();
-                    self.header_metadata().0.write_headers(head.headers_mut());
+                    self.header_metadata(true)
+                        .0
+                        .write_headers(head.headers_mut());
                     let trailers = self.trailers(&status);
                     head.headers_mut().extend(trailers);
                     trailers_only(self.key, respond, head)
@@ -373,9 +444,10 @@ impl ServerStream {
         };
         self.ctx
             .set_request_compressed(self.reader.last_compressed());
+        let length = payload.len();
         let mut message = decode::<T>(payload)?;
-        if let Some(observers) = self.sender.observers() {
-            observers.recv(&mut message, self.reader.last_wire_size())?;
+        if self.sender.watches_requests() {
+            self.sender.received(&mut message, length, &self.reader)?;
         }
         if self.reader.next().await?.is_some() {
             return Err(Status::unimplemented(
@@ -405,12 +477,7 @@ impl ServerStream {
 
     /// Splits into typed halves.
     pub fn split<Req, Resp>(self) -> (RecvStream<Req>, SendStream<Resp>) {
-        let observed = self
-            .sender
-            .intercepted
-            .get()
-            .is_some()
-            .then(|| self.sender.clone());
+        let observed = self.sender.watches_requests().then(|| self.sender.clone());
         (
             RecvStream {
                 reader: self.reader,
@@ -444,7 +511,8 @@ pub struct RecvStream<T> {
     ctx: ServerContext,
     /// The `Stream` has yielded its end (`None`) or an error; it yields `None` now.
     ended: bool,
-    /// An intercepted call's sender, whose observers see each request.
+    /// The sender of a call with interceptors or stats, whose observers and stats
+    /// handler see each request.
     observed: Option<Arc<Sender>>,
     _message: PhantomData<fn() -> T>,
 }
@@ -480,9 +548,10 @@ impl<T: prost::Message + Default + 'static> RecvStream<T> {
             Some(payload) => {
                 self.ctx
                     .set_request_compressed(self.reader.last_compressed());
+                let length = payload.len();
                 let mut message = decode::<T>(payload)?;
-                if let Some(observers) = self.observed.as_deref().and_then(Sender::observers) {
-                    observers.recv(&mut message, self.reader.last_wire_size())?;
+                if let Some(sender) = &self.observed {
+                    sender.received(&mut message, length, &self.reader)?;
                 }
                 Poll::Ready(Ok(Some(message)))
             }
@@ -590,6 +659,15 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
     let deadline = head.timeout.map(|t| Instant::now() + t);
     let config = &streams.config;
     let metadata = Metadata::from_received(parts.headers);
+    let stats = streams.stats.as_ref().map(|stats| {
+        let call = CallStats::begin(stats, parts.uri.path(), false, handler.kind);
+        let event = StatsEvent::InHeader {
+            metadata: &metadata,
+            compression: head.encoding,
+        };
+        call.emit(parts.uri.path(), &event);
+        call
+    });
     let intercepted = !streams.interceptors.is_empty();
     // An intercepted call's handler gets the metadata the interceptors leave.
     let (ctx_metadata, metadata) = match intercepted {
@@ -614,6 +692,7 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
             watcher: None,
         }),
         intercepted: OnceLock::new(),
+        stats,
     });
     let stream = ServerStream {
         ctx: ctx.clone(),
@@ -645,20 +724,29 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
         () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
         () = client_reset(&sender) => {
             ctx.set_reset();
+            let reset = Err(Status::cancelled("the client cancelled the call"));
             if let Some(observers) = sender.observers() {
-                let reset = Err(Status::cancelled("the client cancelled the call"));
                 observers.end(&reset, &mut Metadata::new());
             }
+            sender.ended(&reset);
             return;
         }
         // Forced stop: the connection closes with a GOAWAY right after; the client
         // sees its call fail UNAVAILABLE.
         () = conn.cancelled.wait() => {
-            sender.finish(Err(Status::unavailable("the server is shutting down"))).await;
+            let stopped = Err(Status::unavailable("the server is shutting down"));
+            sender.finish(stopped.clone()).await;
+            sender.ended(&stopped);
             return;
         }
     };
-    sender.finish(result).await;
+    match &sender.stats {
+        None => sender.finish(result).await,
+        Some(_) => {
+            sender.finish(result.clone()).await;
+            sender.ended(&result);
+        }
+    }
     drop(guard);
 }
 
