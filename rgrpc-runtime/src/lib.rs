@@ -21,6 +21,7 @@ mod metadata;
 mod server;
 mod stats;
 mod status;
+mod trace;
 mod transport;
 
 pub use call::{CallOptions, Request, Response};

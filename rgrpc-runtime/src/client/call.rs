@@ -21,6 +21,7 @@ use crate::interceptor::{AnyMessage, Observers, RpcKind};
 use crate::metadata::Metadata;
 use crate::stats::{CallStats, Payload, StatsEvent};
 use crate::status::{Code, Status, status_from_h2};
+use crate::trace::CallTrace;
 use crate::transport::client::Conn;
 use crate::transport::controlbuf::{self, Item, Opened, StreamKey, Writer};
 use crate::transport::headers::{
@@ -57,6 +58,8 @@ pub(super) struct SendHalf {
     observers: Option<Arc<Observers>>,
     /// The attempt's stats, when the channel has a stats handler.
     stats: Option<Arc<CallStats>>,
+    /// The attempt's span, when a subscriber wants it.
+    trace: Option<Arc<CallTrace>>,
 }
 
 impl SendHalf {
@@ -109,6 +112,9 @@ impl SendHalf {
         }
         if let (Some(stats), Ok(())) = (&self.stats, &result) {
             stats.payload(self.path, true, sent);
+        }
+        if let (Some(trace), Ok(())) = (&self.trace, &result) {
+            trace.sent();
         }
         result
     }
@@ -184,6 +190,8 @@ pub(super) struct RecvHalf {
     last_len: usize,
     /// The attempt's stats, when the channel has a stats handler.
     stats: Option<Arc<CallStats>>,
+    /// The attempt's span, when a subscriber wants it.
+    trace: Option<Arc<CallTrace>>,
     path: &'static str,
     /// An intercepted call's observers: each response, the headers and the end
     /// pass them.
@@ -227,6 +235,9 @@ impl RecvHalf {
     /// observers; one that rejects it ends the call with its status (and resets the
     /// stream, as a cancel does).
     pub(super) fn received(&mut self, message: &mut dyn std::any::Any) -> Result<(), Status> {
+        if let Some(trace) = &self.trace {
+            trace.received();
+        }
         if let Some(stats) = &self.stats {
             let payload = Payload {
                 length: self.last_len,
@@ -248,6 +259,9 @@ impl RecvHalf {
                 if let Some(stats) = &self.stats {
                     stats.end(self.path, &failed);
                 }
+                if let Some(trace) = &self.trace {
+                    trace.end(&failed);
+                }
             }
             return Err(status);
         }
@@ -260,6 +274,9 @@ impl RecvHalf {
         }
         if let Some(stats) = &self.stats {
             stats.end(self.path, &result);
+        }
+        if let Some(trace) = &self.trace {
+            trace.end(&result);
         }
         if let Err(status) = &result {
             if status.code() == Code::DeadlineExceeded || status.code() == Code::Cancelled {
@@ -494,6 +511,9 @@ impl Drop for RecvHalf {
             if let Some(stats) = &self.stats {
                 stats.end(self.path, &dropped);
             }
+            if let Some(trace) = &self.trace {
+                trace.end(&dropped);
+            }
         }
     }
 }
@@ -567,6 +587,8 @@ pub(super) struct Prepared<'a> {
     /// The attempt's stats (begun here), and the request's encoded length for them.
     stats: Option<Arc<CallStats>>,
     first_len: usize,
+    /// The attempt's span (made here), when a subscriber wants it.
+    trace: Option<Arc<CallTrace>>,
 }
 
 /// A connection and one of its stream permits.
@@ -619,6 +641,7 @@ impl<'a> Prepared<'a> {
             _ => 0,
         };
         let first = first_frame;
+        let trace = CallTrace::new(true, path, channel.authority()).map(Arc::new);
         Ok(Prepared {
             channel,
             path,
@@ -633,6 +656,7 @@ impl<'a> Prepared<'a> {
             ticket: None,
             stats,
             first_len,
+            trace,
         })
     }
 
@@ -658,6 +682,9 @@ impl<'a> Prepared<'a> {
     fn failed(&self, status: Status) -> Status {
         if let Some(stats) = &self.stats {
             stats.end(self.path, &Err(status.clone()));
+        }
+        if let Some(trace) = &self.trace {
+            trace.end(&Err(status.clone()));
         }
         status
     }
@@ -705,6 +732,7 @@ impl Prepared<'_> {
             ticket,
             stats,
             first_len,
+            trace,
         } = self;
         let ticket = ticket.ok_or_else(|| Status::internal("opened before the wait"))?;
         let closed = first.is_some();
@@ -718,14 +746,21 @@ impl Prepared<'_> {
             ticket,
         )
         .await;
-        let started = match (started, &stats) {
-            (Ok(started), _) => started,
-            (Err(status), None) => return Err(status),
-            (Err(status), Some(stats)) => {
-                stats.end(path, &Err(status.clone()));
+        let started = match started {
+            Ok(started) => started,
+            Err(status) => {
+                if let Some(stats) = &stats {
+                    stats.end(path, &Err(status.clone()));
+                }
+                if let Some(trace) = &trace {
+                    trace.end(&Err(status.clone()));
+                }
                 return Err(status);
             }
         };
+        if let (Some(trace), Some(_)) = (&trace, &first) {
+            trace.sent();
+        }
         if let Some(stats) = &stats {
             let event = StatsEvent::OutHeader {
                 metadata: &options.metadata,
@@ -761,6 +796,7 @@ impl Prepared<'_> {
             compress: true,
             observers: observers.clone(),
             stats: stats.clone(),
+            trace: trace.clone(),
             path,
         };
         let recv = RecvHalf {
@@ -775,6 +811,7 @@ impl Prepared<'_> {
             last_wire_size: 0,
             last_len: 0,
             stats,
+            trace,
             path,
             observers,
             permit: Some(started.permit),

@@ -27,6 +27,7 @@ use crate::interceptor::{AnyMessage, Observers};
 use crate::metadata::Metadata;
 use crate::stats::{CallStats, Payload, StatsEvent, StatsHandler};
 use crate::status::Status;
+use crate::trace::CallTrace;
 use crate::transport::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
 use crate::transport::dispatch::StreamFuture;
 use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
@@ -95,6 +96,8 @@ pub(super) struct Sender {
     intercepted: OnceLock<Intercepted>,
     /// The call's stats, when the server has a stats handler.
     stats: Option<CallStats>,
+    /// The call's span, when a subscriber wants it.
+    trace: Option<CallTrace>,
 }
 
 /// What an intercepted call adds to its sender.
@@ -121,7 +124,12 @@ impl Sender {
 
     /// Whether the receive side must report each message (to observers or stats).
     fn watches_requests(&self) -> bool {
-        self.stats.is_some() || self.intercepted.get().is_some()
+        self.stats.is_some() || self.trace.is_some() || self.intercepted.get().is_some()
+    }
+
+    /// Whether the end must be reported (to stats or the span).
+    fn reports_end(&self) -> bool {
+        self.stats.is_some() || self.trace.is_some()
     }
 
     /// Shows a decoded request to the observers and reports it to the stats handler.
@@ -131,6 +139,9 @@ impl Sender {
         length: usize,
         reader: &MessageReader,
     ) -> Result<(), Status> {
+        if let Some(trace) = &self.trace {
+            trace.received();
+        }
         if let Some(stats) = &self.stats {
             let payload = Payload {
                 length,
@@ -147,6 +158,9 @@ impl Sender {
 
     /// Reports a message handed to the writer as `frame`.
     fn sent<T: AnyMessage + ?Sized>(&self, message: &T, frame: &Bytes) {
+        if let Some(trace) = &self.trace {
+            trace.sent();
+        }
         if let Some(stats) = &self.stats {
             let payload = Payload {
                 length: message.encoded_len(),
@@ -161,6 +175,9 @@ impl Sender {
     fn ended(&self, status: &Result<(), Status>) {
         if let Some(stats) = &self.stats {
             stats.end(self.ctx.full_method(), status);
+        }
+        if let Some(trace) = &self.trace {
+            trace.end(status);
         }
     }
 
@@ -365,7 +382,7 @@ impl Sender {
         let encoding = encoding.filter(|_| compress);
         let frame = message.encode_frame(buf, self.max_send, encoding)?;
         let permits = Writer::acquire(&quota, frame.len()).await?;
-        if self.stats.is_some() {
+        if self.reports_end() {
             self.sent(message, &frame);
         }
         self.writer
@@ -693,6 +710,7 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
         }),
         intercepted: OnceLock::new(),
         stats,
+        trace: CallTrace::new(false, ctx.full_method(), &conn.peer),
     });
     let stream = ServerStream {
         ctx: ctx.clone(),
@@ -706,7 +724,12 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
             Box::pin(intercept(streams.clone(), handler, call))
         }
     };
-    let call = CatchUnwind::new(call);
+    // The handler (and interceptors) run inside the call's span; none: a no-op.
+    let span = match &sender.trace {
+        Some(trace) => trace.span().clone(),
+        None => tracing::Span::none(),
+    };
+    let call = tracing::Instrument::instrument(CatchUnwind::new(call), span);
     let deadline = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -740,9 +763,9 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
             return;
         }
     };
-    match &sender.stats {
-        None => sender.finish(result).await,
-        Some(_) => {
+    match sender.reports_end() {
+        false => sender.finish(result).await,
+        true => {
             sender.finish(result.clone()).await;
             sender.ended(&result);
         }
