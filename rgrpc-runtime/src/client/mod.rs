@@ -8,6 +8,7 @@ mod channel;
 mod handles;
 mod interceptor;
 mod resolver;
+mod retry;
 mod service_config;
 mod state;
 mod subchannel;

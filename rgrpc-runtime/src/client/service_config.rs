@@ -18,18 +18,21 @@
 //!     "waitForReady": true,
 //!     "maxRequestMessageBytes": 1024,            // UInt32Value: a number or "1024"
 //!     "maxResponseMessageBytes": "4096",
-//!     "retryPolicy": {...}, "hedgingPolicy": {...}   // kept, not applied yet
+//!     "retryPolicy": {...} or "hedgingPolicy": {...} // gRFC A6: client/retry/policy.rs
 //!   }],
-//!   "retryThrottling": {...}                     // kept, not applied yet
+//!   "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}
 //! }
 //! ```
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::channel::LbPolicy;
+use super::retry;
+use super::retry::policy::{Policy, ThrottlingConfig};
 use crate::call::CallOptions;
 
 /// A parsed service config.
@@ -46,8 +49,8 @@ pub(crate) struct ServiceConfig {
     by_service: HashMap<Box<str>, usize>,
     /// The entry named `{}` (or `{"service": ""}`): every other method.
     default: Option<usize>,
-    /// `retryThrottling` as given: kept for the retry issue, not applied.
-    pub retry_throttling: Option<Value>,
+    /// `retryThrottling` (gRFC A6): the channel's throttle of retries and hedges.
+    pub retry_throttling: Option<ThrottlingConfig>,
 }
 
 /// One `methodConfig` entry: defaults for the calls it names.
@@ -57,10 +60,8 @@ pub(crate) struct MethodConfig {
     pub wait_for_ready: Option<bool>,
     pub max_request_message_bytes: Option<usize>,
     pub max_response_message_bytes: Option<usize>,
-    /// `retryPolicy` as given: kept for the retry issue (gRFC A6), not applied.
-    pub retry_policy: Option<Value>,
-    /// `hedgingPolicy` as given: kept for the retry issue (gRFC A6), not applied.
-    pub hedging_policy: Option<Value>,
+    /// `retryPolicy` or `hedgingPolicy` (gRFC A6); shared by the calls it governs.
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// What one call runs with, after its own options and its method config.
@@ -101,8 +102,7 @@ impl ServiceConfig {
             }
         }
         if let Some(throttling) = top.get("retryThrottling") {
-            object_at(throttling, "retryThrottling")?;
-            config.retry_throttling = Some(throttling.clone());
+            config.retry_throttling = Some(retry::policy::parse_throttling(throttling)?);
         }
         Ok(config)
     }
@@ -141,14 +141,7 @@ impl ServiceConfig {
         if let Some((v, at)) = field("maxResponseMessageBytes") {
             method.max_response_message_bytes = Some(u32_at(v, &at)?);
         }
-        if let Some((v, at)) = field("retryPolicy") {
-            object_at(v, &at)?;
-            method.retry_policy = Some(v.clone());
-        }
-        if let Some((v, at)) = field("hedgingPolicy") {
-            object_at(v, &at)?;
-            method.hedging_policy = Some(v.clone());
-        }
+        method.policy = retry::policy::parse_policy(fields, &at)?.map(Arc::new);
         let index = self.methods.len();
         self.methods.push(method);
         // An entry without names applies to no call (grpc-go and grpc-core accept it).
@@ -308,13 +301,13 @@ fn lb_policy_name(name: &Value) -> Result<Option<LbPolicy>, String> {
     }
 }
 
-fn object_at<'a>(value: &'a Value, at: &str) -> Result<&'a Map<String, Value>, String> {
+pub(super) fn object_at<'a>(value: &'a Value, at: &str) -> Result<&'a Map<String, Value>, String> {
     value
         .as_object()
         .ok_or_else(|| format!("{at}: expected an object, got {}", shown(value)))
 }
 
-fn list_at<'a>(value: &'a Value, at: &str) -> Result<&'a [Value], String> {
+pub(super) fn list_at<'a>(value: &'a Value, at: &str) -> Result<&'a [Value], String> {
     value
         .as_array()
         .map(Vec::as_slice)
@@ -322,8 +315,9 @@ fn list_at<'a>(value: &'a Value, at: &str) -> Result<&'a [Value], String> {
 }
 
 /// A protobuf JSON `google.protobuf.Duration`: seconds with up to nine fractional
-/// digits and an `s` ("1s", "0.5s", "1.000340012s"); a timeout cannot be negative.
-fn duration_at(value: &Value, at: &str) -> Result<Duration, String> {
+/// digits and an `s` ("1s", "0.5s", "1.000340012s", and ".5s" as gRFC A6 writes it); a
+/// timeout cannot be negative.
+pub(super) fn duration_at(value: &Value, at: &str) -> Result<Duration, String> {
     let err = || {
         format!(
             "{at}: expected a duration like \"1.5s\", got {}",
@@ -346,6 +340,13 @@ fn parse_duration(text: &str) -> Option<Duration> {
         None => (number, None),
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // ".1s" is not protobuf JSON, but gRFC A6 writes its examples so and grpc-go takes
+    // it: a missing whole part is 0 when a fraction follows.
+    let secs = if secs.is_empty() && frac.is_some_and(digits) {
+        "0"
+    } else {
+        secs
+    };
     if !digits(secs) {
         return None;
     }
@@ -387,7 +388,7 @@ fn u32_at(value: &Value, at: &str) -> Result<usize, String> {
 }
 
 /// A value for an error message: its JSON, cut short.
-fn shown(value: &Value) -> String {
+pub(super) fn shown(value: &Value) -> String {
     let text = value.to_string();
     match text.char_indices().nth(40) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
@@ -426,7 +427,8 @@ mod tests {
                 "waitForReady": true,
                 "maxRequestMessageBytes": 1024,
                 "maxResponseMessageBytes": "4096",
-                "retryPolicy": {"maxAttempts": 3},
+                "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
                 "someFutureField": 1
             }], "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
             "healthCheckConfig": {"serviceName": "x"}}"#,
@@ -436,12 +438,16 @@ mod tests {
         assert_eq!(method.wait_for_ready, Some(true));
         assert_eq!(method.max_request_message_bytes, Some(1024));
         assert_eq!(method.max_response_message_bytes, Some(4096));
+        let policy = method.policy.as_deref().expect("a retry policy");
+        assert_eq!(policy.max_attempts(), 3);
+        assert!(policy.continues_after(crate::Code::Unavailable));
+        assert!(!policy.continues_after(crate::Code::Internal));
         assert_eq!(
-            method.retry_policy,
-            Some(serde_json::json!({"maxAttempts": 3}))
+            config
+                .retry_throttling
+                .map(|t| (t.max_tokens, t.token_ratio_milli)),
+            Some((10, 100))
         );
-        assert_eq!(method.hedging_policy, None);
-        assert!(config.retry_throttling.is_some());
         assert_eq!(config.lb_policy, None);
         assert_eq!(config.method("/pkg.Svc/Other"), None);
         assert_eq!(config.method("/pkg.Other/M"), None);
@@ -491,6 +497,8 @@ mod tests {
             ("1.000340012s", Duration::new(1, 340_012)),
             ("0.000000001s", Duration::from_nanos(1)),
             ("315576000000s", Duration::from_secs(MAX_DURATION_SECONDS)),
+            // gRFC A6's examples (and grpc-go) write durations this way.
+            (".5s", Duration::from_millis(500)),
         ];
         for (text, want) in ok {
             assert_eq!(parse_duration(text), Some(want), "{text}");
@@ -502,7 +510,7 @@ mod tests {
             "1.5",
             "-1s",
             "+1s",
-            ".5s",
+            ".s",
             "1.s",
             "1.0000000001s",
             "1ms",
