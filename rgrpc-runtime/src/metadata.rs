@@ -216,7 +216,9 @@ fn checked_key(key: &str) -> Result<HeaderName, MetadataError> {
             "metadata key {key:?} must be non-empty lowercase ASCII letters, digits, '_', '-' or '.'"
         )));
     }
-    if is_reserved(key) || key.starts_with("grpc-") {
+    // gRFC A6: a server's handler sets `grpc-retry-pushback-ms` itself, as metadata
+    // on its status, to slow or stop the client's retries.
+    if is_reserved(key) || (key.starts_with("grpc-") && key != "grpc-retry-pushback-ms") {
         return Err(error(format!("metadata key {key:?} is reserved by gRPC")));
     }
     HeaderName::from_bytes(key.as_bytes()).map_err(|e| error(e.to_string()))

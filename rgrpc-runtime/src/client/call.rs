@@ -5,13 +5,17 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
 use tokio::sync::Semaphore;
 
 use super::channel::Channel;
+use super::retry;
+use super::retry::buffer::CallBudget;
+use super::retry::policy::{Policy, Pushback};
+use super::retry::throttle::Throttle;
 use super::service_config::MethodConfig;
 use crate::call::CallOptions;
 use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
@@ -199,9 +203,13 @@ pub(super) struct RecvHalf {
     /// This call's share of the server's MAX_CONCURRENT_STREAMS; released when the call
     /// ends (or is dropped).
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// What a transparent retry needs: present while the call may still be retried
-    /// (its request went whole with the open, and no retry was made yet).
+    /// What another attempt needs: present while the call may still be retried (its
+    /// request went whole with the open, and it is not committed).
     replay: Option<Replay>,
+    /// The method's retry policy, while the call may still use it.
+    retrying: Option<Box<Retrying>>,
+    /// The channel's retry throttle: every call's end counts (A6).
+    throttle: Option<Arc<Throttle>>,
     /// The deadline's timer when the call is read as a `Stream`, whose `poll_next`
     /// cannot hold `until`'s future: made (boxed, once per call) on the first poll that
     /// waits, and only then, so `message().await` pays nothing for it.
@@ -211,6 +219,7 @@ pub(super) struct RecvHalf {
 /// A call's request, kept so that a stream the server never processed can be opened
 /// again on another connection (gRFC A6 transparent retry: once, not counted against
 /// any retry policy).
+#[derive(Clone)]
 struct Replay {
     channel: Channel,
     path: &'static str,
@@ -219,6 +228,21 @@ struct Replay {
     wait_for_ready: bool,
     encoding: Option<Encoding>,
     request: Bytes,
+    /// Attempts made before the current one (`grpc-previous-rpc-attempts` of the
+    /// current one).
+    previous_attempts: u32,
+    /// The one transparent retry (A6: not counted against maxAttempts) is still there.
+    transparent_left: bool,
+}
+
+/// A call under a retry policy (gRFC A6), while it is not committed. Boxed in the
+/// receiving half: calls without a policy carry one empty pointer.
+struct Retrying {
+    policy: Arc<Policy>,
+    /// Retries since the last pushback (the backoff's `n` starts over after one).
+    since_pushback: u32,
+    /// The request's share of the channel's replay budget, released at the commit.
+    budget: CallBudget,
 }
 
 impl RecvHalf {
@@ -269,6 +293,10 @@ impl RecvHalf {
     }
 
     fn finish(&mut self, result: Result<(), Status>) -> Result<(), Status> {
+        if let (Some(throttle), Ok(())) = (&self.throttle, &result) {
+            throttle.success();
+        }
+        self.retrying = None;
         if let Some(observers) = &self.observers {
             observers.end(&result, &mut self.trailers);
         }
@@ -319,10 +347,14 @@ impl RecvHalf {
                     match ready!(Pin::new(fut).poll(cx)) {
                         Err(e) => {
                             if self.refused(&e, stream_id) {
-                                self.retry();
+                                self.retry(Duration::ZERO, false);
                                 continue;
                             }
-                            let _ = self.finish(Err(status_from_h2(&e)));
+                            let status = status_from_h2(&e);
+                            if self.policy_retry(&status, None) {
+                                continue;
+                            }
+                            let _ = self.finish(Err(status));
                         }
                         Ok(response) => self.head_received(response),
                     }
@@ -348,8 +380,20 @@ impl RecvHalf {
 
     /// Head -> Body, or -> Done for a Trailers-Only response or a head that is not gRPC.
     fn head_received(&mut self, response: http::Response<h2::RecvStream>) {
-        self.replay = None;
         let (parts, body) = response.into_parts();
+        // A Trailers-Only failure before the commit may be retried (A6): the response
+        // headers, which commit the call, never came.
+        if self.retrying.is_some() {
+            if let Err(Err(status)) = check_head(&parts) {
+                let trailers = Metadata::from_headers(&parts.headers);
+                if self.policy_retry(&status, Some(&trailers)) {
+                    return;
+                }
+            }
+        }
+        // Committed (A6): response headers arrived, or the call ends here.
+        self.replay = None;
+        self.retrying = None;
         let mut headers = Metadata::from_headers(&parts.headers);
         if let Some(observers) = &self.observers {
             observers.headers(&mut headers);
@@ -388,20 +432,72 @@ impl RecvHalf {
     /// Whether the server never processed the stream: it was refused (RST_STREAM
     /// REFUSED_STREAM) or lies above the last stream id of the server's GOAWAY.
     fn refused(&self, e: &h2::Error, stream_id: u32) -> bool {
-        self.replay.is_some()
+        self.replay.as_ref().is_some_and(|r| r.transparent_left)
             && (e.reason() == Some(h2::Reason::REFUSED_STREAM)
                 || (e.is_go_away() && e.is_remote() && self.conn.was_refused(stream_id)))
     }
 
-    /// Head -> Retry: opens the call again on the channel's live connection (a new one
-    /// if this one is draining). Only called while `replay` is there (`refused`).
-    fn retry(&mut self) {
-        let Some(replay) = self.replay.take() else {
+    /// gRFC A6 after a failed attempt that did not commit the call: whether another
+    /// attempt goes out (then the call is in Retry, waiting out its backoff). The
+    /// status must be retryable; a failure counts against the throttle; the server's
+    /// pushback can stop retries or set the wait; maxAttempts, the throttle and the
+    /// replay budget bound them.
+    fn policy_retry(&mut self, status: &Status, trailers: Option<&Metadata>) -> bool {
+        let (Some(retrying), Some(replay)) = (self.retrying.as_deref_mut(), &self.replay) else {
+            return false;
+        };
+        let Policy::Retry(policy) = &*retrying.policy else {
+            return false;
+        };
+        if !policy.retryable.contains(status.code()) {
+            return false;
+        }
+        if let Some(throttle) = &self.throttle {
+            throttle.failure();
+        }
+        let pushback =
+            retry::policy::pushback(trailers.and_then(|t| t.get("grpc-retry-pushback-ms")));
+        let allowed = pushback != Pushback::Stop
+            && replay.previous_attempts + 1 < policy.max_attempts
+            && self.throttle.as_ref().is_none_or(|t| t.allows_retry())
+            && !retrying.budget.is_committed();
+        if !allowed {
+            return false;
+        }
+        let wait = match pushback {
+            Pushback::After(wait) => {
+                retrying.since_pushback = 0;
+                wait
+            }
+            Pushback::None | Pushback::Stop => {
+                retrying.since_pushback += 1;
+                policy.backoff(retrying.since_pushback, super::backoff::random_unit())
+            }
+        };
+        self.retry(wait, true);
+        true
+    }
+
+    /// Head -> Retry: opens the call again, after `wait`, on the channel's live
+    /// connection (a new one if this one is draining), as attempt `counted` (a policy
+    /// retry) or as the one transparent retry. Only called while `replay` is there.
+    fn retry(&mut self, wait: Duration, counted: bool) {
+        let Some(replay) = self.replay.as_mut() else {
             return;
         };
+        if counted {
+            replay.previous_attempts += 1;
+        } else {
+            replay.transparent_left = false;
+        }
+        let replay = replay.clone();
+        // The failed attempt's stream is done with: free its slot now.
         self.permit = None;
         let deadline = self.deadline;
         let reopen = async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             let Replay {
                 channel,
                 path,
@@ -409,6 +505,8 @@ impl RecvHalf {
                 wait_for_ready,
                 encoding,
                 request,
+                previous_attempts,
+                transparent_left: _,
             } = replay;
             start(
                 &channel,
@@ -417,7 +515,10 @@ impl RecvHalf {
                 wait_for_ready,
                 encoding,
                 deadline,
-                Some(request),
+                Attempt {
+                    first: Some(request),
+                    previous_attempts,
+                },
             )
             .await
         };
@@ -589,6 +690,8 @@ pub(super) struct Prepared<'a> {
     first_len: usize,
     /// The attempt's span (made here), when a subscriber wants it.
     trace: Option<Arc<CallTrace>>,
+    /// The method's retry policy (A6) from the service config.
+    policy: Option<Arc<Policy>>,
 }
 
 /// A connection and one of its stream permits.
@@ -642,6 +745,7 @@ impl<'a> Prepared<'a> {
         };
         let first = first_frame;
         let trace = CallTrace::new(true, path, channel.authority()).map(Arc::new);
+        let policy = method.and_then(|m| m.policy.clone());
         Ok(Prepared {
             channel,
             path,
@@ -657,6 +761,7 @@ impl<'a> Prepared<'a> {
             stats,
             first_len,
             trace,
+            policy,
         })
     }
 
@@ -733,6 +838,7 @@ impl Prepared<'_> {
             stats,
             first_len,
             trace,
+            policy,
         } = self;
         let ticket = ticket.ok_or_else(|| Status::internal("opened before the wait"))?;
         let closed = first.is_some();
@@ -742,7 +848,10 @@ impl Prepared<'_> {
             &options,
             encoding,
             deadline,
-            first.clone(),
+            Attempt {
+                first: first.clone(),
+                previous_attempts: 0,
+            },
             ticket,
         )
         .await;
@@ -776,6 +885,23 @@ impl Prepared<'_> {
                 stats.payload(path, true, payload);
             }
         }
+        // A6: a call is retryable while its request fits the replay budget; a
+        // streamed request is not kept (such calls have the transparent retry only
+        // before they are sent, and no policy retries yet).
+        let retrying = match (&policy, &first) {
+            (Some(policy), Some(request)) if matches!(**policy, Policy::Retry(_)) => {
+                let mut budget = CallBudget::new(channel.retry_budget().clone());
+                budget.keep(request.len()).then(|| {
+                    Box::new(Retrying {
+                        policy: policy.clone(),
+                        since_pushback: 0,
+                        budget,
+                    })
+                })
+            }
+            _ => None,
+        };
+        let throttle = channel.throttle().cloned();
         let replay = first.map(|request| Replay {
             channel: channel.clone(),
             path,
@@ -783,6 +909,8 @@ impl Prepared<'_> {
             wait_for_ready,
             encoding,
             request,
+            previous_attempts: 0,
+            transparent_left: true,
         });
         let send = SendHalf {
             conn: started.conn.clone(),
@@ -816,6 +944,8 @@ impl Prepared<'_> {
             observers,
             permit: Some(started.permit),
             replay,
+            retrying,
+            throttle,
             stream_timer: None,
         };
         Ok((send, recv))
@@ -832,7 +962,11 @@ struct Started {
     permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// Waits for a stream (see [`wait_for_stream`]) and opens it: a transparent retry.
+/// `grpc-previous-rpc-attempts` (gRFC A6).
+const GRPC_PREVIOUS_RPC_ATTEMPTS: http::HeaderName =
+    http::HeaderName::from_static("grpc-previous-rpc-attempts");
+
+/// Waits for a stream (see [`wait_for_stream`]) and opens it: another attempt.
 async fn start(
     channel: &Channel,
     path: &'static str,
@@ -840,10 +974,17 @@ async fn start(
     wait_for_ready: bool,
     encoding: Option<Encoding>,
     deadline: Option<Instant>,
-    first: Option<Bytes>,
+    attempt: Attempt,
 ) -> Result<Started, Status> {
     let ticket = wait_for_stream(channel, path, wait_for_ready, deadline).await?;
-    start_on(channel, path, options, encoding, deadline, first, ticket).await
+    start_on(channel, path, options, encoding, deadline, attempt, ticket).await
+}
+
+/// What one attempt sends with its open: the whole request (for calls that have only
+/// one) and how many attempts came before it.
+struct Attempt {
+    first: Option<Bytes>,
+    previous_attempts: u32,
 }
 
 /// Builds the request head and opens the stream on the ticket's connection; `first` is
@@ -854,9 +995,13 @@ async fn start_on(
     options: &CallOptions,
     encoding: Option<Encoding>,
     deadline: Option<Instant>,
-    first: Option<Bytes>,
+    attempt: Attempt,
     ticket: Ticket,
 ) -> Result<Started, Status> {
+    let Attempt {
+        first,
+        previous_attempts,
+    } = attempt;
     let Ticket { conn, permit } = ticket;
     // From the parts: the path is `'static` (generated constants), so it is checked
     // but not copied, and the scheme and authority are already parsed.
@@ -895,6 +1040,13 @@ async fn start_on(
         }
     }
     options.metadata.write_headers(headers);
+    if previous_attempts > 0 {
+        // A6 "Exposed Retry Metadata": absent on the first attempt, then 1, 2, ...
+        headers.insert(
+            GRPC_PREVIOUS_RPC_ATTEMPTS,
+            HeaderValue::from(previous_attempts),
+        );
+    }
     let (response, send) = until(deadline, async {
         // The permit is ours: h2 has room for the stream.
         let mut sender = conn

@@ -14,6 +14,8 @@ use super::backoff::BackoffConfig;
 use super::balancer::{Endpoint, LoadBalancer};
 use super::interceptor::ClientInterceptor;
 use super::resolver::{self, AddressSink, Resolver, ResolverBuilder, Target};
+use super::retry::buffer::{ChannelBudget, DEFAULT_PER_CALL_BYTES, DEFAULT_PER_CHANNEL_BYTES};
+use super::retry::throttle::Throttle;
 use super::service_config::ServiceConfig;
 use super::state::ConnectivityState;
 use super::subchannel::Subchannel;
@@ -150,6 +152,10 @@ struct Inner {
     last_pick: Mutex<std::time::Instant>,
     /// Bytes held by calls waiting for a connection or a stream permit.
     waiting_bytes: AtomicUsize,
+    /// gRFC A6 `retryThrottling` from the service config: shared by every call.
+    throttle: Option<Arc<Throttle>>,
+    /// What calls keep of their requests for another attempt, all calls together.
+    retry_budget: Arc<ChannelBudget>,
 }
 
 #[derive(Default)]
@@ -511,6 +517,16 @@ impl Channel {
         &self.inner.config
     }
 
+    /// The channel's retry throttle, when its service config has one.
+    pub(crate) fn throttle(&self) -> Option<&Arc<Throttle>> {
+        self.inner.throttle.as_ref()
+    }
+
+    /// The channel's replay budget (gRFC A6 buffering).
+    pub(crate) fn retry_budget(&self) -> &Arc<ChannelBudget> {
+        &self.inner.retry_budget
+    }
+
     pub(crate) fn authority(&self) -> &http::uri::Authority {
         &self.inner.authority
     }
@@ -585,7 +601,14 @@ impl Inner {
         config: ChannelConfig,
         resolver_builder: Option<Arc<dyn ResolverBuilder>>,
     ) -> Arc<Inner> {
+        let throttle = config
+            .service_config
+            .as_ref()
+            .and_then(|sc| sc.retry_throttling)
+            .map(|t| Arc::new(Throttle::new(t)));
         Arc::new(Inner {
+            throttle,
+            retry_budget: ChannelBudget::new(DEFAULT_PER_CALL_BYTES, DEFAULT_PER_CHANNEL_BYTES),
             authority,
             target,
             config,

@@ -44,6 +44,7 @@ pub(crate) enum Policy {
     Hedging(HedgingPolicy),
 }
 
+#[cfg(test)]
 impl Policy {
     /// Attempts in all.
     pub(crate) fn max_attempts(&self) -> u32 {
