@@ -42,6 +42,8 @@ pub use server::{
 pub use stats::{Payload, RpcInfo, StatsEvent, StatsHandler};
 pub use status::{Code, Status};
 pub use transport::io::{Listener, PeerAddr};
+#[cfg(feature = "tls")]
+pub use transport::tls::{ClientTlsConfig, ServerTlsConfig, TlsError};
 
 /// Re-exported so generated code and users name one prost version.
 pub use prost;

@@ -50,7 +50,8 @@ impl Drop for DropGuard {
 /// A TestService for tests:
 /// - UnaryCall: payload of `response_size` zeros; `response_status` is returned as the
 ///   status (a message `details:X` returns binary details X); `fill_oauth_scope` echoes
-///   the peer address and authority as headers; `fill_username` panics (the panic test); `x-echo` metadata is echoed as a
+///   the peer address, authority and TLS state (`x-tls`, `x-alpn`, `x-peer-certs`,
+///   `x-peer-cert-bin`: the client's leaf certificate, DER) as headers; `fill_username` panics (the panic test); `x-echo` metadata is echoed as a
 ///   header and `x-echo-trailer-bin` as a trailer; a `payload.body` of "sleep" sleeps 10 s,
 ///   one of "delay_ms:N" sleeps N ms.
 /// - StreamingOutputCall: one response per `response_parameters` entry, each after
@@ -100,6 +101,15 @@ impl TestServiceServer for Instrumented {
                 .unwrap_or_default();
             md.insert("x-remote-ip", &remote)?;
             md.insert("x-authority", ctx.authority().unwrap_or(""))?;
+            md.insert("x-tls", if ctx.is_tls() { "true" } else { "false" })?;
+            md.insert(
+                "x-alpn",
+                &String::from_utf8_lossy(ctx.alpn_protocol().unwrap_or_default()),
+            )?;
+            md.insert("x-peer-certs", &ctx.peer_certificates().len().to_string())?;
+            if let Some(leaf) = ctx.peer_certificates().first() {
+                md.insert_bin("x-peer-cert-bin", leaf)?;
+            }
             ctx.set_header(md)?;
         }
         if request.response_compressed.is_some_and(|b| b.value) {

@@ -1009,7 +1009,7 @@ async fn start_on(
         http::uri::PathAndQuery::from_maybe_shared(bytes::Bytes::from_static(path.as_bytes()))
             .map_err(|e| Status::internal(format!("bad method path {path:?}: {e}")))?;
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.scheme = Some(channel.scheme());
     parts.authority = Some(channel.authority().clone());
     parts.path_and_query = Some(path_and_query);
     let uri = http::Uri::from_parts(parts)

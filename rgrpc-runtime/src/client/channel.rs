@@ -184,6 +184,8 @@ pub struct ChannelBuilder {
     target: String,
     config: ChannelConfig,
     resolver: Option<Arc<dyn ResolverBuilder>>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::ClientTlsConfig>,
 }
 
 impl std::fmt::Debug for ChannelBuilder {
@@ -354,6 +356,20 @@ impl ChannelBuilder {
         self
     }
 
+    /// Dials TLS with these settings (default: plaintext, or for an `https://`
+    /// target `ClientTlsConfig::new()`: the platform's roots). Works with every
+    /// target scheme (`dns:`, `ipv4:` lists, ...). The server's certificate must
+    /// match the target's host, or the config's
+    /// [`server_name`](crate::ClientTlsConfig::server_name) override, which is then
+    /// every call's `:authority` too. The TLS handshake runs under the connect
+    /// timeout; a plaintext server fails the connection at once (UNAVAILABLE
+    /// saying so).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::ClientTlsConfig) -> ChannelBuilder {
+        self.tls = Some(config);
+        self
+    }
+
     /// Keepalive below the A8 minimum, for tests of keepalive itself.
     #[doc(hidden)]
     pub fn keepalive_time_unclamped(mut self, time: Duration) -> ChannelBuilder {
@@ -372,7 +388,40 @@ impl ChannelBuilder {
             self.config.lb_policy = policy;
         }
         let scheme = self.resolver.as_ref().map(|r| r.scheme().to_owned());
-        let target = Target::parse(&self.target, scheme.as_deref());
+        // `https://host[:port]` is `dns:host[:port]` over TLS.
+        let (target_text, https) = match self.target.strip_prefix("https://") {
+            Some(rest) => (rest.trim_end_matches('/'), true),
+            None => (self.target.as_str(), false),
+        };
+        let target = Target::parse(target_text, scheme.as_deref());
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut authority = target.authority();
+        #[cfg(feature = "tls")]
+        {
+            let tls = match self.tls.take() {
+                Some(tls) => Some(tls),
+                None if https => Some(crate::ClientTlsConfig::new()),
+                None => None,
+            };
+            if let Some(tls) = tls {
+                let connector = tls
+                    .connector(authority.host())
+                    .map_err(|e| Status::invalid_argument(format!("TLS: {e}")))?;
+                if let Some(name) = tls.server_name_override() {
+                    authority = name.parse().map_err(|_| {
+                        Status::invalid_argument(format!("TLS: bad server name {name:?}"))
+                    })?;
+                }
+                self.config.transport.tls = Some(connector);
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        if https {
+            return Err(Status::invalid_argument(format!(
+                "target {:?}: https:// needs rgrpc-runtime's `tls` feature",
+                self.target
+            )));
+        }
         if target.scheme == "unix" || target.scheme == "dns" {
             // Reject what cannot be dialled now rather than on the first call.
             if target.scheme == "unix" {
@@ -386,7 +435,7 @@ impl ChannelBuilder {
             }
         }
         Ok(Channel {
-            inner: Inner::new(target.authority(), target, self.config, self.resolver),
+            inner: Inner::new(authority, target, self.config, self.resolver),
         })
     }
 
@@ -406,6 +455,8 @@ impl Channel {
             target: target.to_owned(),
             config: ChannelConfig::default(),
             resolver: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -470,10 +521,13 @@ impl Channel {
     }
 
     fn reconfigure(self, f: impl FnOnce(ChannelBuilder) -> ChannelBuilder) -> Channel {
+        // The TLS connector, if any, is already in the config's transport settings.
         let builder = ChannelBuilder {
             target: String::new(),
             config: self.inner.config.clone(),
             resolver: self.inner.resolver_builder.clone(),
+            #[cfg(feature = "tls")]
+            tls: None,
         };
         let config = f(builder).config;
         // A new channel; the old connections stay with the old clones.
@@ -529,6 +583,15 @@ impl Channel {
 
     pub(crate) fn authority(&self) -> &http::uri::Authority {
         &self.inner.authority
+    }
+
+    /// `:scheme` of every request: `https` over TLS (PROTOCOL-HTTP2.md).
+    pub(crate) fn scheme(&self) -> http::uri::Scheme {
+        #[cfg(feature = "tls")]
+        if self.inner.config.transport.tls.is_some() {
+            return http::uri::Scheme::HTTPS;
+        }
+        http::uri::Scheme::HTTP
     }
 
     /// Counts a call that is about to wait, with `message` bytes, against the

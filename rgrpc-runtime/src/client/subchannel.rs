@@ -155,6 +155,15 @@ impl Subchannel {
                     .connect()
                     .await
                     .map_err(|e| format!("connecting to {address}: {e}"))?;
+                // TLS inside the same attempt: under the same connect timeout.
+                #[cfg(feature = "tls")]
+                let io = match &settings.tls {
+                    Some(tls) => tls
+                        .connect(io)
+                        .await
+                        .map_err(|e| format!("connecting to {address}: {e}"))?,
+                    None => io,
+                };
                 connect(io, &settings)
                     .await
                     .map_err(|e| format!("connecting to {address}: {e}"))

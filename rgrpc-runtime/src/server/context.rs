@@ -109,6 +109,30 @@ impl ServerContext {
         &self.inner.conn.peer
     }
 
+    /// The client's certificate chain (DER, its own certificate first) on a TLS
+    /// connection where it presented one; empty otherwise.
+    pub fn peer_certificates(&self) -> &[bytes::Bytes] {
+        match &self.inner.conn.tls {
+            Some(tls) => &tls.peer_certificates,
+            None => &[],
+        }
+    }
+
+    /// The protocol ALPN negotiated on a TLS connection (`b"h2"`); `None` on a
+    /// plaintext one.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.inner
+            .conn
+            .tls
+            .as_ref()
+            .and_then(|tls| tls.alpn_protocol.as_deref())
+    }
+
+    /// Whether the call came over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.inner.conn.tls.is_some()
+    }
+
     /// Completes when the call is cancelled: its deadline passed, the client reset
     /// it, or the server was stopped without grace (grpc-go handlers select on
     /// `ctx.Done()`). The handler's own future is dropped then anyway; this is for

@@ -431,6 +431,16 @@ impl Server {
         self
     }
 
+    /// Serves TLS (default: plaintext): every connection's TLS handshake runs in its
+    /// own task under [`Server::connection_timeout`], and must negotiate ALPN `h2`.
+    /// A plaintext client on a TLS server, and a TLS client on a plaintext one, is
+    /// answered with a GOAWAY that says so and closed at once.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::ServerTlsConfig) -> Server {
+        self.settings.tls = Some(config.acceptor());
+        self
+    }
+
     /// When `serve_with_shutdown`'s signal fires, how long calls in flight may run
     /// before they are cancelled (default: as long as they take).
     pub fn shutdown_grace(mut self, grace: Duration) -> Server {

@@ -52,6 +52,9 @@ pub(crate) struct ClientSettings {
     /// MIN_CONNECT_TIMEOUT = 20 s).
     pub connect_timeout: Duration,
     pub keepalive: Keepalive,
+    /// TLS on every connection (`None`: plaintext).
+    #[cfg(feature = "tls")]
+    pub tls: Option<super::tls::Connector>,
 }
 
 impl Default for ClientSettings {
@@ -61,6 +64,8 @@ impl Default for ClientSettings {
             initial_connection_window: 2 * 1024 * 1024,
             connect_timeout: Duration::from_secs(20),
             keepalive: Keepalive::client_default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -217,7 +222,8 @@ pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn
     };
     tokio::spawn(driver.run());
     match tokio::time::timeout(settings.connect_timeout, ready_rx).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(refused))) => return Err(format!("handshake: {refused}")),
         Ok(Err(_)) => return Err("handshake: connection closed".into()),
         Err(_) => return Err("handshake: timed out waiting for the server's SETTINGS".into()),
     }
@@ -245,8 +251,9 @@ struct Driver {
     /// `None` once every `Writer` handle is gone (the channel let the connection go).
     writer_task: Option<WriterTask>,
     pings: Option<h2::PingPong>,
-    /// Told when the handshake's PING is acked (Handshaking -> Ready).
-    handshake: Option<oneshot::Sender<()>>,
+    /// Told when the handshake's PING is acked (Handshaking -> Ready), or why the
+    /// server refused the connection (a GOAWAY before it).
+    handshake: Option<oneshot::Sender<Result<(), String>>>,
     pinger: Pinger,
     streams: Arc<Semaphore>,
     state: Arc<State>,
@@ -275,6 +282,14 @@ impl Driver {
             }
         }
         let done = Pin::new(&mut self.connection).poll(cx);
+        if let Poll::Ready(Err(e)) = &done {
+            if let Some(handshake) = self.handshake.take() {
+                // Lost before it was ever ready; over TLS 1.3 this is where a server
+                // that refused our client certificate says so (its alert comes
+                // after the client's side of the handshake is done).
+                let _ = handshake.send(Err(format!("connection lost: {e}")));
+            }
+        }
         self.poll_pings(cx);
         let seen = self.flusher.with_io(Observed::take_seen);
         self.poll_observed(seen.goaway);
@@ -299,7 +314,7 @@ impl Driver {
         if let Poll::Ready(result) = pings.poll_pong(cx) {
             if let Some(ready) = self.handshake.take() {
                 if result.is_ok() {
-                    let _ = ready.send(());
+                    let _ = ready.send(Ok(()));
                 }
             }
         }
@@ -308,6 +323,20 @@ impl Driver {
     /// A GOAWAY from the server: Draining, with the last stream id it processed.
     fn poll_observed(&mut self, goaway: Option<GoAway>) {
         if let Some(goaway) = goaway {
+            if let Some(handshake) = self.handshake.take() {
+                // A GOAWAY before the connection was ever ready: the server refused
+                // it (our TLS port answers a plaintext client so, see `sniff`); its
+                // debug data says why.
+                let _ = handshake.send(Err(format!(
+                    "the server refused the connection: GOAWAY {:?}{}",
+                    h2::Reason::from(goaway.error_code),
+                    if goaway.debug.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", String::from_utf8_lossy(&goaway.debug))
+                    }
+                )));
+            }
             if goaway.error_code == u32::from(h2::Reason::ENHANCE_YOUR_CALM)
                 && goaway.debug == b"too_many_pings"
             {

@@ -2,7 +2,7 @@
 //!
 //! A driver takes a [`BoxIo`]: a TCP or Unix socket held as is, or any other
 //! `AsyncRead + AsyncWrite` byte stream boxed (one virtual call per read or write
-//! syscall, nothing per frame). TLS will wrap a `BoxIo` in another one.
+//! syscall, nothing per frame). TLS (`tls.rs`) wraps a `BoxIo` in another one.
 //!
 //! Addresses follow grpc's naming document (doc/naming.md): `host:port`,
 //! `http://host:port`, `unix:/absolute/path`, `unix:relative/path` and
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 #[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
@@ -33,8 +33,8 @@ pub(crate) enum BoxIo {
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(UnixStream),
-    /// Any other byte stream: an in-memory stream in tests today, TLS next.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Any other byte stream: TLS, or an in-memory stream in tests.
+    #[cfg_attr(not(any(test, feature = "tls")), allow(dead_code))]
     Other(Box<dyn Io>),
 }
 
@@ -44,6 +44,61 @@ impl BoxIo {
     pub(crate) fn other(io: impl Io) -> BoxIo {
         BoxIo::Other(Box::new(io))
     }
+}
+
+impl BoxIo {
+    /// The first byte the peer sent, without consuming it: `Ok(None)` when the peer
+    /// closed first, or when this kind of stream cannot be peeked at (only TCP can;
+    /// a Unix socket or a boxed stream is served as it is).
+    pub(crate) async fn peek_first(&mut self) -> io::Result<Option<u8>> {
+        match self {
+            BoxIo::Tcp(io) => {
+                let mut first = [0u8; 1];
+                let n = io.peek(&mut first).await?;
+                Ok((n == 1).then_some(first[0]))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes `bytes`, half-closes, and reads (and drops) what the peer still sends
+    /// until it closes, at most [`REFUSAL_DRAIN_BYTES`] within [`REFUSAL_DRAIN_TIME`]:
+    /// closing with unread bytes would send a TCP RST, and a peer that gets an RST may
+    /// lose the answer before it reads it.
+    pub(crate) async fn refuse(mut self, bytes: &[u8]) {
+        let drain = async {
+            self.write_all(bytes).await?;
+            self.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            let mut left = REFUSAL_DRAIN_BYTES;
+            while left > 0 {
+                let n = self.read(&mut sink).await?;
+                if n == 0 {
+                    break;
+                }
+                left = left.saturating_sub(n);
+            }
+            io::Result::Ok(())
+        };
+        let _ = tokio::time::timeout(REFUSAL_DRAIN_TIME, drain).await;
+    }
+}
+
+/// Bytes a refused peer may still send before the connection is dropped: a preface
+/// and SETTINGS, or a ClientHello, are well under it.
+const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
+/// How long a refused peer has to read the answer and close.
+const REFUSAL_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a TLS connection established: the peer's certificates and the protocol ALPN
+/// chose. Kept per connection; every call's `ServerContext` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TlsInfo {
+    /// The peer's certificate chain, DER, its own certificate first (empty when the
+    /// peer sent none).
+    pub peer_certificates: Vec<bytes::Bytes>,
+    /// The protocol ALPN negotiated (always `h2` on a connection we serve).
+    pub alpn_protocol: Option<Vec<u8>>,
 }
 
 /// Forwards a call to whichever stream this is.

@@ -20,3 +20,6 @@ pub(crate) mod observe;
 pub(crate) mod queue;
 pub(crate) mod server;
 pub(crate) mod signal;
+pub(crate) mod sniff;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;

@@ -7,8 +7,8 @@
 //! Lifecycle of a connection:
 //!
 //! ```text
-//!  Handshaking ──(preface + SETTINGS within connection_timeout)──▶ Ready
-//!      │ timeout, bad preface                                      │
+//!  Handshaking ──(TLS, then preface + SETTINGS within connection_timeout)──▶ Ready
+//!      │ timeout, bad preface, TLS on a plaintext port or the reverse   │
 //!      ▼                                                           │ server stop (graceful),
 //!   (dropped)                                                      │ max age, max idle
 //!                                                                  ▼
@@ -55,10 +55,11 @@ use tokio::time::Sleep;
 use super::coalesce::{CoalescingIo, Flusher};
 use super::controlbuf::{STREAM_WRITE_QUOTA, StreamKey, Writer, WriterTask, Written};
 use super::dispatch::{Dispatch, StreamFuture};
-use super::io::{BoxIo, PeerAddr};
+use super::io::{BoxIo, PeerAddr, TlsInfo};
 use super::keepalive::{EnforcementPolicy, Keepalive, PingAction, PingStrikes, Pinger};
 use super::observe::{Observed, Side};
 use super::signal::Signal;
+use super::sniff::{self, Opening};
 
 /// Streams one client connection may have open at once unless the server says
 /// otherwise. grpc-go and grpc C++ advertise no limit, so a peer can open streams that
@@ -97,6 +98,9 @@ pub(crate) struct ServerSettings {
     /// have before they are cancelled (grpc-go `MaxConnectionAgeGrace`; default
     /// infinite).
     pub max_connection_age_grace: Option<Duration>,
+    /// TLS on every connection (`None`: plaintext).
+    #[cfg(feature = "tls")]
+    pub tls: Option<super::tls::Acceptor>,
 }
 
 impl Default for ServerSettings {
@@ -118,6 +122,8 @@ impl Default for ServerSettings {
             max_connection_idle: None,
             max_connection_age: None,
             max_connection_age_grace: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -139,6 +145,8 @@ pub(crate) struct ConnShared {
     pub writer: Writer,
     /// The peer's address.
     pub peer: PeerAddr,
+    /// What TLS established, on a TLS connection.
+    pub tls: Option<Box<TlsInfo>>,
     /// Set when the connection starts draining (GOAWAY sent).
     pub draining: Signal,
     /// Set when the connection's calls are cancelled (forced stop, grace expired,
@@ -231,14 +239,17 @@ pub(crate) async fn serve_connection(
     driver.run(&mut stop).await;
 }
 
-/// Handshaking: our SETTINGS out, the client's preface and SETTINGS in, within the
-/// connection timeout.
+/// Handshaking: TLS first on a TLS server, then our SETTINGS out, the client's
+/// preface and SETTINGS in, all within the connection timeout.
 async fn handshake(
     io: BoxIo,
     peer: PeerAddr,
     settings: Arc<ServerSettings>,
     handler: Arc<dyn StreamHandler>,
 ) -> Option<Driver> {
+    let deadline = tokio::time::Instant::now() + settings.connection_timeout;
+    let secured = Box::pin(tokio::time::timeout_at(deadline, secure(io, &settings)));
+    let (io, tls) = secured.await.ok()??;
     let mut builder = h2::server::Builder::new();
     builder
         .initial_window_size(settings.initial_stream_window)
@@ -260,12 +271,42 @@ async fn handshake(
     }
     let (io, flusher) = CoalescingIo::new(observed);
     // Boxed: the handshake future is about as large as the connection itself.
-    let handshake = Box::pin(tokio::time::timeout(
-        settings.connection_timeout,
+    let handshake = Box::pin(tokio::time::timeout_at(
+        deadline,
         builder.handshake::<_, Bytes>(io),
     ));
     let conn = handshake.await.ok()?.ok()?;
-    Some(Driver::new(conn, flusher, peer, settings, handler))
+    Some(Driver::new(conn, flusher, peer, tls, settings, handler))
+}
+
+/// The byte stream h2 runs over: the socket on a plaintext server, TLS over it on a
+/// TLS server. The client's first byte is looked at first (`sniff`): a plaintext
+/// client on a TLS port, or a TLS client on a plaintext port, is answered with a
+/// GOAWAY saying so and closed, instead of failing later with a message that does
+/// not say why. `None`: the connection is not served.
+async fn secure(mut io: BoxIo, settings: &ServerSettings) -> Option<(BoxIo, Option<Box<TlsInfo>>)> {
+    let opening = match io.peek_first().await {
+        Ok(Some(first)) => Some(Opening::of(first)),
+        // Closed before a byte, or a stream that cannot be peeked at.
+        Ok(None) if matches!(io, BoxIo::Tcp(_)) => return None,
+        Ok(None) => None,
+        Err(_) => return None,
+    };
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &settings.tls {
+        if opening == Some(Opening::Plaintext) {
+            io.refuse(&sniff::refusal(sniff::TLS_REQUIRED)).await;
+            return None;
+        }
+        let (io, info) = acceptor.accept(io).await.ok()?;
+        return Some((io, Some(Box::new(info))));
+    }
+    let _ = settings;
+    if opening == Some(Opening::Tls) {
+        io.refuse(&sniff::refusal(sniff::TLS_NOT_SPOKEN)).await;
+        return None;
+    }
+    Some((io, None))
 }
 
 impl Driver {
@@ -274,6 +315,7 @@ impl Driver {
         mut conn: h2::server::Connection<CoalescingIo<Observed>, Bytes>,
         flusher: Flusher<Observed>,
         peer: PeerAddr,
+        tls: Option<Box<TlsInfo>>,
         settings: Arc<ServerSettings>,
         handler: Arc<dyn StreamHandler>,
     ) -> Driver {
@@ -283,6 +325,7 @@ impl Driver {
         let shared = Arc::new(ConnShared {
             writer,
             peer,
+            tls,
             draining: Signal::default(),
             cancelled: Signal::default(),
             active: AtomicUsize::new(0),
