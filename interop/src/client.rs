@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rgrpc_runtime::{CallOptions, Channel, Request};
+use rgrpc_runtime::{CallOptions, Channel, ClientTlsConfig, Request};
 
 use crate::cases;
 use crate::pb::TestServiceStub;
@@ -26,6 +26,8 @@ pub struct Settings {
     pub soak_max_latency: Duration,
     /// rpc_soak / channel_soak: the whole case's bound.
     pub soak_overall_timeout: Duration,
+    /// TLS settings (`--use_tls=true`); `None`: plaintext.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl Settings {
@@ -39,7 +41,29 @@ impl Settings {
             soak_max_failures: 0,
             soak_max_latency: Duration::from_millis(1000),
             soak_overall_timeout: Duration::from_secs(100),
+            tls: None,
         }
+    }
+
+    /// TLS as grpc's interop flags ask for it: the test CA (`use_test_ca`) or the
+    /// platform's roots, and `server_host_override` (empty: none) as the name
+    /// the server's certificate must match and the `:authority`.
+    pub fn tls_of(
+        use_test_ca: bool,
+        server_host_override: &str,
+    ) -> Result<ClientTlsConfig, String> {
+        let mut tls = ClientTlsConfig::new();
+        if use_test_ca {
+            tls = tls
+                .ca_pem(crate::testdata::CA_PEM)
+                .map_err(|e| e.to_string())?;
+        }
+        if !server_host_override.is_empty() {
+            tls = tls
+                .server_name(server_host_override)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(tls)
     }
 
     /// `host:port`, bracketing an IPv6 host.
@@ -251,7 +275,11 @@ pub async fn run_cases(settings: &Settings, cases: &[Case]) -> usize {
 
 pub(crate) async fn connect(settings: &Settings) -> Result<Channel, String> {
     let target = &settings.target;
-    match tokio::time::timeout(settings.connect_timeout, Channel::connect(target)).await {
+    let mut builder = Channel::builder(target);
+    if let Some(tls) = &settings.tls {
+        builder = builder.tls(tls.clone());
+    }
+    match tokio::time::timeout(settings.connect_timeout, builder.connect()).await {
         Ok(Ok(channel)) => Ok(channel),
         Ok(Err(status)) => Err(format!(
             "could not connect to {target}: {}",

@@ -15,3 +15,21 @@ mod cases;
 pub mod client;
 pub mod flags;
 pub mod server;
+
+pub mod testdata {
+    //! The interop test credentials (interop/testdata, see its README): a test CA,
+    //! `server1` for `*.test.google.fr` and a client certificate. TEST ONLY.
+
+    /// The test CA (`--use_test_ca=true`).
+    pub const CA_PEM: &[u8] = include_bytes!("../testdata/ca.pem");
+    /// The server certificate `--use_tls=true` serves without cert flags.
+    pub const SERVER1_PEM: &[u8] = include_bytes!("../testdata/server1.pem");
+    /// Its private key.
+    pub const SERVER1_KEY: &[u8] = include_bytes!("../testdata/server1.key");
+    /// A client certificate signed by the test CA, for mTLS tests.
+    pub const CLIENT_PEM: &[u8] = include_bytes!("../testdata/client.pem");
+    /// Its private key.
+    pub const CLIENT_KEY: &[u8] = include_bytes!("../testdata/client.key");
+    /// The name interop clients check server1 against (`--server_host_override`).
+    pub const SERVER_HOST_OVERRIDE: &str = "foo.test.google.fr";
+}

@@ -74,7 +74,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_with_tls(listener, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    tls: Option<rgrpc_runtime::ServerTlsConfig>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let mut server = Server::new();
+    if let Some(tls) = tls {
+        server = server.tls(tls);
+    }
     register(&mut server);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = server.serve_with_shutdown(listener, async {

@@ -1,5 +1,8 @@
 //! The interop suite end to end: our client against our server in-process, then the
-//! grpcio peer (tests/interop) against each of our binaries through `run.py`.
+//! grpcio peer (tests/interop) against each of our binaries through `run.py`; every
+//! pairing twice, in plaintext and over TLS (grpc's interop flags: the server serves
+//! the test certificate, the client trusts the test CA and checks the name
+//! `foo.test.google.fr`), see [`Security`].
 //!
 //! The grpcio tests install their peer first (`tests/interop/setup.sh`: a venv with
 //! grpcio from PyPI, idempotent); if that fails they fail saying so, unless
@@ -12,16 +15,57 @@ use std::time::{Duration, Instant};
 
 use rgrpc_interop::client::{self, Case, Settings};
 use rgrpc_interop::pb::{StreamingOutputCallRequest, TestServiceStub};
-use rgrpc_interop::server;
-use rgrpc_runtime::{CallOptions, Channel};
+use rgrpc_interop::{server, testdata};
+use rgrpc_runtime::{CallOptions, Channel, ServerTlsConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// Bounds one run.py pairing: 21 cases, the slowest (soak) ~a second each in debug.
 const RUN_PY_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The axis every pairing runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Security {
+    Plaintext,
+    /// grpc's interop TLS set-up: server1's certificate on the server; the test CA
+    /// and `--server_host_override=foo.test.google.fr` on the client.
+    Tls,
+}
+
+impl Security {
+    fn server_tls(self) -> Option<ServerTlsConfig> {
+        (self == Security::Tls).then(|| {
+            ServerTlsConfig::from_pem(testdata::SERVER1_PEM, testdata::SERVER1_KEY)
+                .expect("the vendored server1 certificate")
+        })
+    }
+
+    fn client_settings(self, target: String) -> Settings {
+        let mut settings = Settings {
+            rpc_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            ..Settings::new(target)
+        };
+        if self == Security::Tls {
+            settings.tls =
+                Some(Settings::tls_of(true, testdata::SERVER_HOST_OVERRIDE).expect("test CA"));
+        }
+        settings
+    }
+
+    /// run.py's flag for it.
+    fn run_py_args(self) -> &'static [&'static str] {
+        match self {
+            Security::Plaintext => &[],
+            Security::Tls => &["--use_tls"],
+        }
+    }
+}
+
 /// Our server on 127.0.0.1:0 in this runtime; send on the sender to stop it.
-async fn start_server() -> (
+async fn start_server(
+    security: Security,
+) -> (
     String,
     oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
@@ -29,9 +73,13 @@ async fn start_server() -> (
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local_addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let serving = tokio::spawn(server::serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let serving = tokio::spawn(server::serve_with_tls(
+        listener,
+        security.server_tls(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     (addr.to_string(), stop, serving)
 }
 
@@ -52,12 +100,17 @@ async fn stop_server(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rgrpc_client_against_rgrpc_server() {
-    let (target, stop, serving) = start_server().await;
-    let settings = Settings {
-        rpc_timeout: Duration::from_secs(20),
-        connect_timeout: Duration::from_secs(5),
-        ..Settings::new(target)
-    };
+    rgrpc_against_rgrpc(Security::Plaintext).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rgrpc_client_against_rgrpc_server_over_tls() {
+    rgrpc_against_rgrpc(Security::Tls).await;
+}
+
+async fn rgrpc_against_rgrpc(security: Security) {
+    let (target, stop, serving) = start_server(security).await;
+    let settings = security.client_settings(target);
     let mut failures = Vec::new();
     for case in Case::ALL {
         match client::run_case(&settings, case).await {
@@ -80,7 +133,7 @@ async fn rgrpc_client_against_rgrpc_server() {
 /// stop promptly on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_stops_promptly_with_a_stream_open() {
-    let (target, stop, serving) = start_server().await;
+    let (target, stop, serving) = start_server(Security::Plaintext).await;
     let channel = tokio::time::timeout(Duration::from_secs(5), Channel::connect(&target))
         .await
         .expect("connect timed out")
@@ -203,24 +256,46 @@ fn shell_quote(path: &str) -> String {
 
 #[test]
 fn grpcio_client_against_rgrpc_server() {
+    grpcio_against_rgrpc(Security::Plaintext);
+}
+
+#[test]
+fn grpcio_client_against_rgrpc_server_over_tls() {
+    grpcio_against_rgrpc(Security::Tls);
+}
+
+#[test]
+fn rgrpc_client_against_grpcio_server() {
+    rgrpc_against_grpcio(Security::Plaintext);
+}
+
+#[test]
+fn rgrpc_client_against_grpcio_server_over_tls() {
+    rgrpc_against_grpcio(Security::Tls);
+}
+
+fn grpcio_against_rgrpc(security: Security) {
     let Some(python) = grpcio_python() else {
         return;
     };
     let server = shell_quote(env!("CARGO_BIN_EXE_rgrpc-interop-server"));
-    let output = run_py(&python, &["--server", &server]);
+    let mut args = vec!["--server", &server];
+    args.extend(security.run_py_args());
+    let output = run_py(&python, &args);
     assert!(
         output.contains("PASS empty_unary"),
         "no cases ran:\n{output}"
     );
 }
 
-#[test]
-fn rgrpc_client_against_grpcio_server() {
+fn rgrpc_against_grpcio(security: Security) {
     let Some(python) = grpcio_python() else {
         return;
     };
     let client = shell_quote(env!("CARGO_BIN_EXE_rgrpc-interop-client"));
-    let output = run_py(&python, &["--client", &client]);
+    let mut args = vec!["--client", &client];
+    args.extend(security.run_py_args());
+    let output = run_py(&python, &args);
     for case in Case::ALL {
         assert!(
             output.contains(&format!("PASS {}\n", case.name())),

@@ -2,10 +2,16 @@
 """The interop client over grpcio (gRPC C-core).
 
 Runs the test cases of grpc/grpc doc/interop-test-descriptions.md that need
-neither TLS nor cloud credentials against a grpc.testing.TestService server:
+no cloud credentials against a grpc.testing.TestService server, in plaintext
+or over TLS:
 
     python client.py --server_host 127.0.0.1 --server_port 10000 \\
-        --test_case all [--use_tls=false]
+        --test_case all [--use_tls=false] [--use_test_ca=false] \\
+        [--server_host_override=foo.test.google.fr]
+
+--use_test_ca=true trusts the vendored test CA (interop/testdata/ca.pem);
+--server_host_override is the name the server's certificate must match, and
+the :authority.
 
 Prints "PASS <case>" or "FAIL <case>: <reason>" per case, then a last line
 "N passed, M failed"; exits 1 if any case failed (2 on bad flags). Every RPC
@@ -16,6 +22,7 @@ fails a case instead of hanging the run.
 import argparse
 import contextlib
 import inspect
+import pathlib
 import queue
 import sys
 import time
@@ -564,7 +571,17 @@ def _open_channel(args, options=()):
     if args.server_host_override:
         opts.append(("grpc.default_authority", args.server_host_override))
     host = f"[{args.server_host}]" if ":" in args.server_host else args.server_host
-    return grpc.insecure_channel(f"{host}:{args.server_port}", options=opts)
+    if not args.use_tls:
+        return grpc.insecure_channel(f"{host}:{args.server_port}", options=opts)
+    if args.server_host_override:
+        # The name server1's certificate is checked against (grpc's interop flag).
+        opts.append(("grpc.ssl_target_name_override", args.server_host_override))
+    roots = None
+    if args.use_test_ca:
+        testdata = pathlib.Path(__file__).resolve().parent.parent.parent / "interop" / "testdata"
+        roots = (testdata / "ca.pem").read_bytes()
+    credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+    return grpc.secure_channel(f"{host}:{args.server_port}", credentials, options=opts)
 
 
 def _reason(error):
@@ -595,11 +612,11 @@ def main(argv=None):
         epilog="not implemented: " + "; ".join(f"{k} ({v})" for k, v in NOT_IMPLEMENTED.items()),
     )
     parser.add_argument("--server_host", default="127.0.0.1")
-    parser.add_argument("--server_host_override", default="", help=":authority to claim (plaintext)")
+    parser.add_argument("--server_host_override", default="", help="name the certificate must match; :authority")
     parser.add_argument("--server_port", type=int, required=True)
     parser.add_argument("--test_case", default="all", help="one of: all, " + ", ".join(CASES))
-    parser.add_argument("--use_tls", type=_bool_flag, default=False, help="only false is supported")
-    parser.add_argument("--use_test_ca", type=_bool_flag, default=False, help="only with TLS; unsupported")
+    parser.add_argument("--use_tls", type=_bool_flag, default=False, help="dial TLS")
+    parser.add_argument("--use_test_ca", type=_bool_flag, default=False, help="trust the test CA (with TLS)")
     parser.add_argument("--rpc_timeout", type=float, default=30.0, help="deadline of each RPC, seconds")
     parser.add_argument("--connect_timeout", type=float, default=10.0, help="wait for the server, seconds")
     parser.add_argument("--soak_iterations", type=int, default=10)
@@ -607,8 +624,8 @@ def main(argv=None):
     parser.add_argument("--soak_per_iteration_max_acceptable_latency_ms", type=int, default=1000)
     parser.add_argument("--soak_overall_timeout_seconds", type=int, default=0, help="0: 10 s per iteration")
     args = parser.parse_args(argv)
-    if args.use_tls or args.use_test_ca:
-        parser.error("TLS is not supported by this client (plaintext only)")
+    if args.use_test_ca and not args.use_tls:
+        parser.error("--use_test_ca=true needs --use_tls=true")
     if args.test_case == "all":
         names = list(CASES)
     elif args.test_case in CASES:

@@ -5,13 +5,17 @@
     python tests/interop/run.py --server "target/debug/rgrpc-interop-server"
     python tests/interop/run.py --client "target/debug/rgrpc-interop-client"
     python tests/interop/run.py --test_case large_unary
+    python tests/interop/run.py --use_tls                        # the same over TLS
 
 The server command gets `--port N` appended (N is a free port on 127.0.0.1);
 the client command gets `--server_host 127.0.0.1 --server_port N
 --test_case CASE`. Both default to the Python peer in this directory (run
 setup.sh first). The run waits for the server to accept TCP connections,
 runs the client, then stops the server with SIGTERM (SIGKILL after
---stop_timeout). Every wait is bounded. Exit status: the client's, or 1 if
+--stop_timeout). With --use_tls the server also gets `--use_tls=true` (it
+serves the vendored test certificate) and the client `--use_tls=true
+--use_test_ca=true --server_host_override=foo.test.google.fr`, grpc's interop
+flags. Every wait is bounded. Exit status: the client's, or 1 if
 the server did not come up, or if it had to be killed.
 """
 
@@ -71,6 +75,7 @@ def main(argv=None):
     parser.add_argument("--startup_timeout", type=float, default=60.0)
     parser.add_argument("--client_timeout", type=float, default=600.0)
     parser.add_argument("--stop_timeout", type=float, default=10.0)
+    parser.add_argument("--use_tls", action="store_true", help="run the pairing over TLS")
     args = parser.parse_args(argv)
 
     port = args.port or _free_port()
@@ -78,6 +83,9 @@ def main(argv=None):
     client_cmd = shlex.split(args.client) + [
         "--server_host", "127.0.0.1", "--server_port", str(port), "--test_case", args.test_case,
     ]
+    if args.use_tls:
+        server_cmd += ["--use_tls=true"]
+        client_cmd += ["--use_tls=true", "--use_test_ca=true", "--server_host_override=foo.test.google.fr"]
     with tempfile.TemporaryFile("w+") as server_log:
         print(f"interop: server: {shlex.join(server_cmd)}", flush=True)
         server = subprocess.Popen(server_cmd, stdout=server_log, stderr=subprocess.STDOUT, cwd=os.getcwd())

@@ -11,6 +11,9 @@ UNIMPLEMENTED, as the unimplemented_* cases require.
 
     python server.py --port 10000 [--use_tls=false] [--host 127.0.0.1]
 
+With --use_tls=true it serves TLS with the vendored test certificate
+(interop/testdata/server1.pem and server1.key), as grpc's interop servers do.
+
 Prints one line "... listening on HOST:PORT" once it accepts connections and
 stops cleanly on SIGTERM or SIGINT. `--port 0` picks a free port (the line
 says which).
@@ -18,6 +21,7 @@ says which).
 
 import argparse
 import os
+import pathlib
 import signal
 import sys
 import threading
@@ -287,14 +291,12 @@ def _check_against_proto(handler_names):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True, help="port to listen on; 0 picks one")
-    parser.add_argument("--use_tls", type=_bool_flag, default=False, help="only false is supported")
+    parser.add_argument("--use_tls", type=_bool_flag, default=False, help="serve TLS with the test certificate")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--server_id", default="python-interop-server", help="SimpleResponse.server_id")
     parser.add_argument("--max_workers", type=int, default=32, help="handler threads (each open stream holds one)")
     parser.add_argument("--grace", type=float, default=2.0, help="seconds to finish RPCs on SIGTERM")
     args = parser.parse_args(argv)
-    if args.use_tls:
-        parser.error("--use_tls=true is not supported by this server (plaintext only)")
 
     service = TestService(args.server_id)
     names = [name for name in dir(service) if name[0].isupper()]
@@ -308,7 +310,14 @@ def main(argv=None):
         options=(wire.NO_DECOMPRESSION,),
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
-    port = server.add_insecure_port(f"{host}:{args.port}")
+    if args.use_tls:
+        testdata = pathlib.Path(__file__).resolve().parent.parent.parent / "interop" / "testdata"
+        credentials = grpc.ssl_server_credentials(
+            [((testdata / "server1.key").read_bytes(), (testdata / "server1.pem").read_bytes())]
+        )
+        port = server.add_secure_port(f"{host}:{args.port}", credentials)
+    else:
+        port = server.add_insecure_port(f"{host}:{args.port}")
     if port == 0:
         sys.exit(f"interop server: could not bind {host}:{args.port}")
 

@@ -4,6 +4,7 @@
 //! ```text
 //! helloworld-client [--target T] [--lb pick_first|round_robin] [--count N]
 //!                   [--wait_for_ready] [--service_config JSON] [--name NAME]
+//!                   [--tls] [--ca PEM] [--cert PEM --key PEM] [--server_name NAME]
 //! ```
 //!
 //! - `--target` (alias `--addr`, default `127.0.0.1:50051`): any form of grpc's
@@ -16,6 +17,11 @@
 //!   until one is: give one in the service config).
 //! - `--service_config`: gRFC A2 JSON, e.g.
 //!   `{"methodConfig": [{"name": [{"service": "helloworld.Greeter"}], "timeout": "1s"}]}`.
+//! - TLS: `--tls` (or an `https://` target) dials TLS trusting the platform's roots;
+//!   `--ca PEM` trusts only these roots; `--cert PEM --key PEM` presents a client
+//!   certificate (mTLS); `--server_name NAME` is the name the server's certificate
+//!   must match (and the `:authority`) instead of the target's host. Each of these
+//!   implies `--tls`.
 //!
 //! It exits 0 when every call succeeded. At the first failed call it stops, prints the
 //! status on stderr with its code by name (`UNAVAILABLE: ...`) and exits 1; a bad flag
@@ -36,7 +42,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rgrpc_examples::helloworld::{GreeterStub, HelloRequest};
-use rgrpc_runtime::{CallOptions, Channel, LbPolicy, Request, Status};
+use rgrpc_runtime::{CallOptions, Channel, ClientTlsConfig, LbPolicy, Request, Status};
 
 /// Calls helloworld.Greeter/SayHello and prints each reply.
 #[derive(Debug, Parser)]
@@ -67,6 +73,45 @@ struct Args {
     /// The name to greet.
     #[arg(long, value_name = "NAME", default_value = "world")]
     name: String,
+    /// Dial TLS, trusting the platform's roots.
+    #[arg(long)]
+    tls: bool,
+    /// Trust only these roots (PEM file); implies --tls.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<String>,
+    /// Present this client certificate chain (PEM file; mTLS); implies --tls.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<String>,
+    /// The private key of --cert (PEM file).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<String>,
+    /// The name the server's certificate must match; implies --tls.
+    #[arg(long = "server_name", value_name = "NAME")]
+    server_name: Option<String>,
+}
+
+impl Args {
+    /// The TLS config the flags ask for, if any.
+    fn tls(&self) -> Result<Option<ClientTlsConfig>, Status> {
+        if !self.tls && self.ca.is_none() && self.cert.is_none() && self.server_name.is_none() {
+            return Ok(None);
+        }
+        let bad = |e: String| Status::invalid_argument(e);
+        let read = |path: &str| std::fs::read(path).map_err(|e| bad(format!("{path}: {e}")));
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &self.ca {
+            tls = tls.ca_pem(&read(ca)?).map_err(|e| bad(e.to_string()))?;
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            tls = tls
+                .identity_pem(&read(cert)?, &read(key)?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        if let Some(name) = &self.server_name {
+            tls = tls.server_name(name).map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(Some(tls))
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -99,6 +144,9 @@ async fn run(args: &Args) -> Result<(), Status> {
     }
     if let Some(json) = &args.service_config {
         builder = builder.service_config(json)?;
+    }
+    if let Some(tls) = args.tls()? {
+        builder = builder.tls(tls);
     }
     let client = GreeterStub::new(builder.build()?);
     let mut options = CallOptions::new();

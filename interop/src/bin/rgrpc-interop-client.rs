@@ -1,5 +1,9 @@
 //! `rgrpc-interop-client --server_host H --server_port N --test_case NAME|all
-//! [--use_tls=false]`: runs interop cases against a grpc.testing.TestService server.
+//! [--use_tls=false] [--use_test_ca=false] [--server_host_override=NAME]`: runs interop
+//! cases against a grpc.testing.TestService server. With `--use_tls=true` it dials TLS,
+//! trusting the vendored test CA with `--use_test_ca=true` (else the platform's roots),
+//! and checks the server's certificate against `--server_host_override` (also the
+//! `:authority`) instead of `--server_host`, as grpc's interop clients do.
 //! Prints `PASS <case>` / `FAIL <case>: <reason>` per case and last `N passed, M
 //! failed`; exits 1 if a case failed, 2 on bad flags.
 
@@ -15,6 +19,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("test_case", "all"),
     ("use_tls", "false"),
     ("use_test_ca", "false"),
+    ("server_host_override", ""),
     ("rpc_timeout", "30"),
     ("connect_timeout", "10"),
     ("soak_iterations", "10"),
@@ -32,7 +37,8 @@ async fn main() -> ExitCode {
             let names: Vec<&str> = Case::ALL.iter().map(|c| c.name()).collect();
             eprintln!(
                 "rgrpc-interop-client: {reason}\nusage: rgrpc-interop-client --server_host H \
-                 --server_port N --test_case CASE [--use_tls=false]\ncases: all, {}",
+                 --server_port N --test_case CASE [--use_tls=false] [--use_test_ca=false] \
+                 [--server_host_override=NAME]\ncases: all, {}",
                 names.join(", ")
             );
             return ExitCode::from(2);
@@ -46,14 +52,19 @@ async fn main() -> ExitCode {
 }
 
 fn settings(flags: &Flags) -> Result<(Settings, Vec<Case>), String> {
-    if flags.bool("use_tls")? || flags.bool("use_test_ca")? {
-        return Err("TLS is not supported (plaintext only)".to_owned());
-    }
     if flags.string("server_port").is_empty() {
         return Err("--server_port is required".to_owned());
     }
     let target = Settings::target_of(flags.string("server_host"), flags.parsed("server_port")?);
     let mut settings = Settings::new(target);
+    if flags.bool("use_tls")? {
+        settings.tls = Some(Settings::tls_of(
+            flags.bool("use_test_ca")?,
+            flags.string("server_host_override"),
+        )?);
+    } else if flags.bool("use_test_ca")? {
+        return Err("--use_test_ca=true needs --use_tls=true".to_owned());
+    }
     let seconds = |name| flags.parsed::<f64>(name).and_then(|s| duration(s, name));
     settings.rpc_timeout = seconds("rpc_timeout")?;
     settings.connect_timeout = seconds("connect_timeout")?;
