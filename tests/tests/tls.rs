@@ -4,6 +4,9 @@
 //! credentials in interop/testdata (a test CA, server1 for `*.test.google.fr`, a
 //! client certificate).
 
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rgrpc_runtime::{Channel, ClientTlsConfig, Code, ServerTlsConfig, Status};
@@ -11,7 +14,7 @@ use rgrpc_tests::grpc_testing::{SimpleRequest, TestServiceStub};
 use rgrpc_tests::{TestServer, start, within};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const CA: &[u8] = include_bytes!("../../interop/testdata/ca.pem");
 const SERVER_CERT: &[u8] = include_bytes!("../../interop/testdata/server1.pem");
@@ -259,4 +262,123 @@ async fn a_stalled_handshake_neither_blocks_others_nor_outlives_the_connection_t
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(900), "{took:?}");
     assert!(took < Duration::from_secs(4), "{took:?}");
+}
+
+/// A TLS client that does what ours never does: offers the given ALPN protocols (or
+/// none), trusting the test CA.
+fn raw_tls_client(alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(CA) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// What the server sends first after the handshake, up to 64 bytes, or the error.
+async fn first_bytes_after_handshake(
+    server: &TestServer,
+    alpn: &[&[u8]],
+) -> std::io::Result<Vec<u8>> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await?;
+    let name = rustls_pki_types::ServerName::try_from(OVERRIDE).unwrap();
+    let mut tls = within(5, raw_tls_client(alpn).connect(name, tcp)).await?;
+    // An HTTP/2 client speaks first; the server answers with its SETTINGS.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await?;
+    let mut buf = vec![0u8; 64];
+    let n = within(5, tls.read(&mut buf)).await?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+#[tokio::test]
+async fn alpn_h2_is_required_of_clients() {
+    let server = start_tls(server_tls()).await;
+    // With h2 the server answers the preface with SETTINGS (frame type 4).
+    let answer = first_bytes_after_handshake(&server, &[b"h2"])
+        .await
+        .unwrap();
+    assert!(answer.len() >= 9 && answer[3] == 4, "{answer:?}");
+    // Without ALPN the handshake completes (TLS 1.3: the client is done first), but
+    // the server closes without a byte of HTTP/2.
+    match first_bytes_after_handshake(&server, &[]).await {
+        Ok(answer) => assert!(answer.is_empty(), "served without ALPN: {answer:?}"),
+        Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+    }
+    // Offering only another protocol fails the handshake itself
+    // (no_application_protocol, RFC 7301 section 3.2).
+    let err = first_bytes_after_handshake(&server, &[b"http/1.1"])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("NoApplicationProtocol"), "{err}");
+}
+
+fn testdata(file: &str) -> String {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "interop",
+        "testdata",
+        file,
+    ]
+    .iter()
+    .collect();
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test]
+async fn the_helloworld_example_speaks_mtls() {
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_example-helloworld-server"))
+        .args(["--addr", "127.0.0.1:0"])
+        .args(["--tls_cert", &testdata("server1.pem")])
+        .args(["--tls_key", &testdata("server1.key")])
+        .args(["--client_ca", &testdata("ca.pem"), "--require_client_cert"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawning helloworld-server");
+    let mut stdout = BufReader::new(server.stdout.take().expect("piped"));
+    let mut line = String::new();
+    within(10, stdout.read_line(&mut line)).await.unwrap();
+    let addr = line
+        .trim_end()
+        .strip_prefix("helloworld server listening on ")
+        .and_then(|rest| rest.strip_suffix(" (TLS)"))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    let client = |with_cert: bool| {
+        let mut command =
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_example-helloworld-client"));
+        command.args(["--target", &addr, "--name", "tls"]).args([
+            "--ca",
+            &testdata("ca.pem"),
+            "--server_name",
+            OVERRIDE,
+        ]);
+        if with_cert {
+            command.args([
+                "--cert",
+                &testdata("client.pem"),
+                "--key",
+                &testdata("client.key"),
+            ]);
+        }
+        command.stdin(Stdio::null()).output()
+    };
+    let ok = within(20, client(true)).await.unwrap();
+    assert!(ok.status.success() && ok.stdout == b"Hello tls\n", "{ok:?}");
+    let refused = within(20, client(false)).await.unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.starts_with("UNAVAILABLE: "), "{stderr}");
+    assert!(stderr.contains("CertificateRequired"), "{stderr}");
 }
