@@ -2,7 +2,7 @@
 //! `../bench/src/load.rs`.
 
 use tonic::Streaming;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::common::{ClientSettings, Mode, Step};
 use crate::pb::benchmark_service_client::BenchmarkServiceClient;
@@ -82,13 +82,29 @@ impl Step for PingPong {
     }
 }
 
+/// The endpoint for `s`'s target: `http://`, or `https://` with the roots of
+/// `--tls_ca` and the name of `--tls_server_name`.
+fn endpoint(s: &ClientSettings) -> Result<Endpoint, String> {
+    let Some(ca) = &s.tls_ca else {
+        return Endpoint::from_shared(format!("http://{}", s.target)).map_err(|e| e.to_string());
+    };
+    let pem = std::fs::read(ca).map_err(|e| format!("reading {ca}: {e}"))?;
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+    if let Some(name) = &s.tls_server_name {
+        tls = tls.domain_name(name.clone());
+    }
+    Endpoint::from_shared(format!("https://{}", s.target))
+        .map_err(|e| e.to_string())?
+        .tls_config(tls)
+        .map_err(|e| e.to_string())
+}
+
 /// Opens the connections of `s` and runs its load, printing the `RESULT` line.
 pub async fn run(s: &ClientSettings) -> Result<(), String> {
     let mut clients = Vec::with_capacity(s.connections);
     for _ in 0..s.connections {
         // One Channel from `connect` is one HTTP/2 connection.
-        let channel = Endpoint::from_shared(format!("http://{}", s.target))
-            .map_err(|e| e.to_string())?
+        let channel = endpoint(s)?
             .connect()
             .await
             .map_err(|e| format!("connecting to {}: {e}", s.target))?;

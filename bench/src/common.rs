@@ -129,6 +129,8 @@ pub const SERVER_FLAGS: &[(&str, &str)] = &[
     ("max_seconds", "3600"),
     ("dispatch", "inline"),
     ("observe", "none"),
+    ("tls_cert", ""),
+    ("tls_key", ""),
 ];
 
 /// Settings of a benchmark server.
@@ -148,6 +150,9 @@ pub struct ServerSettings {
     /// rgrpc only: `none` (default), `interceptor`, `stats` or `both`: what
     /// `rgrpc_bench::observe` installs, to measure its cost per call.
     pub observe: String,
+    /// TLS: the certificate chain and key PEM files (`--tls_cert`, `--tls_key`);
+    /// `None`: plaintext.
+    pub tls: Option<(String, String)>,
 }
 
 impl ServerSettings {
@@ -167,6 +172,11 @@ impl ServerSettings {
                 other => return Err(format!("--dispatch {other:?}: expected inline or spawn")),
             },
             observe: f.string("observe").to_owned(),
+            tls: match (f.string("tls_cert"), f.string("tls_key")) {
+                ("", "") => None,
+                ("", _) | (_, "") => return Err("give both --tls_cert and --tls_key".to_owned()),
+                (cert, key) => Some((cert.to_owned(), key.to_owned())),
+            },
         })
     }
 }
@@ -205,6 +215,8 @@ pub const CLIENT_FLAGS: &[(&str, &str)] = &[
     ("write_h2load_body", ""),
     ("pool", "0"),
     ("observe", "none"),
+    ("tls_ca", ""),
+    ("tls_server_name", ""),
 ];
 
 /// Settings of a load-generator run.
@@ -244,6 +256,11 @@ pub struct ClientSettings {
     pub pool: usize,
     /// rgrpc only: as the server's `observe`, on the client's channels.
     pub observe: String,
+    /// TLS: trust the roots in this PEM file (`--tls_ca`); `None`: plaintext.
+    pub tls_ca: Option<String>,
+    /// With TLS: the name the server's certificate must match (`--tls_server_name`;
+    /// default: the target's host).
+    pub tls_server_name: Option<String>,
 }
 
 impl ClientSettings {
@@ -277,7 +294,12 @@ impl ClientSettings {
                 .filter(|s| !s.is_empty()),
             pool: f.parsed("pool")?,
             observe: f.string("observe").to_owned(),
+            tls_ca: Some(f.string("tls_ca").to_owned()).filter(|s| !s.is_empty()),
+            tls_server_name: Some(f.string("tls_server_name").to_owned()).filter(|s| !s.is_empty()),
         };
+        if s.tls_server_name.is_some() && s.tls_ca.is_none() {
+            return Err("--tls_server_name needs --tls_ca".to_owned());
+        }
         if s.pool > MAX_CONNECTIONS {
             return Err(format!("--pool must be 0..={MAX_CONNECTIONS}"));
         }

@@ -1,7 +1,8 @@
 //! The load generator's workers over rgrpc: one [`Step`] per call kind.
 
 use rgrpc_runtime::{
-    BidiStreamingCall, CallOptions, Channel, ChannelBuilder, LbPolicy, ResponseStream,
+    BidiStreamingCall, CallOptions, Channel, ChannelBuilder, ClientTlsConfig, LbPolicy,
+    ResponseStream,
 };
 
 use crate::common::{ClientSettings, Mode, Step};
@@ -88,13 +89,30 @@ fn observed(mut builder: ChannelBuilder, observe: Observe) -> ChannelBuilder {
     builder
 }
 
+/// A channel builder for `s`'s target, with its TLS settings (`--tls_ca`,
+/// `--tls_server_name`).
+fn builder(s: &ClientSettings) -> Result<ChannelBuilder, String> {
+    let builder = Channel::builder(&s.target);
+    let Some(ca) = &s.tls_ca else {
+        return Ok(builder);
+    };
+    let pem = std::fs::read(ca).map_err(|e| format!("reading {ca}: {e}"))?;
+    let mut tls = ClientTlsConfig::new()
+        .ca_pem(&pem)
+        .map_err(|e| e.to_string())?;
+    if let Some(name) = &s.tls_server_name {
+        tls = tls.server_name(name).map_err(|e| e.to_string())?;
+    }
+    Ok(builder.tls(tls))
+}
+
 /// Opens the connections of `s` and runs its load, printing the `RESULT` line.
 pub async fn run(s: &ClientSettings) -> Result<(), String> {
     let observe = Observe::parse(&s.observe)?;
     let mut stubs = Vec::with_capacity(s.connections.max(s.pool));
     if s.pool > 0 {
         // One channel, `pool` connections, round robin over them.
-        let channel = observed(Channel::builder(&s.target), observe)
+        let channel = observed(builder(s)?, observe)
             .connections_per_address(s.pool)
             .lb_policy(LbPolicy::RoundRobin)
             .connect()
@@ -109,7 +127,7 @@ pub async fn run(s: &ClientSettings) -> Result<(), String> {
     } else {
         for _ in 0..s.connections {
             // One Channel is one HTTP/2 connection.
-            let channel = observed(Channel::builder(&s.target), observe)
+            let channel = observed(builder(s)?, observe)
                 .connect()
                 .await
                 .map_err(|e| format!("connecting to {}: {e}", s.target))?;

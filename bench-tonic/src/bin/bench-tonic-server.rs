@@ -1,11 +1,12 @@
-//! `bench-tonic-server`: the flags and output of `rgrpc-bench-server`, on tonic.
+//! `bench-tonic-server`: the flags and output of `rgrpc-bench-server` (TLS with
+//! `--tls_cert`/`--tls_key`, tonic's `tls-ring` feature), on tonic.
 
 use std::process::ExitCode;
 
 use bench_tonic::common::{ServerSettings, announce};
 use bench_tonic::pb::benchmark_service_server::BenchmarkServiceServer;
 use bench_tonic::server::BenchmarkService;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -30,6 +31,20 @@ async fn main() -> ExitCode {
         handler_delay: settings.handler_delay,
     });
     let mut builder = Server::builder();
+    if let Some((cert, key)) = &settings.tls {
+        let read = |path: &str| std::fs::read(path).map_err(|e| format!("reading {path}: {e}"));
+        let tls = read(cert).and_then(|cert| {
+            let key = read(key)?;
+            Ok(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+        });
+        builder = match tls.and_then(|tls| builder.tls_config(tls).map_err(|e| e.to_string())) {
+            Ok(builder) => builder,
+            Err(e) => {
+                eprintln!("bench-tonic-server: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    }
     if let Some(n) = settings.max_concurrent_streams {
         builder = builder.max_concurrent_streams(Some(n));
     }

@@ -1,6 +1,7 @@
 //! `rgrpc-bench-server [--port N] [--max_concurrent_streams N] [--handler_delay_ms N]
-//! [--max_seconds N] [--dispatch inline|spawn] [--observe none|interceptor|stats|both]`:
-//! serves grpc.testing.BenchmarkService on 127.0.0.1 and prints
+//! [--max_seconds N] [--dispatch inline|spawn] [--observe none|interceptor|stats|both]
+//! [--tls_cert PEM --tls_key PEM]`: serves grpc.testing.BenchmarkService on 127.0.0.1
+//! (over TLS with `--tls_cert`/`--tls_key`) and prints
 //! `LISTENING stack=rgrpc pid=<pid> port=<port>`.
 
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use rgrpc_bench::common::{ServerSettings, announce};
 use rgrpc_bench::observe::{CheckMetadata, Observe};
 use rgrpc_bench::pb::register_benchmark_service_server;
 use rgrpc_bench::server::BenchmarkService;
-use rgrpc_runtime::Server;
+use rgrpc_runtime::{Server, ServerTlsConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -44,6 +45,20 @@ async fn main() -> ExitCode {
     }
     if let Some(n) = settings.max_concurrent_streams {
         server = server.max_concurrent_streams(n);
+    }
+    if let Some((cert, key)) = &settings.tls {
+        let read = |path: &str| std::fs::read(path).map_err(|e| format!("reading {path}: {e}"));
+        let tls = read(cert).and_then(|cert| {
+            let key = read(key)?;
+            ServerTlsConfig::from_pem(&cert, &key).map_err(|e| e.to_string())
+        });
+        match tls {
+            Ok(tls) => server = server.tls(tls),
+            Err(e) => {
+                eprintln!("rgrpc-bench-server: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     register_benchmark_service_server(
         &mut server,
