@@ -284,6 +284,26 @@ async fn a_stalled_handshake_neither_blocks_others_nor_outlives_the_connection_t
     assert!(took < timeout + Duration::from_secs(3), "{took:?}");
 }
 
+#[tokio::test]
+async fn a_stalled_handshake_does_not_hold_up_a_graceful_stop() {
+    let tls = server_tls();
+    let mut server = start(move |s| s.tls(tls)).await;
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stalled.write_all(&[22, 3, 1]).await.unwrap();
+    // The connection is accepted and handshaking (its first byte was read).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    server.handle.graceful_stop();
+    let serving = server.serving.take().unwrap();
+    within(5, serving).await.unwrap().unwrap();
+    // Not the default 120 s connection timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A TLS client that does what ours never does: offers the given ALPN protocols (or
 /// none), trusting the test CA.
 fn raw_tls_client(alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {

@@ -8,7 +8,8 @@
 //!
 //! ```text
 //!  Handshaking ──(TLS, then preface + SETTINGS within connection_timeout)──▶ Ready
-//!      │ timeout, bad preface, TLS on a plaintext port or the reverse   │
+//!      │ timeout, bad preface, TLS on a plaintext port or the reverse,  │
+//!      │ server stop                                                    │
 //!      ▼                                                           │ server stop (graceful),
 //!   (dropped)                                                      │ max age, max idle
 //!                                                                  ▼
@@ -233,7 +234,16 @@ pub(crate) async fn serve_connection(
     // Two steps, and the driver is never moved after an await: an async fn keeps a
     // slot for every local that lives across an await, moved-from or not, and the
     // task's size is an idle connection's memory.
-    let Some(mut driver) = handshake(io, peer, settings, handler).await else {
+    // Boxed: the task holds the handshake only while it runs, then the driver.
+    let handshaking = Box::pin(handshake(io, peer, settings, handler));
+    // A stop (graceful or forced) drops a connection still handshaking, as grpc-go
+    // closes a transport that finishes its handshake after the server stopped: it has
+    // no call to finish, and a stalled client must not hold the stop for up to the
+    // connection timeout.
+    let Some(mut driver) = (tokio::select! {
+        driver = handshaking => driver,
+        _ = stop.wait_for(|s| *s != Stop::Running) => None,
+    }) else {
         return;
     };
     driver.run(&mut stop).await;
