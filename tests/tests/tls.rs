@@ -361,6 +361,51 @@ async fn alpn_h2_is_required_of_clients() {
     assert!(err.to_string().contains("NoApplicationProtocol"), "{err}");
 }
 
+#[tokio::test]
+async fn our_client_requires_alpn_h2_of_the_server() {
+    // A TLS server (raw rustls) that negotiates no ALPN protocol, then would speak
+    // HTTP/2: our client refuses it at the handshake, saying why.
+    let chain = CertificateDer::pem_slice_iter(SERVER_CERT)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(SERVER_KEY).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(async move {
+        // Bounded: the client connects once, and may retry once or twice.
+        for _ in 0..3 {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut sink = [0u8; 1024];
+                    let _ = within(5, tls.read(&mut sink)).await;
+                }
+            });
+        }
+    });
+    let channel = Channel::builder(&format!("http://{addr}"))
+        .tls(client_tls())
+        .build()
+        .unwrap();
+    let (err, took) = failure(channel).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("ALPN h2"), "{err:?}");
+    assert!(took < FAST, "{took:?}");
+    serving.abort();
+}
+
 fn testdata(file: &str) -> String {
     let path: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
