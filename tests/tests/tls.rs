@@ -213,7 +213,12 @@ async fn plaintext_client_on_a_tls_port_fails_fast_saying_so() {
     let server = start_tls(server_tls()).await;
     let (err, took) = failure(Channel::lazy(&server.target()).unwrap()).await;
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(err.message().contains("requires TLS"), "{err:?}");
+    assert!(
+        err.message().contains(
+            "the server refused the connection: GOAWAY PROTOCOL_ERROR: this port requires TLS"
+        ),
+        "{err:?}"
+    );
     assert!(took < FAST, "{took:?}");
 }
 

@@ -282,6 +282,10 @@ impl Driver {
             }
         }
         let done = Pin::new(&mut self.connection).poll(cx);
+        self.poll_pings(cx);
+        let seen = self.flusher.with_io(Observed::take_seen);
+        // A GOAWAY read in this round explains a loss better than h2's error does.
+        self.poll_observed(seen.goaway);
         if let Poll::Ready(Err(e)) = &done {
             if let Some(handshake) = self.handshake.take() {
                 // Lost before it was ever ready; over TLS 1.3 this is where a server
@@ -290,9 +294,6 @@ impl Driver {
                 let _ = handshake.send(Err(format!("connection lost: {e}")));
             }
         }
-        self.poll_pings(cx);
-        let seen = self.flusher.with_io(Observed::take_seen);
-        self.poll_observed(seen.goaway);
         let closing = self.poll_timers(cx, seen.last_read);
         let _ = self.flusher.poll_flush(cx);
         if closing {

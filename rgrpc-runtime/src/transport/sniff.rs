@@ -38,14 +38,13 @@ impl Opening {
     }
 }
 
-/// The debug data of the GOAWAY a TLS port sends to a plaintext client.
+/// The debug data of the GOAWAY a TLS port sends to a plaintext client. Both texts
+/// stay within the 64 bytes of debug data our frame observer keeps.
 #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-pub(crate) const TLS_REQUIRED: &str =
-    "this port requires TLS: the client sent plaintext; use https:// or a TLS config";
+pub(crate) const TLS_REQUIRED: &str = "this port requires TLS; use https:// or a TLS config";
 
 /// The debug data of the GOAWAY a plaintext port sends to a TLS client.
-pub(crate) const TLS_NOT_SPOKEN: &str =
-    "this port does not use TLS: the client sent a TLS ClientHello; use http://";
+pub(crate) const TLS_NOT_SPOKEN: &str = "this port does not use TLS; dial it without TLS";
 
 /// An empty SETTINGS frame and a GOAWAY (last stream 0, PROTOCOL_ERROR) carrying
 /// `debug`: what a server sends before it closes a connection it will not serve
@@ -77,6 +76,11 @@ mod tests {
         assert_eq!(Opening::of(b'P'), Opening::Plaintext);
         assert_eq!(Opening::of(b'G'), Opening::Plaintext);
         assert_eq!(Opening::of(0), Opening::Plaintext);
+    }
+
+    #[test]
+    fn the_texts_fit_what_the_client_keeps_of_debug_data() {
+        assert!(TLS_REQUIRED.len() <= 64 && TLS_NOT_SPOKEN.len() <= 64);
     }
 
     #[test]
