@@ -9,7 +9,7 @@ use prost::Message as _;
 
 use crate::include::IncludePaths;
 use crate::params::Options;
-use crate::pipeline::{GeneratedFile, generate_files_with};
+use crate::pipeline::{GeneratedFile, generate_files_with, options_for_named};
 
 /// Generates rgrpc code from `.proto` files in a `build.rs`.
 ///
@@ -293,7 +293,14 @@ impl Builder {
             None => IncludePaths::OutDir,
             Some(_) => IncludePaths::Relative,
         };
-        let files = generate_files_with(&set.file, &names, &self.options, include_paths)?;
+        // A well-known-type file listed in `protos` (not merely imported) is
+        // generated, as the plugin does with the files protoc hands it.
+        let named = compiler
+            .files()
+            .filter(|f| !f.is_import())
+            .map(|f| f.name().to_owned());
+        let options = options_for_named(&self.options, &set.file, named);
+        let files = generate_files_with(&set.file, &names, &options, include_paths)?;
         Ok(Loaded {
             files,
             sources,
@@ -475,6 +482,30 @@ mod tests {
             .generate(&protos, &[&dir])
             .unwrap_err();
         assert!(error.is_parameter());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn listed_well_known_types_are_generated_imported_ones_are_not() {
+        let dir = temp_dir("wkt-listed");
+        std::fs::write(
+            dir.join("u.proto"),
+            "syntax = \"proto3\";\npackage u;\nimport \"google/protobuf/duration.proto\";\n\
+             message M { google.protobuf.Duration d = 1; }\n",
+        )
+        .unwrap();
+        let files = Builder::new()
+            .generate(&[dir.join("u.proto")], &[&dir])
+            .unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["u.rs"]);
+        assert!(files[0].content.contains("::prost_types::Duration"));
+        let files = Builder::new()
+            .generate(&["google/protobuf/duration.proto"], &[&dir])
+            .unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["google.protobuf.rs"]);
+        assert!(files[0].content.contains("pub struct Duration "));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,6 +1,7 @@
 //! The one generation function behind both the protoc plugin and the
 //! `build.rs` API: descriptors in, one Rust file per protobuf package out.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use prost_build::Module;
@@ -25,6 +26,36 @@ pub struct GeneratedFile {
     /// The Rust source: prost messages (unless `messages=false`), then the
     /// service code.
     pub content: String,
+}
+
+/// The package of protobuf's well-known types.
+const WELL_KNOWN_PACKAGE: &str = "google.protobuf";
+
+/// `options` for generating the files the user named (protoc's
+/// `file_to_generate`, the `Builder`'s `protos`): when one of them is a
+/// well-known-type file (package `google.protobuf`), `compile_well_known_types`
+/// is on, so the files asked for are generated (as prost-build's option does)
+/// instead of being mapped to `::prost_types` and writing nothing. Only the
+/// files named count: importing `google/protobuf/timestamp.proto` keeps
+/// `::prost_types::Timestamp`.
+pub(crate) fn options_for_named<'a>(
+    options: &'a Options,
+    files: &[FileDescriptorProto],
+    named: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Cow<'a, Options> {
+    if options.compile_well_known_types {
+        return Cow::Borrowed(options);
+    }
+    let named: Vec<_> = named.into_iter().collect();
+    let wants = files
+        .iter()
+        .any(|f| f.package() == WELL_KNOWN_PACKAGE && named.iter().any(|n| n.as_ref() == f.name()));
+    if !wants {
+        return Cow::Borrowed(options);
+    }
+    let mut options = options.clone();
+    options.compile_well_known_types = true;
+    Cow::Owned(options)
 }
 
 /// Generates code for the files named in `to_generate`; `files` holds them and
@@ -70,6 +101,17 @@ pub(crate) fn generate_files_with(
     selected.dedup_by(|a, b| a.name() == b.name());
 
     // Validate everything before prost-build sees it.
+    if options.messages {
+        // prost-build asserts on the syntax (`unknown syntax: editions`); its
+        // message code needs proto2 or proto3 semantics, imports included.
+        if let Some(file) = files.iter().find(|f| f.syntax() == "editions") {
+            return Err(Error::input(format!(
+                "`{}` uses protobuf editions, which prost-build cannot generate messages for: \
+                 leave it out, or generate services only (messages=false)",
+                file.name()
+            )));
+        }
+    }
     let index = TypeIndex::new(files);
     let externs = ExternPaths::new(options)?;
     let descriptors = Descriptors::new(files, &selected, &externs);
@@ -276,6 +318,34 @@ mod tests {
             out[0].content.contains("super::other::M9"),
             "{}",
             out[0].content
+        );
+    }
+
+    #[test]
+    fn editions_files_are_an_error_not_a_panic() {
+        let mut f = file("e.proto", "p");
+        f.syntax = Some("editions".into());
+        let error = generate_files(&[f], &["e.proto".to_owned()], &Options::default()).unwrap_err();
+        assert!(error.is_input());
+        assert!(
+            error
+                .to_string()
+                .contains("`e.proto` uses protobuf editions"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn named_well_known_files_turn_on_compile_well_known_types() {
+        let files = [
+            file("google/protobuf/t.proto", "google.protobuf"),
+            file("a.proto", "a"),
+        ];
+        let options = Options::default();
+        assert!(!options_for_named(&options, &files, ["a.proto"]).compile_well_known_types);
+        assert!(
+            options_for_named(&options, &files, ["google/protobuf/t.proto"])
+                .compile_well_known_types
         );
     }
 

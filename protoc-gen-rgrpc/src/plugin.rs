@@ -9,7 +9,7 @@ use prost_types::compiler::{
 
 use crate::error::Error;
 use crate::params::Options;
-use crate::pipeline::generate_files;
+use crate::pipeline::{generate_files, options_for_named};
 
 /// Decodes a serialized `CodeGeneratorRequest`, generates, and returns the
 /// serialized `CodeGeneratorResponse`.
@@ -34,6 +34,9 @@ pub fn respond(request: &CodeGeneratorRequest) -> CodeGeneratorResponse {
         ..Default::default()
     };
     match Options::parse(request.parameter()).and_then(|options| {
+        // protoc names the files it hands over: well-known types among them are
+        // generated, not mapped to `::prost_types`.
+        let options = options_for_named(&options, &request.proto_file, &request.file_to_generate);
         generate_files(&request.proto_file, &request.file_to_generate, &options)
     }) {
         Ok(files) => {
