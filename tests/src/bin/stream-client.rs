@@ -3,7 +3,9 @@
 //! `streaming` once the first streamed message has arrived, and then waits to be killed.
 //! The faults test kills it mid-stream.
 
-use rgrpc_runtime::Channel;
+use std::time::Duration;
+
+use rgrpc_runtime::{CallOptions, Channel, Request};
 use rgrpc_tests::grpc_testing::{ResponseParameters, StreamingOutputCallRequest, TestServiceStub};
 
 #[tokio::main]
@@ -11,7 +13,12 @@ async fn main() {
     let addr = std::env::args().nth(1).expect("stream-client ADDR");
     let client = TestServiceStub::new(Channel::lazy(&format!("http://{addr}")).unwrap());
     let sleeper = client.clone();
-    tokio::spawn(async move { sleeper.unary_call(rgrpc_tests::sleeping_request()).await });
+    let sleeping = Request::with_options(rgrpc_tests::sleeping_request(), {
+        CallOptions::new()
+            .with_wait_for_ready(true)
+            .with_timeout(Duration::from_secs(60))
+    });
+    tokio::spawn(async move { sleeper.unary_call(sleeping).await });
     let request = StreamingOutputCallRequest {
         response_parameters: vec![
             ResponseParameters {
@@ -23,6 +30,12 @@ async fn main() {
         ],
         ..Default::default()
     };
+    // Wait-for-ready: a loaded machine may be slow to connect, and a fail-fast call
+    // would then fail before the test gets to kill us mid-stream.
+    let options = CallOptions::new()
+        .with_wait_for_ready(true)
+        .with_timeout(Duration::from_secs(60));
+    let request = Request::with_options(request, options.clone());
     let mut stream = client.streaming_output_call(request).await.expect("call");
     stream
         .message()
