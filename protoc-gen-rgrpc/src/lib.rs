@@ -19,6 +19,9 @@ mod comments;
 mod descriptors;
 mod diagnostic;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 mod generate;
 mod include;
 mod ir;

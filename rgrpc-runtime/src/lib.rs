@@ -16,6 +16,9 @@
 mod call;
 mod client;
 mod codec;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 mod interceptor;
 mod metadata;
 mod server;

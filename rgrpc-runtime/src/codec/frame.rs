@@ -53,7 +53,7 @@ pub(crate) struct Frame {
 
 /// Takes one complete frame off the front of `buf`, or `None` when more bytes are needed.
 /// Most bytes reserved ahead of a partial message's arrival (see `decode`).
-const RESERVE_AHEAD: usize = 64 * 1024;
+pub(crate) const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// A declared length over `max_recv` fails before the payload is buffered, so a buffer
 /// never holds more than one frame of at most `max_recv` bytes plus one DATA chunk.

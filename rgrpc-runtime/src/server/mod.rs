@@ -504,6 +504,29 @@ impl Server {
         )
         .await
     }
+
+    /// Serves one connection over `io`, as the accept loop would: the seam of the
+    /// server-connection fuzz target, which has no listener. Stops through this
+    /// server's [`ServerHandle`]s.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn serve_connection_for_fuzzing(
+        self,
+        io: crate::transport::io::BoxIo,
+        peer: crate::transport::io::PeerAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let streams: Arc<dyn crate::transport::server::StreamHandler> =
+            Arc::new(Arc::new(stream::Streams {
+                router: self.router,
+                config: self.config,
+            }));
+        crate::transport::server::serve_connection(
+            io,
+            peer,
+            Arc::new(self.settings),
+            streams,
+            self.stop.subscribe(),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -33,14 +33,14 @@ pub(crate) enum BoxIo {
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(UnixStream),
-    /// Any other byte stream: TLS, or an in-memory stream in tests.
-    #[cfg_attr(not(any(test, feature = "tls")), allow(dead_code))]
+    /// Any other byte stream: TLS, or an in-memory stream in tests and fuzzing.
+    #[cfg_attr(not(any(test, feature = "tls", feature = "fuzzing")), allow(dead_code))]
     Other(Box<dyn Io>),
 }
 
 impl BoxIo {
     /// Boxes any byte stream.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn other(io: impl Io) -> BoxIo {
         BoxIo::Other(Box::new(io))
     }
