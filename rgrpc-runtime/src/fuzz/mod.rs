@@ -16,13 +16,16 @@
 //! | [`metadata`] | `metadata::decode_bin`, `Metadata::from_received` / `from_headers`, the setters | base64 round trips both ways; no reserved header reaches user metadata; setters accept exactly the valid keys and values |
 //! | [`status`] | `Code::from_header`, `decode_message`, `Status::from_trailers` | code parsing matches a model; message and trailers round trip |
 //! | [`compression`] | `codec::compression::decompress` with a limit | never more than the limit; the limit is exact; gzip round trips |
+//! | [`frame_scanner`] | `transport::frames::Scanner` (the frame observer on every connection's read path), chunked | same frames and details as a whole-buffer model of RFC 9113 section 4.1; broken exactly on a bad preface; every frame prints |
 //! | [`server_connection`] | `transport::server::serve_connection` for a `Server` with a test service, the bytes as the client's side of an in-memory stream | no panic in any task, the connection ends once the client's side closes, the server writes whole HTTP/2 frames starting with SETTINGS |
 
 mod codec;
+mod frames;
 mod headers;
 mod server;
 
 pub use codec::{compression, frame, message_reader, timeout};
+pub use frames::frame_scanner;
 pub use headers::{metadata, status};
 pub use server::{SESSIONS, record_client_session, server_connection, server_connection_output};
 
