@@ -30,6 +30,7 @@ pub(crate) fn generate(
     selected: &[&FileDescriptorProto],
     options: &Options,
 ) -> Result<HashMap<Module, String>, Error> {
+    check_syntax(all)?;
     let mut requests: Vec<(Module, FileDescriptorProto)> = selected
         .iter()
         .map(|file| {
@@ -76,6 +77,23 @@ pub(crate) fn generate(
             (module, code)
         })
         .collect())
+}
+
+/// prost-build knows proto2 (`syntax` unset or "proto2") and proto3, and panics on any
+/// other value (code_generator/syntax.rs), e.g. protoc's "editions" or an empty string:
+/// an error naming the file instead. Found by the plugin fuzz target.
+fn check_syntax(files: &[FileDescriptorProto]) -> Result<(), Error> {
+    for file in files {
+        if let Some(syntax) = file.syntax.as_deref() {
+            if syntax != "proto2" && syntax != "proto3" {
+                return Err(Error::input(format!(
+                    "{}: syntax {syntax:?} is not supported (prost-build generates proto2 and proto3)",
+                    file.name()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// prost-build's `Config` for `options`.
@@ -131,5 +149,35 @@ mod tests {
         let code = &modules[&Module::from_protobuf_package_name("p.q")];
         assert!(code.contains("pub struct Msg"), "{code}");
         assert!(!code.contains("@generated"), "{code}");
+    }
+
+    /// A regression input of the plugin fuzz target (fuzz/corpus/plugin/regression-syntax):
+    /// prost-build panicked on an unknown syntax; now an error names the file.
+    #[test]
+    fn unknown_syntax_is_an_error_not_a_prost_panic() {
+        for syntax in ["proto6", "", "editions"] {
+            let file = FileDescriptorProto {
+                name: Some("x.proto".into()),
+                syntax: Some(syntax.into()),
+                ..Default::default()
+            };
+            let error =
+                generate(std::slice::from_ref(&file), &[&file], &Options::default()).unwrap_err();
+            assert!(error.is_input());
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("x.proto: syntax {syntax:?}")),
+                "{error}"
+            );
+        }
+        for syntax in [None, Some("proto2"), Some("proto3")] {
+            let file = FileDescriptorProto {
+                name: Some("x.proto".into()),
+                syntax: syntax.map(Into::into),
+                ..Default::default()
+            };
+            assert!(generate(std::slice::from_ref(&file), &[&file], &Options::default()).is_ok());
+        }
     }
 }
