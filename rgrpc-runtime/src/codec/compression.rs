@@ -48,6 +48,10 @@ impl Encoding {
 
 /// Decompresses `payload`. Inflates at most `max + 1` bytes, so a small message that
 /// inflates past the limit is RESOURCE_EXHAUSTED without being inflated in full.
+///
+/// A gzip stream is a series of members (RFC 1952 section 2.2), and every member is
+/// read, as grpc-go's multistream `gzip.Reader` does; bytes after the last member that
+/// are no member are an error, not ignored.
 pub(crate) fn decompress(encoding: Encoding, payload: &[u8], max: usize) -> Result<Bytes, Status> {
     match encoding {
         Encoding::Identity => Err(Status::internal(
@@ -55,7 +59,7 @@ pub(crate) fn decompress(encoding: Encoding, payload: &[u8], max: usize) -> Resu
         )),
         Encoding::Gzip => {
             let mut out = Vec::new();
-            let mut decoder = flate2::read::GzDecoder::new(payload).take(max as u64 + 1);
+            let mut decoder = flate2::read::MultiGzDecoder::new(payload).take(max as u64 + 1);
             decoder
                 .read_to_end(&mut out)
                 .map_err(|e| Status::internal(format!("failed to decompress message: {e}")))?;
@@ -123,6 +127,26 @@ mod tests {
         assert!(frame.len() < 10_000, "highly compressible");
         let err = decompress(Encoding::Gzip, &frame[5..], 1000).unwrap_err();
         assert_eq!(err.code(), crate::Code::ResourceExhausted);
+    }
+
+    /// Only the first member was read before (flate2's GzDecoder): two members
+    /// decompressed to the first one's bytes, and junk after a member was ignored.
+    #[test]
+    fn every_gzip_member_is_read_and_trailing_junk_is_an_error() {
+        let msg = "hello".to_string();
+        let mut buf = BytesMut::new();
+        let frame = encode_frame(&msg, &mut buf, 1 << 20, Some(Encoding::Gzip)).unwrap();
+        let member = &frame[5..];
+        let plain = prost::Message::encode_to_vec(&msg);
+        let two = [member, member].concat();
+        let back = decompress(Encoding::Gzip, &two, 100).unwrap();
+        assert_eq!(back, Bytes::from([&plain[..], &plain[..]].concat()));
+        // The limit counts both members.
+        let err = decompress(Encoding::Gzip, &two, plain.len()).unwrap_err();
+        assert_eq!(err.code(), crate::Code::ResourceExhausted);
+        let junk = [member, b"junk"].concat();
+        let err = decompress(Encoding::Gzip, &junk, 100).unwrap_err();
+        assert_eq!(err.code(), crate::Code::Internal);
     }
 
     #[test]

@@ -253,6 +253,11 @@ pub fn compression(data: &[u8]) {
     match compression::decompress(Encoding::Gzip, payload, max) {
         Ok(out) => {
             assert!(out.len() <= max, "{} bytes out, limit {max}", out.len());
+            // A gzip stream is a series of members (RFC 1952 section 2.2): twice the
+            // input is twice the output.
+            let twice = compression::decompress(Encoding::Gzip, &payload.repeat(2), 2 * out.len())
+                .expect("two members decompress");
+            assert_eq!(&twice[..], &[&out[..], &out[..]].concat()[..]);
             // The limit is exact: the same input fits in exactly its own size...
             let again = compression::decompress(Encoding::Gzip, payload, out.len())
                 .expect("fits in its own size");

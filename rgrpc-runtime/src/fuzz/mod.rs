@@ -15,7 +15,7 @@
 //! | [`timeout`] | `codec::timeout::parse` and `format` | accepts exactly 1-8 digits and a unit, with the right value; `format` rounds up and parses back |
 //! | [`metadata`] | `metadata::decode_bin`, `Metadata::from_received` / `from_headers`, the setters | base64 round trips both ways; no reserved header reaches user metadata; setters accept exactly the valid keys and values |
 //! | [`status`] | `Code::from_header`, `decode_message`, `Status::from_trailers` | code parsing matches a model; message and trailers round trip |
-//! | [`compression`] | `codec::compression::decompress` with a limit | never more than the limit; the limit is exact; gzip round trips |
+//! | [`compression`] | `codec::compression::decompress` with a limit | never more than the limit; the limit is exact; every gzip member is read; gzip round trips |
 //! | [`frame_scanner`] | `transport::frames::Scanner` (the frame observer on every connection's read path), chunked | same frames and details as a whole-buffer model of RFC 9113 section 4.1; broken exactly on a bad preface; every frame prints |
 //! | [`server_connection`] | `transport::server::serve_connection` for a `Server` with a test service, the bytes as the client's side of an in-memory stream | no panic in any task, the connection ends once the client's side closes, the server writes whole HTTP/2 frames starting with SETTINGS |
 
