@@ -33,6 +33,8 @@ const END_WITHIN: Duration = Duration::from_secs(30);
 
 static SERVICE: ServiceDesc = ServiceDesc {
     service_name: "fuzz.Echo",
+    // No .proto behind it: nothing for reflection to serve.
+    files: &[],
     methods: &[MethodDesc {
         method_name: "Unary",
     }],

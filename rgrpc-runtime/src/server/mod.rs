@@ -518,6 +518,8 @@ impl Server {
             Arc::new(Arc::new(stream::Streams {
                 router: self.router,
                 config: self.config,
+                interceptors: self.interceptors,
+                stats: self.stats,
             }));
         crate::transport::server::serve_connection(
             io,
