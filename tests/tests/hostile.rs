@@ -763,9 +763,10 @@ async fn memory_comes_back_after_connections_and_abandoned_streams_close() {
     }
     let loaded = target.status_kib("VmRSS:");
     drop(peers);
-    // The server notices the closed sockets and frees what they held.
+    // The server notices the closed sockets and frees what they held; the trim follows
+    // 1 s after the last close, later on a loaded machine (a full CI run): poll 10 s.
     let mut after = u64::MAX;
-    for _ in 0..30 {
+    for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         after = target.status_kib("VmRSS:");
         if after < before + 8 * 1024 {
@@ -776,6 +777,6 @@ async fn memory_comes_back_after_connections_and_abandoned_streams_close() {
     assert!(
         after < before + 8 * 1024,
         "RSS {before} KiB before, {loaded} KiB with 2000 connections and 5000 streams, \
-         {after} KiB 3 s after they closed (bound: 8 MiB above the start)"
+         {after} KiB up to 10 s after they closed (bound: 8 MiB above the start)"
     );
 }
