@@ -25,9 +25,12 @@ struct Inner {
     /// The request's URI: `:path` is the full method, plus `:authority`. Kept whole
     /// (moved, not copied) so neither costs an allocation per call.
     uri: http::Uri,
-    /// Set at once, or, for a call with interceptors, when its handler starts (with
-    /// the metadata they leave).
-    metadata: OnceLock<Metadata>,
+    /// The request metadata of a call without interceptors (empty for one with them).
+    metadata: Metadata,
+    /// The metadata the interceptors of an intercepted call leave, set when its
+    /// handler starts. Separate from `metadata` so that a call without interceptors
+    /// pays nothing for it (`OnceLock::from` would run the `Once` slow path per call).
+    intercepted_metadata: OnceLock<Metadata>,
     deadline: Option<Instant>,
     /// The connection: its peer, and its draining and cancelled signals.
     conn: Arc<ConnShared>,
@@ -59,7 +62,8 @@ impl ServerContext {
         ServerContext {
             inner: Arc::new(Inner {
                 uri,
-                metadata: metadata.map(OnceLock::from).unwrap_or_default(),
+                metadata: metadata.unwrap_or_default(),
+                intercepted_metadata: OnceLock::new(),
                 deadline,
                 conn,
                 reset: Signal::default(),
@@ -80,18 +84,17 @@ impl ServerContext {
 
     /// The client's initial metadata (as the server's interceptors left it).
     pub fn metadata(&self) -> &Metadata {
-        static NONE_YET: OnceLock<Metadata> = OnceLock::new();
-        match self.inner.metadata.get() {
-            Some(metadata) => metadata,
-            // An interceptor asked before the handler started (it reads
-            // `ServerCall::metadata`).
-            None => NONE_YET.get_or_init(Metadata::new),
-        }
+        // Unset until an intercepted call's handler starts (an interceptor reads
+        // `ServerCall::metadata` instead): the empty `metadata` then.
+        self.inner
+            .intercepted_metadata
+            .get()
+            .unwrap_or(&self.inner.metadata)
     }
 
     /// Sets the request metadata of an intercepted call, as its handler starts.
     pub(crate) fn set_metadata(&self, metadata: Metadata) {
-        let _ = self.inner.metadata.set(metadata);
+        let _ = self.inner.intercepted_metadata.set(metadata);
     }
 
     /// When the call's deadline (from `grpc-timeout`) expires, if it has one.

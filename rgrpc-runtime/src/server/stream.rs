@@ -724,12 +724,13 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
             Box::pin(intercept(streams.clone(), handler, call))
         }
     };
-    // The handler (and interceptors) run inside the call's span; none: a no-op.
-    let span = match &sender.trace {
-        Some(trace) => trace.span().clone(),
-        None => tracing::Span::none(),
+    // The handler (and interceptors) run inside the call's span, when there is one;
+    // without, the future is not wrapped at all (no enter and exit per poll).
+    let call = match &sender.trace {
+        Some(trace) => Box::pin(tracing::Instrument::instrument(call, trace.span().clone())),
+        None => call,
     };
-    let call = tracing::Instrument::instrument(CatchUnwind::new(call), span);
+    let call = CatchUnwind::new(call);
     let deadline = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
