@@ -118,36 +118,16 @@ async fn unknown_methods_and_services_are_unimplemented() {
     rgrpc_tests::no_leaks(async {
         let server = start(|s| s).await;
         let channel = Channel::connect(&server.target()).await.unwrap();
-        let err = within(
-            10,
-            channel.invoke::<HelloRequest, HelloReply>(
-                "/helloworld.Greeter/Nope",
-                Request::new(HelloRequest::default()),
-            ),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err.code(), Code::Unimplemented);
-        assert!(
-            err.message().contains("unknown method Nope"),
-            "{}",
-            err.message()
-        );
-        let err = within(
-            10,
-            channel.invoke::<HelloRequest, HelloReply>(
-                "/no.Such/Thing",
-                Request::new(HelloRequest::default()),
-            ),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err.code(), Code::Unimplemented);
-        assert!(
-            err.message().contains("unknown service no.Such"),
-            "{}",
-            err.message()
-        );
+        for (path, message) in [
+            ("/helloworld.Greeter/Nope", "unknown method Nope"),
+            ("/no.Such/Thing", "unknown service no.Such"),
+        ] {
+            let request = Request::new(HelloRequest::default());
+            let call = channel.invoke::<HelloRequest, HelloReply>(path, request);
+            let err = within(10, call).await.unwrap_err();
+            assert_eq!(err.code(), Code::Unimplemented, "{path}");
+            assert!(err.message().contains(message), "{path}: {}", err.message());
+        }
         // A method the implementation did not override answers with the trait's default.
         let client = TestServiceStub::new(channel);
         let err = within(10, client.empty_call(Empty::default()))

@@ -156,6 +156,17 @@ async fn rapid_reset_bursts_are_cut_off_with_bounded_memory() {
     target.assert_peak_growth_under(32);
 }
 
+/// The end of a flood: the connection closed while the peer sent (`closed`), or the
+/// server answers with a GOAWAY carrying an error code, or closes, within 5 s.
+async fn assert_cut_off(peer: &mut RawPeer, closed: bool, what: &str) {
+    if !closed {
+        match peer.recv_kind(kind::GOAWAY, 5 * SECS).await {
+            Ok(frame) => assert_ne!(frame.goaway().unwrap().1, code::NO_ERROR, "{what}"),
+            Err(end) => assert_eq!(end, ReadEnd::Closed, "{what}"),
+        }
+    }
+}
+
 /// VU#421644 (CONTINUATION flood): a header block that never ends must not be buffered
 /// without bound. RFC 9113 section 10.5.1: past the advertised
 /// SETTINGS_MAX_HEADER_LIST_SIZE the server may refuse the request; a block that keeps
@@ -184,12 +195,7 @@ async fn continuation_flood_is_cut_off_with_bounded_memory() {
             break;
         }
     }
-    if !closed {
-        match peer.recv_kind(kind::GOAWAY, 5 * SECS).await {
-            Ok(frame) => assert_ne!(frame.goaway().unwrap().1, code::NO_ERROR),
-            Err(end) => assert_eq!(end, ReadEnd::Closed),
-        }
-    }
+    assert_cut_off(&mut peer, closed, "a 64 MiB header block accepted").await;
     target.healthy().await;
     target.assert_peak_growth_under(16);
 }
@@ -212,12 +218,7 @@ async fn empty_continuation_frames_are_cut_off() {
             break;
         }
     }
-    if !closed {
-        match peer.recv_kind(kind::GOAWAY, 5 * SECS).await {
-            Ok(frame) => assert_ne!(frame.goaway().unwrap().1, code::NO_ERROR),
-            Err(end) => assert_eq!(end, ReadEnd::Closed, "1M empty CONTINUATION accepted"),
-        }
-    }
+    assert_cut_off(&mut peer, closed, "1M empty CONTINUATION accepted").await;
     target.healthy().await;
     target.assert_peak_growth_under(8);
 }

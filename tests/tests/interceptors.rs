@@ -29,6 +29,19 @@ struct Tracer {
     log: Log,
 }
 
+impl Tracer {
+    fn entered(&self, full_method: &str, kind: impl std::fmt::Debug) {
+        let line = format!("{} in {full_method} {kind:?}", self.name);
+        self.log.lock().unwrap().push(line);
+    }
+
+    fn left(&self, result: &Result<(), Status>) {
+        let code = result.as_ref().err().map_or(Code::Ok, Status::code);
+        let line = format!("{} out {code:?}", self.name);
+        self.log.lock().unwrap().push(line);
+    }
+}
+
 impl ServerInterceptor for Tracer {
     fn intercept<'a>(
         &'a self,
@@ -36,18 +49,9 @@ impl ServerInterceptor for Tracer {
         next: ServerNext<'a>,
     ) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
-            self.log.lock().unwrap().push(format!(
-                "{} in {} {:?}",
-                self.name,
-                call.full_method(),
-                call.kind()
-            ));
+            self.entered(call.full_method(), call.kind());
             let result = next.run(call).await;
-            let code = result.as_ref().err().map_or(Code::Ok, Status::code);
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("{} out {code:?}", self.name));
+            self.left(&result);
             result
         })
     }
@@ -60,18 +64,9 @@ impl ClientInterceptor for Tracer {
         next: ClientNext<'a>,
     ) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
-            self.log.lock().unwrap().push(format!(
-                "{} in {} {:?}",
-                self.name,
-                call.full_method(),
-                call.kind()
-            ));
+            self.entered(call.full_method(), call.kind());
             let result = next.run(call).await;
-            let code = result.as_ref().err().map_or(Code::Ok, Status::code);
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("{} out {code:?}", self.name));
+            self.left(&result);
             result
         })
     }

