@@ -15,10 +15,16 @@
 //! A server's Trailers-Only reply (an error before any message) has no OutHeader; a
 //! call that ends without trailers (reset, deadline, a lost connection) has none of
 //! OutTrailer / InTrailer, but always an End. (grpc-go's server reports InHeader
-//! before Begin; here Begin always comes first.) A client reports each attempt: today
-//! one per call (a transparent retry, gRFC A6, stays inside its attempt's events);
-//! with retries (issue 12) each attempt will be its own Begin..End while the
-//! interceptors see the call once.
+//! before Begin; here Begin always comes first.)
+//!
+//! A client reports each attempt as its own RPC, as grpc-go does and gRFC A6 "Retry
+//! and Hedging Statistics" asks: a call retried or hedged under a service-config
+//! policy is one Begin..End per attempt, each with its own `id`, all with the call's
+//! `call_id` and their `attempt` number (0, 1, ...). An attempt that lost a hedge, or
+//! that the call's end cut short, ends CANCELLED. The call as a whole is what the
+//! interceptors see (`ClientInterceptor`), and what the attempts sharing a `call_id`
+//! add up to. A transparent retry (a stream the server never processed) stays inside
+//! its attempt's events.
 //!
 //! With no handler set nothing is built or measured: each event point is one branch.
 
@@ -44,6 +50,12 @@ pub struct RpcInfo<'a> {
     /// Unique in the process for the RPC's lifetime (an attempt, on a client): the key
     /// to keep per-RPC state under, as grpc-go's `TagRPC` context does.
     pub id: u64,
+    /// The call this attempt belongs to: the `id` of its first attempt (so equal to
+    /// `id` on a server and for every call that is not retried or hedged).
+    pub call_id: u64,
+    /// Attempts of the call before this one (gRFC A6 `grpc-previous-rpc-attempts`):
+    /// 0 for the first, and always on a server.
+    pub attempt: u32,
     /// The full method name, e.g. `/helloworld.Greeter/SayHello`.
     pub full_method: &'a str,
     /// Whether this is the client's side of the RPC.
@@ -108,13 +120,18 @@ pub struct Payload {
     pub compressed: bool,
 }
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// One RPC's stats state: the handler, the RPC's id and when it began. Made only when
 /// a handler is set.
 pub(crate) struct CallStats {
     handler: Arc<dyn StatsHandler>,
     id: u64,
+    call_id: u64,
+    attempt: u32,
     client: bool,
     begin: Instant,
+    kind: RpcKind,
 }
 
 impl CallStats {
@@ -125,20 +142,41 @@ impl CallStats {
         client: bool,
         kind: RpcKind,
     ) -> CallStats {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let stats = CallStats {
             handler: handler.clone(),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
+            call_id: id,
+            attempt: 0,
             client,
             begin: Instant::now(),
+            kind,
         };
         stats.emit(full_method, &StatsEvent::Begin { kind });
+        stats
+    }
+
+    /// Begins another attempt of this attempt's call (a client's retry or hedge),
+    /// `attempt` being how many came before it: reports its `Begin`.
+    pub(crate) fn next_attempt(&self, full_method: &str, attempt: u32) -> CallStats {
+        let stats = CallStats {
+            handler: self.handler.clone(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            call_id: self.call_id,
+            attempt,
+            client: self.client,
+            begin: Instant::now(),
+            kind: self.kind,
+        };
+        stats.emit(full_method, &StatsEvent::Begin { kind: self.kind });
         stats
     }
 
     pub(crate) fn emit(&self, full_method: &str, event: &StatsEvent<'_>) {
         let rpc = RpcInfo {
             id: self.id,
+            call_id: self.call_id,
+            attempt: self.attempt,
             full_method,
             client: self.client,
         };
@@ -164,6 +202,8 @@ impl std::fmt::Debug for CallStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallStats")
             .field("id", &self.id)
+            .field("call_id", &self.call_id)
+            .field("attempt", &self.attempt)
             .field("client", &self.client)
             .finish()
     }

@@ -5,11 +5,13 @@
 //! attempt that was cancelled.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rgrpc_runtime::{
-    CallOptions, Channel, Code, Metadata, RecvStream, Request, SendStream, Server, ServerContext,
+    BoxFuture, CallOptions, Channel, ClientCall, ClientInterceptor, ClientNext, Code, Metadata,
+    RecvStream, Request, RpcInfo, SendStream, Server, ServerContext, StatsEvent, StatsHandler,
     Status,
 };
 use rgrpc_tests::grpc_testing::{
@@ -17,7 +19,7 @@ use rgrpc_tests::grpc_testing::{
     StreamingOutputCallRequest, StreamingOutputCallResponse, TestServiceServer, TestServiceStub,
     register_test_service_server,
 };
-use rgrpc_tests::{no_leaks, within};
+use rgrpc_tests::{no_leaks, wait_until, within};
 
 /// What the server saw of one call (keyed by its `x-call` header).
 #[derive(Debug, Default, Clone)]
@@ -37,13 +39,26 @@ struct Flaky {
 
 /// A request's instructions, in its payload body: `fail=N` (the first N attempts fail),
 /// `code=C` (with code C, default UNAVAILABLE), `pushback=V` (the failures carry
-/// `grpc-retry-pushback-ms: V`), `slow_first=MS` (attempt 0 sleeps MS before answering).
+/// `grpc-retry-pushback-ms: V`), `slow_first=MS` (attempt 0 sleeps MS before answering),
+/// `slow=MS` (every attempt does), `early=1` (a streaming handler fails right after the
+/// first message instead of reading them all).
 fn instructions(body: &[u8]) -> HashMap<String, String> {
     String::from_utf8_lossy(body)
         .split(',')
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+}
+
+/// Sleeps as `slow_first` and `slow` say for attempt `n`.
+async fn slow(body: &[u8], n: u32) {
+    let how = instructions(body);
+    let ms = match (how.get("slow_first"), how.get("slow")) {
+        (Some(ms), _) if n == 0 => ms,
+        (_, Some(ms)) => ms,
+        _ => return,
+    };
+    tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
 }
 
 struct CancelGuard {
@@ -90,6 +105,11 @@ impl Flaky {
             .unwrap_or_default()
     }
 
+    /// Whether the instructions fail attempt `n`.
+    fn fails(&self, body: &[u8], n: u32) -> bool {
+        self.outcome(body, n).is_err()
+    }
+
     /// The outcome the instructions give attempt `n`.
     fn outcome(&self, body: &[u8], n: u32) -> Result<(), Status> {
         let how = instructions(body);
@@ -120,11 +140,7 @@ impl TestServiceServer for Flaky {
     ) -> Result<SimpleResponse, Status> {
         let (_call, n, mut guard) = self.attempt(ctx);
         let body = request.payload.map(|p| p.body).unwrap_or_default();
-        if let Some(ms) = instructions(&body).get("slow_first") {
-            if n == 0 {
-                tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
-            }
-        }
+        slow(&body, n).await;
         let outcome = self.outcome(&body, n);
         guard.done = true;
         outcome?;
@@ -135,6 +151,28 @@ impl TestServiceServer for Flaky {
             }),
             ..Default::default()
         })
+    }
+
+    async fn streaming_output_call(
+        &self,
+        ctx: &ServerContext,
+        request: StreamingOutputCallRequest,
+        mut responses: SendStream<StreamingOutputCallResponse>,
+    ) -> Result<(), Status> {
+        let (_call, n, mut guard) = self.attempt(ctx);
+        let body = request.payload.map(|p| p.body).unwrap_or_default();
+        slow(&body, n).await;
+        let outcome = self.outcome(&body, n);
+        guard.done = true;
+        outcome?;
+        let response = StreamingOutputCallResponse {
+            payload: Some(Payload {
+                body: format!("attempt {n}").into_bytes(),
+                ..Default::default()
+            }),
+        };
+        responses.send(&response).await?;
+        responses.send(&response).await
     }
 
     async fn streaming_input_call(
@@ -153,6 +191,12 @@ impl TestServiceServer for Flaky {
             }
             total += body.len();
             count += 1;
+            if count == 1
+                && instructions(&first_body).contains_key("early")
+                && self.fails(&first_body, n)
+            {
+                break;
+            }
         }
         self.seen
             .lock()
@@ -183,6 +227,12 @@ impl TestServiceServer for Flaky {
                 first_body = request.payload.map(|p| p.body).unwrap_or_default();
             }
             count += 1;
+            if count == 1
+                && instructions(&first_body).contains_key("early")
+                && self.fails(&first_body, n)
+            {
+                break;
+            }
         }
         self.seen
             .lock()
@@ -428,6 +478,416 @@ async fn a_request_larger_than_the_replay_buffer_is_not_retried() {
             .await
             .expect("retried");
         assert_eq!(fixture.flaky.seen("s").attempts.len(), 2);
+    })
+    .await;
+}
+
+fn options(call: &str, timeout: Duration) -> CallOptions {
+    let mut metadata = Metadata::new();
+    metadata.insert("x-call", call).unwrap();
+    CallOptions::new()
+        .with_metadata(metadata)
+        .with_timeout(timeout)
+}
+
+fn input(body: &[u8]) -> StreamingInputCallRequest {
+    StreamingInputCallRequest {
+        payload: Some(Payload {
+            body: body.to_vec(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn output(body: &str) -> StreamingOutputCallRequest {
+    StreamingOutputCallRequest {
+        payload: Some(Payload {
+            body: body.as_bytes().to_vec(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_client_streaming_call_is_retried_and_the_server_sees_every_message_again() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &retry_config(4, r#""UNAVAILABLE""#));
+        // The handler reads every message, then the first two attempts fail.
+        let mut call = client
+            .streaming_input_call(options("cs", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        for body in [&b"fail=2"[..], b"second", b"third"] {
+            call.send(&input(body)).await.unwrap();
+        }
+        let response = within(10, call.close_and_recv())
+            .await
+            .expect("the third attempt succeeds");
+        assert_eq!(response.get_ref().aggregated_payload_size, 6 + 6 + 5);
+        let seen = fixture.flaky.seen("cs");
+        assert_eq!(seen.attempts, vec![None, Some(1), Some(2)]);
+        // Every attempt got the whole request again, and its end.
+        assert_eq!(seen.messages, vec![3, 3, 3]);
+
+        // The attempt fails after the first message, while the client is still
+        // sending: what it sent after is kept and replayed too.
+        let mut call = client
+            .streaming_input_call(options("cs-early", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        call.send(&input(b"fail=1,early=1")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        call.send(&input(b"late")).await.unwrap();
+        let response = within(10, call.close_and_recv()).await.expect("retried");
+        assert_eq!(response.get_ref().aggregated_payload_size, 14 + 4);
+        let seen = fixture.flaky.seen("cs-early");
+        assert_eq!(seen.attempts, vec![None, Some(1)]);
+        assert_eq!(seen.messages, vec![1, 2]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bidi_call_is_retried_while_it_sends_and_the_new_attempt_gets_the_replay() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &retry_config(3, r#""UNAVAILABLE""#));
+        let call = client
+            .full_duplex_call(options("bidi", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        let (mut sink, mut responses) = call.split();
+        // The first attempt fails on the first message; the sender goes on, from
+        // another task, while the receiver's read retries the call.
+        let sending = tokio::spawn(async move {
+            sink.send(&output("fail=1,early=1")).await?;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            sink.send(&output("two")).await?;
+            sink.send(&output("three")).await?;
+            sink.close_send().await
+        });
+        let first = within(10, responses.message()).await.expect("retried");
+        assert!(first.is_some());
+        assert_eq!(within(10, responses.message()).await.unwrap(), None);
+        within(10, sending).await.unwrap().unwrap();
+        let seen = fixture.flaky.seen("bidi");
+        assert_eq!(seen.attempts, vec![None, Some(1)]);
+        assert_eq!(seen.messages, vec![1, 3]);
+
+        // Failing after the close: the replay closes the new attempt too.
+        let mut call = client
+            .full_duplex_call(options("bidi-closed", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        call.send(&output("fail=2")).await.unwrap();
+        call.send(&output("more")).await.unwrap();
+        call.close_send().await.unwrap();
+        assert!(within(10, call.message()).await.unwrap().is_some());
+        assert_eq!(within(10, call.message()).await.unwrap(), None);
+        let seen = fixture.flaky.seen("bidi-closed");
+        assert_eq!(seen.attempts, vec![None, Some(1), Some(2)]);
+        assert_eq!(seen.messages, vec![2, 2, 2]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_that_sent_more_than_the_per_call_buffer_commits_and_is_not_retried() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &retry_config(3, r#""UNAVAILABLE""#));
+        // 5 x 64 KiB: past the 256 KiB a call may keep (A6 buffering). The call
+        // commits to its first attempt, which fails.
+        let mut call = client
+            .streaming_input_call(options("big", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        let mut first = b"fail=1,".to_vec();
+        first.resize(64 * 1024, b'x');
+        call.send(&input(&first)).await.unwrap();
+        for _ in 0..4 {
+            call.send(&input(&[b'y'; 64 * 1024])).await.unwrap();
+        }
+        let err = within(10, call.close_and_recv()).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+        let seen = fixture.flaky.seen("big");
+        assert_eq!(seen.attempts.len(), 1);
+        assert_eq!(seen.messages, vec![5]);
+        // Under the bound (3 x 64 KiB) the same call is retried.
+        let mut call = client
+            .streaming_input_call(options("fits", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        call.send(&input(&first)).await.unwrap();
+        for _ in 0..2 {
+            call.send(&input(&[b'y'; 64 * 1024])).await.unwrap();
+        }
+        within(10, call.close_and_recv()).await.expect("retried");
+        assert_eq!(fixture.flaky.seen("fits").messages, vec![3, 3]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_retried_stream_ends_at_its_deadline() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &retry_config(5, r#""UNAVAILABLE""#));
+        let started = Instant::now();
+        let mut call = client
+            .streaming_input_call(options("late", Duration::from_millis(600)))
+            .await
+            .unwrap();
+        call.send(&input(b"fail=9,pushback=400")).await.unwrap();
+        let err = within(10, call.close_and_recv()).await.unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(900), "{took:?}");
+        // 0 ms and 400 ms: the third attempt would start after the deadline.
+        assert_eq!(fixture.flaky.seen("late").attempts.len(), 2);
+    })
+    .await;
+}
+
+/// A hedging policy for TestService: `attempts` in all, `delay` apart, `non_fatal`.
+fn hedging_config(attempts: u32, delay: &str, non_fatal: &str, throttling: &str) -> String {
+    format!(
+        r#"{{"methodConfig": [{{"name": [{{"service": "grpc.testing.TestService"}}],
+            "hedgingPolicy": {{"maxAttempts": {attempts}, "hedgingDelay": "{delay}",
+            "nonFatalStatusCodes": [{non_fatal}]}}}}]{throttling}}}"#
+    )
+}
+
+#[tokio::test]
+async fn a_hedged_call_returns_the_fastest_answer_and_cancels_the_others() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &hedging_config(3, "0.3s", r#""UNAVAILABLE""#, ""));
+        // Attempt 0 takes 5 s; attempt 1, sent 300 ms later, answers at once.
+        let started = Instant::now();
+        let response = within(10, client.unary_call(unary("h", "slow_first=5000")))
+            .await
+            .expect("the hedge answers");
+        assert_eq!(answer(&response), "attempt 1");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        let seen = fixture.flaky.seen("h");
+        assert_eq!(seen.attempts, vec![None, Some(1)]);
+        // The slow attempt was cancelled: its handler was dropped.
+        wait_until(5, || fixture.flaky.seen("h").cancelled == 1).await;
+
+        // Server streaming too: the winner's messages, the loser cancelled.
+        let mut responses = client
+            .streaming_output_call(Request::with_options(
+                output("slow_first=5000"),
+                options("hs", Duration::from_secs(10)),
+            ))
+            .await
+            .unwrap();
+        let first = within(10, responses.message()).await.unwrap().unwrap();
+        assert_eq!(first.payload.unwrap().body, b"attempt 1");
+        assert!(within(10, responses.message()).await.unwrap().is_some());
+        assert_eq!(within(10, responses.message()).await.unwrap(), None);
+        wait_until(5, || fixture.flaky.seen("hs").cancelled == 1).await;
+        assert_eq!(fixture.flaky.seen("hs").attempts.len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_fatal_status_ends_a_hedged_call_at_once_and_a_non_fatal_one_sends_the_next() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &hedging_config(3, "1s", r#""UNAVAILABLE""#, ""));
+        let started = Instant::now();
+        let err = within(
+            10,
+            client.unary_call(unary("fatal", "fail=9,code=INTERNAL")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(fixture.flaky.seen("fatal").attempts.len(), 1);
+        // Non-fatal: each failure sends the next attempt at once, not after the 1 s
+        // delay; the last status is the call's.
+        let started = Instant::now();
+        let err = within(10, client.unary_call(unary("nonfatal", "fail=9")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+        assert_eq!(err.message(), "attempt 2 fails on purpose");
+        assert!(started.elapsed() < Duration::from_millis(900));
+        assert_eq!(
+            fixture.flaky.seen("nonfatal").attempts,
+            vec![None, Some(1), Some(2)]
+        );
+        // A pushback that says stop: no more hedges.
+        let err = within(10, client.unary_call(unary("stop", "fail=9,pushback=-1")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+        assert_eq!(fixture.flaky.seen("stop").attempts.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_throttle_stops_hedges_when_too_many_attempts_fail() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let throttling = r#", "retryThrottling": {"maxTokens": 4, "tokenRatio": 0.5}"#;
+        let config = hedging_config(3, "1s", r#""UNAVAILABLE""#, throttling);
+        let client = channel(&fixture, &config);
+        // Each non-fatal failure takes a token; a hedge needs more than 2 left.
+        // 4 -> 3 (hedged) -> 2 (no more); then 2 -> 1, 1 -> 0: the first attempt only.
+        let mut attempts = Vec::new();
+        for i in 0..3 {
+            let call = format!("t{i}");
+            let _ = within(10, client.unary_call(unary(&call, "fail=9"))).await;
+            attempts.push(fixture.flaky.seen(&call).attempts.len());
+        }
+        assert_eq!(attempts, vec![2, 1, 1]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_deadline_ends_every_hedged_attempt() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &hedging_config(3, "0.1s", r#""UNAVAILABLE""#, ""));
+        let request = unary("hd", "slow=5000").timeout(Duration::from_millis(500));
+        let started = Instant::now();
+        let err = within(10, client.unary_call(request)).await.unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(900), "{took:?}");
+        assert_eq!(
+            fixture.flaky.seen("hd").attempts,
+            vec![None, Some(1), Some(2)]
+        );
+        wait_until(5, || fixture.flaky.seen("hd").cancelled == 3).await;
+    })
+    .await;
+}
+
+/// Records the client's stats events: (call id, attempt, event).
+#[derive(Default)]
+struct Attempts {
+    events: Mutex<Vec<(u64, u64, u32, String)>>,
+}
+
+impl StatsHandler for Attempts {
+    fn handle(&self, rpc: &RpcInfo<'_>, event: &StatsEvent<'_>) {
+        let event = match event {
+            StatsEvent::Begin { .. } => "Begin".to_owned(),
+            StatsEvent::End { status, .. } => format!(
+                "End {:?}",
+                status.as_ref().err().map_or(Code::Ok, |s| s.code())
+            ),
+            _ => return,
+        };
+        let mut events = self.events.lock().unwrap();
+        events.push((rpc.id, rpc.call_id, rpc.attempt, event));
+    }
+}
+
+/// Counts the calls the interceptor sees.
+struct CountCalls(Arc<AtomicUsize>);
+
+impl ClientInterceptor for CountCalls {
+    fn intercept<'a>(
+        &'a self,
+        call: &'a mut ClientCall,
+        next: ClientNext<'a>,
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        next.run(call)
+    }
+}
+
+#[tokio::test]
+async fn stats_see_every_attempt_and_interceptors_the_call_once() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let stats = Arc::new(Attempts::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let build = |config: &str| {
+            TestServiceStub::new(
+                Channel::builder(&fixture.target)
+                    .service_config(config)
+                    .unwrap()
+                    .stats_handler(stats.clone())
+                    .interceptor(CountCalls(calls.clone()))
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let take = || std::mem::take(&mut *stats.events.lock().unwrap());
+        let client = build(&retry_config(4, r#""UNAVAILABLE""#));
+        within(10, client.unary_call(unary("st", "fail=2")))
+            .await
+            .unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        let events = take();
+        let call_id = events[0].0;
+        let shown: Vec<(u32, &str)> = events.iter().map(|e| (e.2, e.3.as_str())).collect();
+        assert_eq!(
+            shown,
+            vec![
+                (0, "Begin"),
+                (0, "End Unavailable"),
+                (1, "Begin"),
+                (1, "End Unavailable"),
+                (2, "Begin"),
+                (2, "End Ok"),
+            ]
+        );
+        assert!(events.iter().all(|e| e.1 == call_id), "{events:?}");
+        let mut ids: Vec<u64> = events.iter().map(|e| e.0).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "one id per attempt: {events:?}");
+
+        // A retried stream: the same, per attempt.
+        let mut call = client
+            .streaming_input_call(options("st-stream", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        call.send(&input(b"fail=1")).await.unwrap();
+        within(10, call.close_and_recv()).await.unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+        let shown: Vec<(u32, String)> = take().into_iter().map(|e| (e.2, e.3)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                (0, "Begin".to_owned()),
+                (0, "End Unavailable".to_owned()),
+                (1, "Begin".to_owned()),
+                (1, "End Ok".to_owned()),
+            ]
+        );
+
+        // A hedge: the loser ends CANCELLED.
+        let client = build(&hedging_config(2, "0.2s", r#""UNAVAILABLE""#, ""));
+        within(10, client.unary_call(unary("st-hedge", "slow_first=3000")))
+            .await
+            .unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+        let mut shown: Vec<(u32, String)> = take().into_iter().map(|e| (e.2, e.3)).collect();
+        shown.sort();
+        assert_eq!(
+            shown,
+            vec![
+                (0, "Begin".to_owned()),
+                (0, "End Cancelled".to_owned()),
+                (1, "Begin".to_owned()),
+                (1, "End Ok".to_owned()),
+            ]
+        );
     })
     .await;
 }

@@ -14,7 +14,9 @@ use tokio::sync::Semaphore;
 use super::channel::Channel;
 use super::retry;
 use super::retry::buffer::CallBudget;
+use super::retry::hedge::{self, Hedge};
 use super::retry::policy::{Policy, Pushback};
+use super::retry::replay::{Outbox, Sent, Target};
 use super::retry::throttle::Throttle;
 use super::service_config::MethodConfig;
 use crate::call::CallOptions;
@@ -45,6 +47,23 @@ async fn until<T>(
     }
 }
 
+/// Hands one framed message to a stream: waits for its write quota, then queues it.
+pub(super) async fn deliver(
+    conn: &Conn,
+    key: StreamKey,
+    quota: &Semaphore,
+    frame: Bytes,
+) -> Result<(), Status> {
+    let permits = Writer::acquire(quota, frame.len()).await?;
+    conn.writer
+        .send(Item::Data {
+            key,
+            data: frame,
+            permits,
+        })
+        .await
+}
+
 /// The sending half of a call.
 pub(super) struct SendHalf {
     conn: Arc<Conn>,
@@ -64,6 +83,11 @@ pub(super) struct SendHalf {
     stats: Option<Arc<CallStats>>,
     /// The attempt's span, when a subscriber wants it.
     trace: Option<Arc<CallTrace>>,
+    /// A streamed request under a retry policy, until the call commits: the messages
+    /// go through the replay buffer, to whichever attempt is current (`conn`, `key`,
+    /// `quota` and `stats` above are the first attempt's until then). `None` for every
+    /// other call: one branch.
+    outbox: Option<Arc<Outbox>>,
 }
 
 impl SendHalf {
@@ -72,7 +96,7 @@ impl SendHalf {
         message: &T,
     ) -> Result<(), Status> {
         // No quota: the request went whole with the open, so the stream is closed too.
-        let (false, Some(quota)) = (self.closed, &self.quota) else {
+        let (false, Some(_)) = (self.closed, &self.quota) else {
             return Err(Status::internal("send after close_send"));
         };
         let encoding = self.encoding.filter(|_| self.compress);
@@ -80,34 +104,58 @@ impl SendHalf {
             Some(observers) => observers.send(message)?,
             None => None,
         };
+        let measure = self.stats.is_some() || self.outbox.is_some();
         let (frame, length) = match replacement {
             Some(replacement) => (
                 compression::encode_frame(&*replacement, &mut self.buf, self.max_send, encoding)?,
-                self.stats.as_ref().map(|_| replacement.encoded_len()),
+                measure.then(|| replacement.encoded_len()),
             ),
             None => (
                 compression::encode_frame(message, &mut self.buf, self.max_send, encoding)?,
-                self.stats.as_ref().map(|_| message.encoded_len()),
+                measure.then(|| message.encoded_len()),
             ),
         };
+        let length = length.unwrap_or(0);
+        let result = match &self.outbox {
+            None => self.deliver(frame, length).await,
+            Some(outbox) => match until(self.deadline, outbox.send(frame, length)).await {
+                Ok(Sent::Kept) => Ok(()),
+                Ok(Sent::Committed(target, frame)) => {
+                    // From here on the call's one attempt is the current one.
+                    self.outbox = None;
+                    match target {
+                        Some(target) => {
+                            self.conn = target.conn;
+                            self.key = target.key;
+                            self.quota = Some(target.quota);
+                            self.stats = target.stats;
+                            self.deliver(frame, length).await
+                        }
+                        None => Err(Status::cancelled(
+                            "stream closed before the message could be sent",
+                        )),
+                    }
+                }
+                Err(status) => Err(status),
+            },
+        };
+        if let (Some(trace), Ok(())) = (&self.trace, &result) {
+            trace.sent();
+        }
+        result
+    }
+
+    /// Hands `frame` to this half's stream under the call's deadline.
+    async fn deliver(&mut self, frame: Bytes, length: usize) -> Result<(), Status> {
+        let Some(quota) = &self.quota else {
+            return Err(Status::internal("send after close_send"));
+        };
         let sent = Payload {
-            length: length.unwrap_or(0),
+            length,
             wire_length: frame.len(),
             compressed: frame.first() == Some(&1),
         };
-        let writer = &self.conn.writer;
-        let key = self.key;
-        let result = until(self.deadline, async move {
-            let permits = Writer::acquire(quota, frame.len()).await?;
-            writer
-                .send(Item::Data {
-                    key,
-                    data: frame,
-                    permits,
-                })
-                .await
-        })
-        .await;
+        let result = until(self.deadline, deliver(&self.conn, self.key, quota, frame)).await;
         if result
             .as_ref()
             .is_err_and(|s| s.code() == Code::DeadlineExceeded)
@@ -117,9 +165,6 @@ impl SendHalf {
         if let (Some(stats), Ok(())) = (&self.stats, &result) {
             stats.payload(self.path, true, sent);
         }
-        if let (Some(trace), Ok(())) = (&self.trace, &result) {
-            trace.sent();
-        }
         result
     }
 
@@ -128,6 +173,14 @@ impl SendHalf {
             return Ok(());
         }
         self.closed = true;
+        if let Some(outbox) = &self.outbox {
+            until(self.deadline, async {
+                outbox.close().await;
+                Ok(())
+            })
+            .await?;
+            return Ok(());
+        }
         self.conn
             .writer
             .send(Item::CloseSend { key: self.key })
@@ -139,13 +192,19 @@ impl Drop for SendHalf {
     fn drop(&mut self) {
         // A dropped sender ends the request stream, like a finished iterator in tonic.
         if !self.closed {
+            let Ok(handle) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            if let Some(outbox) = self.outbox.take() {
+                // Every later attempt is closed too.
+                handle.spawn(async move { outbox.close().await });
+                return;
+            }
             let writer = self.conn.writer.clone();
             let key = self.key;
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = writer.send(Item::CloseSend { key }).await;
-                });
-            }
+            handle.spawn(async move {
+                let _ = writer.send(Item::CloseSend { key }).await;
+            });
         }
     }
 }
@@ -154,10 +213,12 @@ impl Drop for SendHalf {
 ///
 /// ```text
 ///   Head ──response headers──▶ Body ──trailers, or a read error──▶ Done
-///    │ ▲                                                            ▲
+///    │ ▲                        ▲                                   ▲
 ///    │ └──reopened── Retry ──failed to reopen───────────────────────┤
-///    └──refused: never processed (once)──▶ Retry                    │
-///   Head ──Trailers-Only, a head that is not gRPC, an h2 error──────┘
+///    ├──refused: never processed (once)──▶ Retry                    │
+///    └──a retryable status, uncommitted (retry policy)──▶ Retry     │
+///   Head ──Trailers-Only, a head that is not gRPC, an h2 error──────┤
+///   Hedging ──an attempt's headers──▶ Body; fatal, all failed───────┘
 ///   any state ──deadline, cancel──▶ Done
 /// ```
 enum RecvState {
@@ -168,13 +229,16 @@ enum RecvState {
     /// boxed since a call needs it rarely. In a `Mutex` only so the call handles stay
     /// `Sync`; it is only ever reached through `&mut` (`get_mut`, never locked).
     Retry(Mutex<BoxFuture<Result<Started, Status>>>),
+    /// A hedged call's attempts, until one answers (`retry/hedge.rs`). In a `Mutex`
+    /// for the same reason as `Retry`.
+    Hedging(Mutex<Box<Hedge>>),
     /// Reading messages, then the trailers.
     Body(MessageReader),
     /// The call has ended with this status (OK or not).
     Done(Result<(), Status>),
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The receiving half of a call. Poll-based (`poll_head`, `poll_message`): every state
 /// is in `self`, so the `Stream` impls of the handles poll it directly, and the async
@@ -216,23 +280,36 @@ pub(super) struct RecvHalf {
     stream_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-/// A call's request, kept so that a stream the server never processed can be opened
-/// again on another connection (gRFC A6 transparent retry: once, not counted against
-/// any retry policy).
+/// A call's request, kept so that another attempt can send it: a stream the server
+/// never processed is opened again on another connection (gRFC A6 transparent retry:
+/// once, not counted against any retry policy), and a retry or hedging policy's
+/// attempts each send it again.
 #[derive(Clone)]
-struct Replay {
+pub(super) struct Replay {
     channel: Channel,
-    path: &'static str,
+    pub(super) path: &'static str,
     options: CallOptions,
     /// After the service config.
     wait_for_ready: bool,
     encoding: Option<Encoding>,
-    request: Bytes,
+    request: Kept,
+    /// The whole request's length before compression (for a new attempt's stats).
+    request_len: usize,
     /// Attempts made before the current one (`grpc-previous-rpc-attempts` of the
     /// current one).
-    previous_attempts: u32,
+    pub(super) previous_attempts: u32,
     /// The one transparent retry (A6: not counted against maxAttempts) is still there.
     transparent_left: bool,
+}
+
+/// What is kept of a call's request.
+#[derive(Clone)]
+enum Kept {
+    /// The one message of a unary or server-streaming call, framed.
+    Whole(Bytes),
+    /// A client- or bidi-streaming call's messages so far (and whether it closed),
+    /// shared with its sending half.
+    Streamed(Arc<Outbox>),
 }
 
 /// A call under a retry policy (gRFC A6), while it is not committed. Boxed in the
@@ -241,8 +318,9 @@ struct Retrying {
     policy: Arc<Policy>,
     /// Retries since the last pushback (the backoff's `n` starts over after one).
     since_pushback: u32,
-    /// The request's share of the channel's replay budget, released at the commit.
-    budget: CallBudget,
+    /// A whole request's share of the channel's replay budget, released at the
+    /// commit; a streamed request's is in its `Outbox`.
+    budget: Option<CallBudget>,
 }
 
 impl RecvHalf {
@@ -296,7 +374,7 @@ impl RecvHalf {
         if let (Some(throttle), Ok(())) = (&self.throttle, &result) {
             throttle.success();
         }
-        self.retrying = None;
+        self.commit();
         if let Some(observers) = &self.observers {
             observers.end(&result, &mut self.trailers);
         }
@@ -347,7 +425,7 @@ impl RecvHalf {
                     match ready!(Pin::new(fut).poll(cx)) {
                         Err(e) => {
                             if self.refused(&e, stream_id) {
-                                self.retry(Duration::ZERO, false);
+                                self.retry(Duration::ZERO, status_from_h2(&e), false);
                                 continue;
                             }
                             let status = status_from_h2(&e);
@@ -367,8 +445,27 @@ impl RecvHalf {
                             self.key = started.key;
                             self.state = RecvState::Head(started.response);
                             self.permit = Some(started.permit);
+                            self.stats = started.stats;
                         }
                         Err(status) => {
+                            let _ = self.finish(Err(status));
+                        }
+                    }
+                }
+                RecvState::Hedging(hedge) => {
+                    let hedge = hedge.get_mut().unwrap_or_else(|e| e.into_inner());
+                    let outcome = ready!(hedge.poll(cx));
+                    // Dropping the hedge cancels the attempts that lost.
+                    self.state = RecvState::Done(Ok(()));
+                    match outcome {
+                        hedge::Outcome::Won(started, response) => {
+                            self.conn = started.conn;
+                            self.key = started.key;
+                            self.permit = Some(started.permit);
+                            self.stats = started.stats;
+                            self.head_received(response);
+                        }
+                        hedge::Outcome::Failed(status) => {
                             let _ = self.finish(Err(status));
                         }
                     }
@@ -392,8 +489,7 @@ impl RecvHalf {
             }
         }
         // Committed (A6): response headers arrived, or the call ends here.
-        self.replay = None;
-        self.retrying = None;
+        self.commit();
         let mut headers = Metadata::from_headers(&parts.headers);
         if let Some(observers) = &self.observers {
             observers.headers(&mut headers);
@@ -429,6 +525,17 @@ impl RecvHalf {
         }
     }
 
+    /// No more attempts (gRFC A6 "When Retries are Valid"): the policy and the kept
+    /// request are dropped, a streamed request's buffer released.
+    fn commit(&mut self) {
+        self.retrying = None;
+        if let Some(replay) = self.replay.take() {
+            if let Kept::Streamed(outbox) = &replay.request {
+                outbox.commit();
+            }
+        }
+    }
+
     /// Whether the server never processed the stream: it was refused (RST_STREAM
     /// REFUSED_STREAM) or lies above the last stream id of the server's GOAWAY.
     fn refused(&self, e: &h2::Error, stream_id: u32) -> bool {
@@ -457,10 +564,15 @@ impl RecvHalf {
         }
         let pushback =
             retry::policy::pushback(trailers.and_then(|t| t.get("grpc-retry-pushback-ms")));
+        let committed = match (&replay.request, &retrying.budget) {
+            (Kept::Streamed(outbox), _) => outbox.is_committed(),
+            (Kept::Whole(_), Some(budget)) => budget.is_committed(),
+            (Kept::Whole(_), None) => false,
+        };
         let allowed = pushback != Pushback::Stop
             && replay.previous_attempts + 1 < policy.max_attempts
             && self.throttle.as_ref().is_none_or(|t| t.allows_retry())
-            && !retrying.budget.is_committed();
+            && !committed;
         if !allowed {
             return false;
         }
@@ -474,14 +586,16 @@ impl RecvHalf {
                 policy.backoff(retrying.since_pushback, super::backoff::random_unit())
             }
         };
-        self.retry(wait, true);
+        self.retry(wait, status.clone(), true);
         true
     }
 
     /// Head -> Retry: opens the call again, after `wait`, on the channel's live
-    /// connection (a new one if this one is draining), as attempt `counted` (a policy
-    /// retry) or as the one transparent retry. Only called while `replay` is there.
-    fn retry(&mut self, wait: Duration, counted: bool) {
+    /// connection (a new one if this one is draining), as the next attempt (`counted`:
+    /// a policy retry, with its own stats) or as the one transparent retry. `failed`
+    /// is the status the call ends with if the request can no longer be replayed.
+    /// Only called while `replay` is there.
+    fn retry(&mut self, wait: Duration, failed: Status, counted: bool) {
         let Some(replay) = self.replay.as_mut() else {
             return;
         };
@@ -491,37 +605,15 @@ impl RecvHalf {
             replay.transparent_left = false;
         }
         let replay = replay.clone();
-        // The failed attempt's stream is done with: free its slot now.
+        // The failed attempt is done with: reset its stream (a streamed request's
+        // sender may wait on its write quota; the reset closes it) and free its slot.
+        self.conn.writer.reset(self.key, h2::Reason::CANCEL);
         self.permit = None;
-        let deadline = self.deadline;
-        let reopen = async move {
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            let Replay {
-                channel,
-                path,
-                options,
-                wait_for_ready,
-                encoding,
-                request,
-                previous_attempts,
-                transparent_left: _,
-            } = replay;
-            start(
-                &channel,
-                path,
-                &options,
-                wait_for_ready,
-                encoding,
-                deadline,
-                Attempt {
-                    first: Some(request),
-                    previous_attempts,
-                },
-            )
-            .await
-        };
+        if let (true, Some(stats)) = (counted, &self.stats) {
+            stats.end(self.path, &Err(failed.clone()));
+        }
+        let stats = self.stats.clone();
+        let reopen = reattempt(replay, wait, self.deadline, stats, counted, failed);
         self.state = RecvState::Retry(Mutex::new(Box::pin(reopen)));
     }
 
@@ -565,7 +657,9 @@ impl RecvHalf {
         ready!(self.poll_head(cx));
         let reader = match &mut self.state {
             RecvState::Done(result) => return Poll::Ready(result.clone().map(|()| None)),
-            RecvState::Head(_) | RecvState::Retry(_) => unreachable!("poll_head moved past"),
+            RecvState::Head(_) | RecvState::Retry(_) | RecvState::Hedging(_) => {
+                unreachable!("poll_head moved past")
+            }
             RecvState::Body(reader) => reader,
         };
         let status = match ready!(reader.poll_next(cx)) {
@@ -605,6 +699,7 @@ impl Drop for RecvHalf {
         // learns of it (PROTOCOL-HTTP2.md: RST_STREAM CANCEL).
         if !matches!(self.state, RecvState::Done(_)) {
             self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+            self.commit();
             let dropped = Err(Status::cancelled("the caller dropped the call"));
             if let Some(observers) = &self.observers {
                 observers.end(&dropped, &mut self.trailers);
@@ -621,7 +716,9 @@ impl Drop for RecvHalf {
 
 /// Checks the response headers (PROTOCOL-HTTP2.md, http-grpc-status-mapping.md).
 /// `Ok(())` means messages follow; `Err` carries how the call ended.
-fn check_head(parts: &http::response::Parts) -> Result<Option<Encoding>, Result<(), Status>> {
+pub(super) fn check_head(
+    parts: &http::response::Parts,
+) -> Result<Option<Encoding>, Result<(), Status>> {
     if parts.status != http::StatusCode::OK {
         let code = Code::from_http_status(parts.status.as_u16());
         if parts.headers.contains_key(&GRPC_STATUS) {
@@ -855,7 +952,7 @@ impl Prepared<'_> {
             ticket,
         )
         .await;
-        let started = match started {
+        let mut started = match started {
             Ok(started) => started,
             Err(status) => {
                 if let Some(stats) = &stats {
@@ -871,51 +968,73 @@ impl Prepared<'_> {
             trace.sent();
         }
         if let Some(stats) = &stats {
-            let event = StatsEvent::OutHeader {
-                metadata: &options.metadata,
-                compression: encoding,
-            };
-            stats.emit(path, &event);
-            if let Some(first) = &first {
-                let payload = Payload {
-                    length: first_len,
-                    wire_length: first.len(),
-                    compressed: first.first() == Some(&1),
-                };
-                stats.payload(path, true, payload);
-            }
+            report_open(stats, path, &options, encoding, first.as_ref(), first_len);
         }
-        // A6: a call is retryable while its request fits the replay budget; a
-        // streamed request is not kept (such calls have the transparent retry only
-        // before they are sent, and no policy retries yet).
-        let retrying = match (&policy, &first) {
-            (Some(policy), Some(request)) if matches!(**policy, Policy::Retry(_)) => {
+        let throttle = channel.throttle().cloned();
+        // gRFC A6: a call is retried or hedged while what it sent fits the replay
+        // budget. Calls without a policy take none of the branches below that build
+        // anything.
+        let mut retrying = None;
+        let mut outbox = None;
+        let mut hedging = None;
+        let policy = policy.as_ref().map(|p| (p, &**p));
+        match (policy, &first, &started.quota) {
+            (Some((policy, Policy::Retry(_))), Some(request), _) => {
                 let mut budget = CallBudget::new(channel.retry_budget().clone());
-                budget.keep(request.len()).then(|| {
-                    Box::new(Retrying {
+                if budget.keep(request.len()) {
+                    retrying = Some(Box::new(Retrying {
                         policy: policy.clone(),
                         since_pushback: 0,
-                        budget,
-                    })
-                })
+                        budget: Some(budget),
+                    }));
+                }
             }
-            _ => None,
+            (Some((policy, Policy::Retry(_))), None, Some(quota)) => {
+                // A streamed request: every message is kept in the outbox.
+                let budget = CallBudget::new(channel.retry_budget().clone());
+                let target = Target {
+                    conn: started.conn.clone(),
+                    key: started.key,
+                    quota: quota.clone(),
+                    stats: stats.clone(),
+                };
+                outbox = Some(Outbox::new(path, budget, target));
+                retrying = Some(Box::new(Retrying {
+                    policy: policy.clone(),
+                    since_pushback: 0,
+                    budget: None,
+                }));
+            }
+            (Some((_, Policy::Hedging(hedge))), Some(request), _) => {
+                let mut budget = CallBudget::new(channel.retry_budget().clone());
+                if budget.keep(request.len()) {
+                    hedging = Some((hedge.clone(), budget));
+                }
+            }
+            // A streamed request under a hedging policy has one attempt: its replay
+            // buffer feeds one attempt at a time.
+            _ => {}
+        }
+        let kept = match (first, &outbox) {
+            (Some(request), _) => Some(Kept::Whole(request)),
+            (None, Some(outbox)) => Some(Kept::Streamed(outbox.clone())),
+            (None, None) => None,
         };
-        let throttle = channel.throttle().cloned();
-        let replay = first.map(|request| Replay {
+        let replay = kept.map(|request| Replay {
             channel: channel.clone(),
             path,
             options,
             wait_for_ready,
             encoding,
             request,
+            request_len: first_len,
             previous_attempts: 0,
             transparent_left: true,
         });
         let send = SendHalf {
             conn: started.conn.clone(),
             key: started.key,
-            quota: started.quota,
+            quota: started.quota.take(),
             deadline,
             max_send,
             buf,
@@ -926,13 +1045,30 @@ impl Prepared<'_> {
             stats: stats.clone(),
             trace: trace.clone(),
             path,
+            outbox,
+        };
+        let key = started.key;
+        let (conn, state, permit, stats, replay) = match (hedging, replay) {
+            (Some((policy, budget)), Some(replay)) => {
+                // The attempts, this first one included, live in the hedge until one
+                // answers.
+                let conn = started.conn.clone();
+                let first = Started { stats, ..started };
+                let hedge = Hedge::new(policy, replay, deadline, first, throttle.clone(), budget);
+                let state = RecvState::Hedging(Mutex::new(Box::new(hedge)));
+                (conn, state, None, None, None)
+            }
+            (_, replay) => {
+                let state = RecvState::Head(started.response);
+                (started.conn, state, Some(started.permit), stats, replay)
+            }
         };
         let recv = RecvHalf {
-            conn: started.conn,
-            key: started.key,
+            conn,
+            key,
             deadline,
             max_recv,
-            state: RecvState::Head(started.response),
+            state,
             headers: None,
             trailers: Metadata::new(),
             last_compressed: false,
@@ -942,7 +1078,7 @@ impl Prepared<'_> {
             trace,
             path,
             observers,
-            permit: Some(started.permit),
+            permit,
             replay,
             retrying,
             throttle,
@@ -952,14 +1088,16 @@ impl Prepared<'_> {
     }
 }
 
-/// A stream opened on a connection.
-struct Started {
-    conn: Arc<Conn>,
-    key: StreamKey,
-    response: h2::client::ResponseFuture,
+/// A stream opened on a connection: one attempt of a call.
+pub(super) struct Started {
+    pub(super) conn: Arc<Conn>,
+    pub(super) key: StreamKey,
+    pub(super) response: h2::client::ResponseFuture,
     /// The stream's write quota; none when the request went whole with the open.
     quota: Option<Arc<Semaphore>>,
     permit: tokio::sync::OwnedSemaphorePermit,
+    /// The attempt's stats, when the channel has a stats handler.
+    pub(super) stats: Option<Arc<CallStats>>,
 }
 
 /// `grpc-previous-rpc-attempts` (gRFC A6).
@@ -1077,7 +1215,147 @@ async fn start_on(
         response,
         quota,
         permit,
+        stats: None,
     })
+}
+
+/// Another attempt of a call (a retry, a hedge, or its transparent retry): after
+/// `wait`, on a fresh pick, sending the kept request again; a streamed request's
+/// messages (and its close) are replayed onto the new stream. With `new_attempt` the
+/// attempt has stats of its own, made from `stats` (Begin after the wait, OutHeader,
+/// the request's OutPayload); otherwise it goes on with `stats`. `failed`: how the call
+/// ends if a streamed request committed meanwhile and can no longer be replayed.
+pub(super) async fn reattempt(
+    replay: Replay,
+    wait: Duration,
+    deadline: Option<Instant>,
+    stats: Option<Arc<CallStats>>,
+    new_attempt: bool,
+    failed: Status,
+) -> Result<Started, Status> {
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let Replay {
+        channel,
+        path,
+        options,
+        wait_for_ready,
+        encoding,
+        request,
+        request_len,
+        previous_attempts,
+        transparent_left: _,
+    } = replay;
+    let stats = match (new_attempt, stats) {
+        (true, Some(stats)) => Some(Arc::new(stats.next_attempt(path, previous_attempts))),
+        (_, stats) => stats,
+    };
+    let first = match &request {
+        Kept::Whole(request) => Some(request.clone()),
+        Kept::Streamed(_) => None,
+    };
+    let attempt = Attempt {
+        first: first.clone(),
+        previous_attempts,
+    };
+    let opened = start(
+        &channel,
+        path,
+        &options,
+        wait_for_ready,
+        encoding,
+        deadline,
+        attempt,
+    )
+    .await;
+    let ended = |status: Status| {
+        if let (true, Some(stats)) = (new_attempt, &stats) {
+            stats.end(path, &Err(status.clone()));
+        }
+        status
+    };
+    let mut started = opened.map_err(ended)?;
+    // Until it is handed back, the attempt is reset if the call drops this future (a
+    // streamed attempt's stream is held by the writer, so dropping it is not enough).
+    let mut guard = Unfinished {
+        conn: &started.conn,
+        key: started.key,
+        stats: stats.as_deref().filter(|_| new_attempt),
+        path,
+    };
+    if let (true, Some(stats)) = (new_attempt, &stats) {
+        report_open(stats, path, &options, encoding, first.as_ref(), request_len);
+    }
+    if let (Kept::Streamed(outbox), Some(quota)) = (&request, &started.quota) {
+        let target = Target {
+            conn: started.conn.clone(),
+            key: started.key,
+            quota: quota.clone(),
+            stats: stats.clone(),
+        };
+        if !outbox.replay(target).await {
+            guard.stats = None;
+            return Err(ended(failed));
+        }
+    }
+    guard.disarm();
+    started.stats = stats;
+    Ok(started)
+}
+
+/// An attempt's OutHeader, and the OutPayload of a request sent whole with the open
+/// (`length` before compression).
+fn report_open(
+    stats: &CallStats,
+    path: &'static str,
+    options: &CallOptions,
+    encoding: Option<Encoding>,
+    first: Option<&Bytes>,
+    length: usize,
+) {
+    let event = StatsEvent::OutHeader {
+        metadata: &options.metadata,
+        compression: encoding,
+    };
+    stats.emit(path, &event);
+    if let Some(first) = first {
+        let payload = Payload {
+            length,
+            wire_length: first.len(),
+            compressed: first.first() == Some(&1),
+        };
+        stats.payload(path, true, payload);
+    }
+}
+
+/// An attempt that was opened but not handed to the call: reset (RST_STREAM CANCEL)
+/// when dropped, its stats ended CANCELLED.
+struct Unfinished<'a> {
+    conn: &'a Conn,
+    key: StreamKey,
+    stats: Option<&'a CallStats>,
+    path: &'static str,
+}
+
+impl Unfinished<'_> {
+    fn disarm(mut self) {
+        self.stats = None;
+        self.key = StreamKey::MAX;
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.key == StreamKey::MAX {
+            return;
+        }
+        self.conn.writer.reset(self.key, h2::Reason::CANCEL);
+        if let Some(stats) = self.stats {
+            let cancelled = Err(Status::cancelled("the call ended before the attempt"));
+            stats.end(self.path, &cancelled);
+        }
+    }
 }
 
 #[cfg(test)]
