@@ -747,7 +747,13 @@ async fn the_throttle_stops_hedges_when_too_many_attempts_fail() {
         let mut attempts = Vec::new();
         for i in 0..3 {
             let call = format!("t{i}");
-            let _ = within(10, client.unary_call(unary(&call, "fail=9"))).await;
+            let started = Instant::now();
+            let err = within(10, client.unary_call(unary(&call, "fail=9")))
+                .await
+                .unwrap_err();
+            // Ended by the last failure, not by the deadline.
+            assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+            assert!(started.elapsed() < Duration::from_secs(1));
             attempts.push(fixture.flaky.seen(&call).attempts.len());
         }
         assert_eq!(attempts, vec![2, 1, 1]);
@@ -760,6 +766,16 @@ async fn the_deadline_ends_every_hedged_attempt() {
     no_leaks(async {
         let fixture = serve().await;
         let client = channel(&fixture, &hedging_config(3, "0.1s", r#""UNAVAILABLE""#, ""));
+        // Each failure's pushback puts the next hedge 400 ms later: the third would go
+        // at 800 ms, after the 600 ms deadline, which ends the call while it waits.
+        let request = unary("hp", "fail=9,pushback=400").timeout(Duration::from_millis(600));
+        let started = Instant::now();
+        let err = within(10, client.unary_call(request)).await.unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(750), "{took:?}");
+        assert_eq!(fixture.flaky.seen("hp").attempts.len(), 2);
+        // Three slow attempts in flight: the deadline ends them all.
         let request = unary("hd", "slow=5000").timeout(Duration::from_millis(500));
         let started = Instant::now();
         let err = within(10, client.unary_call(request)).await.unwrap_err();

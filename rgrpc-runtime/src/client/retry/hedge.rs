@@ -110,8 +110,7 @@ impl Hedge {
                 return Poll::Ready(outcome);
             }
             let attempts = self.replay.previous_attempts + 1;
-            let more = !self.stopped && attempts < self.policy.max_attempts;
-            if more && self.opening.is_none() {
+            if !self.stopped && attempts < self.policy.max_attempts && self.opening.is_none() {
                 let due = match &mut self.next {
                     None => true,
                     Some(timer) => timer.as_mut().poll(cx).is_ready(),
@@ -125,6 +124,7 @@ impl Hedge {
                     self.stopped = true;
                 }
             }
+            let more = !self.stopped && attempts < self.policy.max_attempts;
             if self.live.is_empty() && self.opening.is_none() && !more {
                 let status = self
                     .last
