@@ -217,6 +217,7 @@ pub const CLIENT_FLAGS: &[(&str, &str)] = &[
     ("observe", "none"),
     ("tls_ca", ""),
     ("tls_server_name", ""),
+    ("service_config", ""),
 ];
 
 /// Settings of a load-generator run.
@@ -261,6 +262,9 @@ pub struct ClientSettings {
     /// With TLS: the name the server's certificate must match (`--tls_server_name`;
     /// default: the target's host).
     pub tls_server_name: Option<String>,
+    /// rgrpc only: a service config (gRFC A2 JSON) on every channel, e.g. a retry
+    /// policy that the calls never use, to measure what it costs (`--service_config`).
+    pub service_config: Option<String>,
 }
 
 impl ClientSettings {
@@ -296,6 +300,7 @@ impl ClientSettings {
             observe: f.string("observe").to_owned(),
             tls_ca: Some(f.string("tls_ca").to_owned()).filter(|s| !s.is_empty()),
             tls_server_name: Some(f.string("tls_server_name").to_owned()).filter(|s| !s.is_empty()),
+            service_config: Some(f.string("service_config").to_owned()).filter(|s| !s.is_empty()),
         };
         if s.tls_server_name.is_some() && s.tls_ca.is_none() {
             return Err("--tls_server_name needs --tls_ca".to_owned());

@@ -89,10 +89,15 @@ fn observed(mut builder: ChannelBuilder, observe: Observe) -> ChannelBuilder {
     builder
 }
 
-/// A channel builder for `s`'s target, with its TLS settings (`--tls_ca`,
-/// `--tls_server_name`).
+/// A channel builder for `s`'s target, with its service config (`--service_config`)
+/// and TLS settings (`--tls_ca`, `--tls_server_name`).
 fn builder(s: &ClientSettings) -> Result<ChannelBuilder, String> {
-    let builder = Channel::builder(&s.target);
+    let mut builder = Channel::builder(&s.target);
+    if let Some(json) = &s.service_config {
+        builder = builder
+            .service_config(json)
+            .map_err(|e| format!("--service_config: {}", e.message()))?;
+    }
     let Some(ca) = &s.tls_ca else {
         return Ok(builder);
     };

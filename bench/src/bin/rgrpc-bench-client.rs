@@ -1,7 +1,8 @@
 //! `rgrpc-bench-client --target 127.0.0.1:PORT --mode unary|server-stream|ping-pong
 //! --connections N --concurrency M --payload BYTES --warmup S --duration S [--rate QPS]
 //! [--server_pid PID] [--rss_sample_ms MS] [--label TEXT] [--write_h2load_body FILE]
-//! [--observe none|interceptor|stats|both] [--tls_ca PEM [--tls_server_name NAME]]`: drives
+//! [--observe none|interceptor|stats|both] [--tls_ca PEM [--tls_server_name NAME]]
+//! [--service_config JSON]`: drives
 //! a BenchmarkService (over TLS with `--tls_ca`) and prints one `RESULT key=value ...` line.
 
 use std::process::ExitCode;
