@@ -245,11 +245,27 @@ pub(crate) fn is_valid_bin(value: &[u8]) -> bool {
         .strip_suffix(b"==")
         .or_else(|| value.strip_suffix(b"="))
         .unwrap_or(value);
-    // A final group of one character carries fewer than 8 bits: never valid.
-    trimmed.len() % 4 != 1
-        && trimmed
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+    let sextet = |b: u8| match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    if !trimmed.iter().all(|&b| sextet(b).is_some()) {
+        return false;
+    }
+    // A final group of one character carries fewer than 8 bits: never valid. In a
+    // final group of two or three, the bits past the last whole byte must be zero, as
+    // the decoder (RFC 4648 section 3.5, canonical encoding) insists.
+    let last = trimmed.last().and_then(|&b| sextet(b)).unwrap_or(0);
+    match trimmed.len() % 4 {
+        1 => false,
+        2 => last & 0b1111 == 0,
+        3 => last & 0b11 == 0,
+        _ => true,
+    }
 }
 
 /// Decodes padded or unpadded standard base64.
@@ -290,7 +306,7 @@ mod tests {
             assert!(is_valid_bin(value), "{value:?}");
             assert!(decode_bin(value).is_ok(), "{value:?}");
         }
-        for value in [&b"!!"[..], b"A", b"AQ=x", b"AQ===", b"A B", b"AQID-"] {
+        for value in [&b"!!"[..], b"A", b"AQ=x", b"AQ===", b"A B", b"AQID-", b"AR", b"AQJ"] {
             assert!(!is_valid_bin(value), "{value:?}");
             assert!(decode_bin(value).is_err(), "{value:?}");
         }
