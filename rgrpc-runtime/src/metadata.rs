@@ -306,7 +306,16 @@ mod tests {
             assert!(is_valid_bin(value), "{value:?}");
             assert!(decode_bin(value).is_ok(), "{value:?}");
         }
-        for value in [&b"!!"[..], b"A", b"AQ=x", b"AQ===", b"A B", b"AQID-", b"AR", b"AQJ"] {
+        for value in [
+            &b"!!"[..],
+            b"A",
+            b"AQ=x",
+            b"AQ===",
+            b"A B",
+            b"AQID-",
+            b"AR",
+            b"AQJ",
+        ] {
             assert!(!is_valid_bin(value), "{value:?}");
             assert!(decode_bin(value).is_err(), "{value:?}");
         }
