@@ -5,6 +5,7 @@ use rgrpc_runtime::{SendStream, ServerContext, Status};
 use crate::pb::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse, HealthServer,
 };
+use crate::reporter::Watcher;
 use crate::{HealthReporter, ServingStatus};
 
 /// The most statuses `List` answers; more is RESOURCE_EXHAUSTED (health.proto:
@@ -71,29 +72,64 @@ impl HealthServer for HealthService {
         request: HealthCheckRequest,
         mut responses: SendStream<HealthCheckResponse>,
     ) -> Result<(), Status> {
+        if request.service.len() > MAX_SERVICE_NAME {
+            return Err(Status::invalid_argument(format!(
+                "service name longer than {MAX_SERVICE_NAME} bytes"
+            )));
+        }
         let mut watcher = self.reporter.watch(&request.service);
+        // The watcher keeps its own copy of the name; the request goes now.
+        drop(request);
         let mut last_sent = None;
         loop {
             // health.proto: an unknown service is SERVICE_UNKNOWN "but will *not*
             // terminate the call"; a repeat of the last status is not sent again.
             let status = watcher.latest().unwrap_or(ServingStatus::ServiceUnknown);
             if last_sent != Some(status) {
-                responses.send(&response(status)).await?;
+                // A client that stopped reading blocks this send; the drain still
+                // reaches the watcher.
+                let message = response(status);
+                let drained = tokio::select! {
+                    sent = responses.send(&message) => sent.map(|()| false)?,
+                    () = ctx.draining() => true,
+                };
+                if drained {
+                    return last_word(&mut watcher, None, &mut responses).await;
+                }
                 last_sent = Some(status);
             }
             tokio::select! {
                 () = watcher.changed() => {}
-                () = ctx.draining() => {
-                    // The shutdown hook set NOT_SERVING before the drain began, so
-                    // this delivers it; then end with OK, so the watcher does not
-                    // hold the graceful stop (health.proto: on OK, retry).
-                    let status = watcher.latest().unwrap_or(ServingStatus::ServiceUnknown);
-                    if last_sent != Some(status) {
-                        responses.send(&response(status)).await?;
-                    }
-                    return Ok(());
-                }
+                () = ctx.draining() => return last_word(&mut watcher, last_sent, &mut responses).await,
             }
         }
     }
+}
+
+/// The longest service name a Watch is kept open for: a watcher holds its name for as
+/// long as the stream lives, so an unbounded one would let a client pin up to a whole
+/// request message (4 MiB) per stream. Real service names are well under it.
+const MAX_SERVICE_NAME: usize = 1024;
+
+/// How long the status a draining server reports (NOT_SERVING) may take to go out
+/// before the watch ends without it, so a client that stopped reading cannot hold a
+/// graceful stop.
+const LAST_WORD_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The end of a watch when the server drains: the shutdown hook set NOT_SERVING before
+/// the drain began, so this delivers it (within [`LAST_WORD_WAIT`]); then OK, so the
+/// watcher does not hold the graceful stop (health.proto: on OK, the client retries).
+async fn last_word(
+    watcher: &mut Watcher,
+    last_sent: Option<ServingStatus>,
+    responses: &mut SendStream<HealthCheckResponse>,
+) -> Result<(), Status> {
+    let status = watcher.latest().unwrap_or(ServingStatus::ServiceUnknown);
+    if last_sent != Some(status) {
+        let message = response(status);
+        if let Ok(sent) = tokio::time::timeout(LAST_WORD_WAIT, responses.send(&message)).await {
+            sent?;
+        }
+    }
+    Ok(())
 }

@@ -111,6 +111,33 @@ async fn watch_sees_every_change_and_unknown_services() {
     .await;
 }
 
+/// A watcher holds its service name while the stream lives, so a name past 1 KiB is
+/// refused rather than kept (a request may be 4 MiB).
+#[tokio::test]
+async fn watch_refuses_an_oversized_service_name() {
+    rgrpc_tests::no_leaks(async {
+        let (server, _reporter) = health_server().await;
+        let health = stub(&server.target()).await;
+        let long = "s".repeat(1025);
+        let refused = async {
+            let mut watch = health.watch(request(&long)).await?;
+            watch.message().await
+        };
+        let err = within(10, refused).await.expect_err("refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        // At the bound it is an ordinary unknown service.
+        let mut watch = within(10, health.watch(request(&long[..1024])))
+            .await
+            .expect("Watch");
+        let first = within(10, watch.message()).await.expect("Watch stream");
+        assert_eq!(
+            first.expect("a status").status(),
+            ServingStatus::ServiceUnknown
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn graceful_shutdown_reports_not_serving_and_ends_watches() {
     rgrpc_tests::no_leaks(async {
