@@ -41,7 +41,9 @@ struct Flaky {
 /// `code=C` (with code C, default UNAVAILABLE), `pushback=V` (the failures carry
 /// `grpc-retry-pushback-ms: V`), `slow_first=MS` (attempt 0 sleeps MS before answering),
 /// `slow=MS` (every attempt does), `early=1` (a streaming handler fails right after the
-/// first message instead of reading them all).
+/// first message instead of reading them all). A streaming handler reads its request
+/// (the instructions are in the first message), then sleeps as `slow_first` says;
+/// under `slow_first` a client-streaming answer's size counts its attempt in millions.
 fn instructions(body: &[u8]) -> HashMap<String, String> {
     String::from_utf8_lossy(body)
         .split(',')
@@ -205,9 +207,13 @@ impl TestServiceServer for Flaky {
             .or_default()
             .messages
             .push(count);
+        slow(&first_body, n).await;
         let outcome = self.outcome(&first_body, n);
         guard.done = true;
         outcome?;
+        if instructions(&first_body).contains_key("slow_first") {
+            total += n as usize * 1_000_000;
+        }
         Ok(StreamingInputCallResponse {
             aggregated_payload_size: total as i32,
         })
@@ -241,12 +247,17 @@ impl TestServiceServer for Flaky {
             .or_default()
             .messages
             .push(count);
+        slow(&first_body, n).await;
         let outcome = self.outcome(&first_body, n);
         guard.done = true;
         outcome?;
-        responses
-            .send(&StreamingOutputCallResponse::default())
-            .await?;
+        let response = StreamingOutputCallResponse {
+            payload: Some(Payload {
+                body: format!("attempt {n}").into_bytes(),
+                ..Default::default()
+            }),
+        };
+        responses.send(&response).await?;
         Ok(())
     }
 }
@@ -693,6 +704,113 @@ async fn a_hedged_call_returns_the_fastest_answer_and_cancels_the_others() {
         assert_eq!(within(10, responses.message()).await.unwrap(), None);
         wait_until(5, || fixture.flaky.seen("hs").cancelled == 1).await;
         assert_eq!(fixture.flaky.seen("hs").attempts.len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hedged_client_streaming_call_returns_the_fastest_answer_and_both_saw_every_message() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &hedging_config(3, "0.2s", r#""UNAVAILABLE""#, ""));
+        // Attempt 0 reads the request, then takes 5 s; attempt 1, sent 200 ms later with
+        // the request replayed, answers at once.
+        let started = Instant::now();
+        let mut call = client
+            .streaming_input_call(options("hcs", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        for body in [&b"slow_first=5000"[..], b"two", b"three"] {
+            call.send(&input(body)).await.unwrap();
+        }
+        let response = within(10, call.close_and_recv())
+            .await
+            .expect("the hedge answers");
+        // Attempt 1's answer (its number in millions), over the whole request.
+        assert_eq!(
+            response.get_ref().aggregated_payload_size,
+            1_000_000 + 15 + 3 + 5
+        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        let seen = fixture.flaky.seen("hcs");
+        assert_eq!(seen.attempts, vec![None, Some(1)]);
+        // Both attempts got every message and the close.
+        assert_eq!(seen.messages, vec![3, 3]);
+        // The slow attempt was cancelled: its handler was dropped.
+        wait_until(5, || fixture.flaky.seen("hcs").cancelled == 1).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hedged_bidi_call_sends_later_messages_to_every_attempt() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &hedging_config(3, "0.2s", r#""UNAVAILABLE""#, ""));
+        let started = Instant::now();
+        let call = client
+            .full_duplex_call(options("hbidi", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        let (mut sink, mut responses) = call.split();
+        // The sender, in another task, goes on once the server has seen the second
+        // attempt: its later messages must reach both attempts.
+        let flaky = fixture.flaky.clone();
+        let sending = tokio::spawn(async move {
+            sink.send(&output("slow_first=5000")).await?;
+            wait_until(5, || flaky.seen("hbidi").attempts.len() == 2).await;
+            sink.send(&output("two")).await?;
+            sink.send(&output("three")).await?;
+            sink.close_send().await
+        });
+        let first = within(10, responses.message())
+            .await
+            .expect("the hedge answers")
+            .expect("a response");
+        assert_eq!(first.payload.unwrap().body, b"attempt 1");
+        assert_eq!(within(10, responses.message()).await.unwrap(), None);
+        within(10, sending).await.unwrap().unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        let seen = fixture.flaky.seen("hbidi");
+        assert_eq!(seen.attempts, vec![None, Some(1)]);
+        assert_eq!(seen.messages, vec![3, 3]);
+        wait_until(5, || fixture.flaky.seen("hbidi").cancelled == 1).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hedged_stream_past_the_buffer_limit_commits_to_its_oldest_attempt() {
+    no_leaks(async {
+        let fixture = serve().await;
+        let client = channel(&fixture, &hedging_config(3, "0.3s", r#""UNAVAILABLE""#, ""));
+        // Attempt 0 takes 1.5 s to answer; attempt 1 goes at 300 ms, attempt 2 would
+        // at 600 ms. Once both run, the request passes the 256 KiB a call may keep:
+        // no attempt has response headers, so the call commits to the oldest, the
+        // other is cancelled, and no more hedges go.
+        let mut call = client
+            .streaming_input_call(options("hbig", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        let mut first = b"slow_first=1500,".to_vec();
+        first.resize(64 * 1024, b'x');
+        call.send(&input(&first)).await.unwrap();
+        wait_until(5, || fixture.flaky.seen("hbig").attempts.len() == 2).await;
+        for _ in 0..4 {
+            call.send(&input(&[b'y'; 64 * 1024])).await.unwrap();
+        }
+        let response = within(10, call.close_and_recv())
+            .await
+            .expect("the oldest attempt answers");
+        // Attempt 0's answer (no millions), over all five messages.
+        assert_eq!(response.get_ref().aggregated_payload_size, 5 * 64 * 1024);
+        let seen = fixture.flaky.seen("hbig");
+        assert_eq!(seen.attempts, vec![None, Some(1)]);
+        // Attempt 1 was reset while it read: it never finished its request.
+        assert_eq!(seen.messages, vec![5]);
+        assert_eq!(seen.cancelled, 1);
     })
     .await;
 }

@@ -229,9 +229,10 @@ enum RecvState {
     /// boxed since a call needs it rarely. In a `Mutex` only so the call handles stay
     /// `Sync`; it is only ever reached through `&mut` (`get_mut`, never locked).
     Retry(Mutex<BoxFuture<Result<Started, Status>>>),
-    /// A hedged call's attempts, until one answers (`retry/hedge.rs`). In a `Mutex`
-    /// for the same reason as `Retry`.
-    Hedging(Mutex<Box<Hedge>>),
+    /// A hedged call's attempts, until one answers (`retry/hedge.rs`): polled here,
+    /// or in a task of their own for a streamed request. In a `Mutex` for the same
+    /// reason as `Retry`.
+    Hedging(Mutex<hedge::Driven>),
     /// Reading messages, then the trailers.
     Body(MessageReader),
     /// The call has ended with this status (OK or not).
@@ -300,6 +301,16 @@ pub(super) struct Replay {
     pub(super) previous_attempts: u32,
     /// The one transparent retry (A6: not counted against maxAttempts) is still there.
     transparent_left: bool,
+}
+
+impl Replay {
+    /// A streamed request's replay buffer.
+    pub(super) fn outbox(&self) -> Option<&Arc<Outbox>> {
+        match &self.request {
+            Kept::Streamed(outbox) => Some(outbox),
+            Kept::Whole(_) => None,
+        }
+    }
 }
 
 /// What is kept of a call's request.
@@ -997,8 +1008,9 @@ impl Prepared<'_> {
                     key: started.key,
                     quota: quota.clone(),
                     stats: stats.clone(),
+                    attempt: 0,
                 };
-                outbox = Some(Outbox::new(path, budget, target));
+                outbox = Some(Outbox::new(path, budget, target, false));
                 retrying = Some(Box::new(Retrying {
                     policy: policy.clone(),
                     since_pushback: 0,
@@ -1008,11 +1020,23 @@ impl Prepared<'_> {
             (Some((_, Policy::Hedging(hedge))), Some(request), _) => {
                 let mut budget = CallBudget::new(channel.retry_budget().clone());
                 if budget.keep(request.len()) {
-                    hedging = Some((hedge.clone(), budget));
+                    hedging = Some((hedge.clone(), Some(budget)));
                 }
             }
-            // A streamed request under a hedging policy has one attempt: its replay
-            // buffer feeds one attempt at a time.
+            (Some((_, Policy::Hedging(hedge))), None, Some(quota)) => {
+                // A streamed request: every message is kept in the outbox, and goes to
+                // every live attempt.
+                let budget = CallBudget::new(channel.retry_budget().clone());
+                let target = Target {
+                    conn: started.conn.clone(),
+                    key: started.key,
+                    quota: quota.clone(),
+                    stats: stats.clone(),
+                    attempt: 0,
+                };
+                outbox = Some(Outbox::new(path, budget, target, true));
+                hedging = Some((hedge.clone(), None));
+            }
             _ => {}
         }
         let kept = match (first, &outbox) {
@@ -1054,9 +1078,16 @@ impl Prepared<'_> {
                 // answers.
                 let conn = started.conn.clone();
                 let first = Started { stats, ..started };
+                // A streamed request's outbox is committed by the call (`commit`).
+                let kept = replay.outbox().is_some().then(|| replay.clone());
                 let hedge = Hedge::new(policy, replay, deadline, first, throttle.clone(), budget);
-                let state = RecvState::Hedging(Mutex::new(Box::new(hedge)));
-                (conn, state, None, None, None)
+                let hedge = Box::new(hedge);
+                let driven = match kept {
+                    None => hedge::Driven::Inline(hedge),
+                    Some(_) => hedge::Driven::spawn(hedge),
+                };
+                let state = RecvState::Hedging(Mutex::new(driven));
+                (conn, state, None, None, kept)
             }
             (_, replay) => {
                 let state = RecvState::Head(started.response);
@@ -1098,6 +1129,8 @@ pub(super) struct Started {
     permit: tokio::sync::OwnedSemaphorePermit,
     /// The attempt's stats, when the channel has a stats handler.
     pub(super) stats: Option<Arc<CallStats>>,
+    /// Attempts before this one (`grpc-previous-rpc-attempts`).
+    pub(super) attempt: u32,
 }
 
 /// `grpc-previous-rpc-attempts` (gRFC A6).
@@ -1216,6 +1249,7 @@ async fn start_on(
         quota,
         permit,
         stats: None,
+        attempt: previous_attempts,
     })
 }
 
@@ -1293,6 +1327,7 @@ pub(super) async fn reattempt(
             key: started.key,
             quota: quota.clone(),
             stats: stats.clone(),
+            attempt: previous_attempts,
         };
         if !outbox.replay(target).await {
             guard.stats = None;

@@ -1,7 +1,12 @@
-//! The attempts of a hedged call (gRFC A6 "Hedging Policy"), for the calls whose
-//! request goes whole with the open (unary, server-streaming): the first attempt at
+//! The attempts of a hedged call (gRFC A6 "Hedging Policy"): the first attempt at
 //! once, another every `hedgingDelay` (each on a fresh pick) up to `maxAttempts`, all
-//! in flight together, until one answers.
+//! in flight together, until one answers. A unary or server-streaming request goes
+//! whole with each open; a client- or bidi-streaming request's messages are in its
+//! replay buffer (`replay.rs`), which gives each new attempt every message sent so far
+//! and every later one to each live attempt. Such a hedge runs in a task of its own
+//! (the caller may still be sending, not reading). Past the buffer limit the call
+//! commits: to the attempt that has response headers, else to the oldest running one;
+//! the others are cancelled and no more go.
 //!
 //! ```text
 //!            ┌── timer (hedgingDelay; a pushback's delay) ──▶ open one more attempt
@@ -39,6 +44,52 @@ pub(crate) enum Outcome {
     Failed(Status),
 }
 
+/// Who polls a hedge.
+pub(crate) enum Driven {
+    /// The call's receiving half: a whole request's call waits on its answer from
+    /// the start.
+    Inline(Box<Hedge>),
+    /// A task of its own: a streamed request's receiving half may not be polled until
+    /// the request is sent (a client-streaming call's `close_and_recv`), and the hedges
+    /// must go out meanwhile. Dropping this ends the task, and the hedge with it.
+    Task(
+        tokio::sync::oneshot::Receiver<Outcome>,
+        tokio::task::JoinHandle<()>,
+    ),
+}
+
+impl Driven {
+    /// Runs `hedge` in a task of its own.
+    pub(crate) fn spawn(mut hedge: Box<Hedge>) -> Driven {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let outcome = std::future::poll_fn(|cx| hedge.poll(cx)).await;
+            if let Err(Outcome::Won(attempt, _)) = tx.send(outcome) {
+                // The call is gone: the winner goes too.
+                hedge.cancel(&attempt);
+            }
+        });
+        Driven::Task(rx, task)
+    }
+
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match self {
+            Driven::Inline(hedge) => hedge.poll(cx),
+            Driven::Task(rx, _) => Pin::new(rx).poll(cx).map(|outcome| {
+                outcome.unwrap_or_else(|_| Outcome::Failed(Status::cancelled("hedge ended")))
+            }),
+        }
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        if let Driven::Task(_, task) = self {
+            task.abort();
+        }
+    }
+}
+
 /// A hedged call before one of its attempts answered.
 pub(crate) struct Hedge {
     policy: HedgingPolicy,
@@ -58,8 +109,9 @@ pub(crate) struct Hedge {
     throttle: Option<Arc<Throttle>>,
     /// The first attempt's stats: each new attempt's are made from them.
     template: Option<Arc<CallStats>>,
-    /// The request's share of the channel's replay budget, released with the hedge.
-    _budget: CallBudget,
+    /// A whole request's share of the channel's replay budget, released with the
+    /// hedge; a streamed request's is in its outbox.
+    _budget: Option<CallBudget>,
 }
 
 impl Hedge {
@@ -70,7 +122,7 @@ impl Hedge {
         deadline: Option<Instant>,
         first: Started,
         throttle: Option<Arc<Throttle>>,
-        budget: CallBudget,
+        budget: Option<CallBudget>,
     ) -> Hedge {
         let template = first.stats.clone();
         let next = delay(policy.hedging_delay);
@@ -92,11 +144,15 @@ impl Hedge {
     /// Drives the attempts until one wins or all have failed.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
         loop {
+            self.committed();
             if let Some(opening) = &mut self.opening {
                 if let Poll::Ready(opened) = opening.as_mut().poll(cx) {
                     self.opening = None;
                     match opened {
                         Ok(started) => self.live.push(started),
+                        // Committed meanwhile (past the buffer limit): the attempt
+                        // could not have the whole request, and is not one.
+                        Err(_) if self.stopped => {}
                         Err(status) => {
                             if let Some(outcome) = self.failed(status, Pushback::None) {
                                 return Poll::Ready(outcome);
@@ -150,13 +206,26 @@ impl Hedge {
             let attempt = self.live.swap_remove(i);
             let (status, pushback) = match answer {
                 Ok(response) => match non_fatal(&self.policy, response) {
-                    Ok(response) => return Some(Outcome::Won(attempt, response)),
+                    // A streamed request: the call commits to this attempt unless it
+                    // has to another (past the buffer limit) meanwhile.
+                    Ok(response) => match self.replay.outbox() {
+                        Some(outbox) if !outbox.choose(attempt.attempt) => {
+                            self.cancel(&attempt);
+                            continue;
+                        }
+                        _ => return Some(Outcome::Won(attempt, response)),
+                    },
                     Err(failure) => failure,
                 },
                 Err(e) => (status_from_h2(&e), Pushback::None),
             };
             if let Some(stats) = &attempt.stats {
                 stats.end(self.replay.path, &Err(status.clone()));
+            }
+            if self.replay.outbox().is_some() {
+                // Its stream may still be open for sending: the reset closes its write
+                // quota, so the outbox drops it.
+                attempt.conn.writer.reset(attempt.key, h2::Reason::CANCEL);
             }
             if let Some(outcome) = self.failed(status, pushback) {
                 return Some(outcome);
@@ -184,6 +253,36 @@ impl Hedge {
         None
     }
 
+    /// A streamed request's call that committed (past the buffer limit, to its oldest
+    /// running attempt): no more attempts, and the others are cancelled.
+    fn committed(&mut self) {
+        let Some(outbox) = self.replay.outbox() else {
+            return;
+        };
+        if self.stopped || !outbox.is_committed() {
+            return;
+        }
+        self.stopped = true;
+        let chosen = outbox.chosen();
+        let (keep, cancel) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|attempt| Some(attempt.attempt) == chosen);
+        self.live = keep;
+        let cancel: Vec<Started> = cancel;
+        for attempt in &cancel {
+            self.cancel(attempt);
+        }
+    }
+
+    /// An attempt that lost: reset (RST_STREAM CANCEL), its stats ended CANCELLED.
+    fn cancel(&self, attempt: &Started) {
+        if let Some(stats) = &attempt.stats {
+            let cancelled = Err(Status::cancelled("another hedged attempt answered"));
+            stats.end(self.replay.path, &cancelled);
+        }
+        attempt.conn.writer.reset(attempt.key, h2::Reason::CANCEL);
+    }
+
     /// Opens the next attempt (on a fresh pick) and sets the timer for the one after.
     fn open_next(&mut self) {
         self.replay.previous_attempts += 1;
@@ -205,11 +304,7 @@ impl Drop for Hedge {
         // The attempts still in flight lost (or the call ended): their response futures
         // go with the hedge, and h2 resets their streams with CANCEL.
         for attempt in &self.live {
-            if let Some(stats) = &attempt.stats {
-                let cancelled = Err(Status::cancelled("another hedged attempt answered"));
-                stats.end(self.replay.path, &cancelled);
-            }
-            attempt.conn.writer.reset(attempt.key, h2::Reason::CANCEL);
+            self.cancel(attempt);
         }
     }
 }
