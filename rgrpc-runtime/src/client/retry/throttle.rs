@@ -53,7 +53,7 @@ impl Throttle {
         let _ = self
             .tokens
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                Some((t + self.ratio).min(self.max))
+                Some(t.saturating_add(self.ratio).min(self.max))
             });
     }
 }
@@ -67,6 +67,16 @@ mod tests {
             max_tokens,
             token_ratio_milli: ratio_milli,
         })
+    }
+
+    #[test]
+    fn a_huge_ratio_fills_the_bucket_without_overflowing() {
+        // tokenRatio 1e9 parses to u32::MAX thousandths.
+        let t = throttle(10, u32::MAX);
+        t.failure();
+        t.success();
+        t.success();
+        assert!(t.allows_retry());
     }
 
     #[test]
