@@ -447,6 +447,25 @@ async fn the_throttle_stops_retries_when_too_many_calls_fail() {
         }
         let _ = within(10, client.unary_call(unary("p", "fail=9"))).await;
         assert_eq!(fixture.flaky.seen("p").attempts.len(), 2);
+        // Full again (8 successes). A6: a failure also counts when its pushback says
+        // stop, whatever its code: two non-retryable INTERNAL failures with pushback -1
+        // take 4 -> 3 -> 2, and a retryable failure is then not retried.
+        for i in 0..8 {
+            within(10, client.unary_call(unary(&format!("r{i}"), "fail=0")))
+                .await
+                .unwrap();
+        }
+        for i in 0..2 {
+            let call = format!("s{i}");
+            let _ = within(
+                10,
+                client.unary_call(unary(&call, "fail=9,code=INTERNAL,pushback=-1")),
+            )
+            .await;
+            assert_eq!(fixture.flaky.seen(&call).attempts.len(), 1);
+        }
+        let _ = within(10, client.unary_call(unary("t", "fail=9"))).await;
+        assert_eq!(fixture.flaky.seen("t").attempts.len(), 1);
     })
     .await;
 }

@@ -567,14 +567,20 @@ impl RecvHalf {
         let Policy::Retry(policy) = &*retrying.policy else {
             return false;
         };
-        if !policy.retryable.contains(status.code()) {
+        let pushback =
+            retry::policy::pushback(trailers.and_then(|t| t.get("grpc-retry-pushback-ms")));
+        // A6 "Throttling Retry Attempts and Hedged RPCs": a failure counts when its code
+        // is retryable or when the server's pushback says not to retry, whatever the code.
+        let retryable = policy.retryable.contains(status.code());
+        if !retryable && pushback != Pushback::Stop {
             return false;
         }
         if let Some(throttle) = &self.throttle {
             throttle.failure();
         }
-        let pushback =
-            retry::policy::pushback(trailers.and_then(|t| t.get("grpc-retry-pushback-ms")));
+        if !retryable {
+            return false;
+        }
         let committed = match (&replay.request, &retrying.budget) {
             (Kept::Streamed(outbox), _) => outbox.is_committed(),
             (Kept::Whole(_), Some(budget)) => budget.is_committed(),
