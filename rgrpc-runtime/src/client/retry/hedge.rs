@@ -153,6 +153,17 @@ impl Hedge {
                         // Committed meanwhile (past the buffer limit): the attempt
                         // could not have the whole request, and is not one.
                         Err(_) if self.stopped => {}
+                        // A hedge that could not be opened (no pick, the connection
+                        // closed) got no answer from a server, and A6 makes a status
+                        // fatal when an attempt receives it: with attempts in flight it
+                        // only stops further hedges, and they decide the call.
+                        Err(status)
+                            if !self.live.is_empty()
+                                && !self.policy.non_fatal.contains(status.code()) =>
+                        {
+                            self.stopped = true;
+                            self.last = Some(status);
+                        }
                         Err(status) => {
                             if let Some(outcome) = self.failed(status, Pushback::None) {
                                 return Poll::Ready(outcome);

@@ -136,8 +136,8 @@ impl Outbox {
     }
 
     /// Commits the call (A6: the response headers arrived, or the call ended): no more
-    /// attempts; what was kept is released now, or by the sender's next message when
-    /// it holds the lock.
+    /// attempts; what was kept is released now, or, when a send holds the lock, by
+    /// that send as it finishes.
     pub(crate) fn commit(&self) {
         self.committed.store(true, Ordering::Release);
         if let Ok(mut state) = self.state.try_lock() {
@@ -169,6 +169,12 @@ impl Outbox {
         }
         state.frames.push((frame, length));
         self.flush(&mut state).await;
+        // Committed while this held the lock (waiting for write quota): `commit` could
+        // not release, so the buffer goes now rather than at the next send, which may
+        // never come.
+        if self.is_committed() {
+            self.release(&mut state);
+        }
         Ok(Sent::Kept)
     }
 
