@@ -283,8 +283,8 @@ impl ChannelBuilder {
     ///   (`{}`); a name in two entries is an error. The entry gives the call defaults:
     ///   its own [`crate::CallOptions`] win, except that of two timeouts the smaller
     ///   applies, and a size limit from the config is capped by the channel's.
-    /// - `retryPolicy`, `hedgingPolicy` and `retryThrottling` are accepted and
-    ///   ignored for now (retries are not implemented yet).
+    /// - `retryPolicy` and `hedgingPolicy` per method, and the top-level
+    ///   `retryThrottling` (gRFC A6; see the README's retry section).
     ///
     /// Unknown fields are ignored. An invalid config is INVALID_ARGUMENT naming the
     /// field, e.g. `service config: methodConfig[0].timeout: expected a duration like

@@ -13,9 +13,9 @@
 //! ```
 //!
 //! The chain wraps the call as a whole, as grpc-go's interceptors do; `run_call` at
-//! its end is the attempt layer: today one attempt (with its transparent retry,
-//! `call.rs`), later the retry policy's attempts (issue 12), each seen by the stats
-//! handler while the interceptors see the call once. A streaming call's chain
+//! its end is the attempt layer (`call.rs`, `retry/`): one attempt, or the retry or
+//! hedging policy's attempts, and a transparent retry; the stats handler sees each
+//! attempt while the interceptors see the call once. A streaming call's chain
 //! returns once its stream is open; its messages, headers and end reach the
 //! [`CallObserver`]s (grpc-go's wrapped `ClientStream`). With no interceptor a call
 //! takes the path it took before: one `is_empty` branch.
