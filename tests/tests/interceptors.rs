@@ -6,6 +6,7 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rgrpc_examples::route_guide::features;
 use rgrpc_examples::routeguide::{Feature, Point, Rectangle, RouteGuideStub, RouteNote};
@@ -636,6 +637,52 @@ async fn client_chain_order_metadata_and_short_circuit() {
         ]
     );
     // The refused call never reached the server: its handler ran once.
+    assert_eq!(server.probe.finished.load(Ordering::SeqCst), 1);
+}
+
+/// Waits before running the rest of the chain, as a token refresh that stalls would.
+struct Stalls(Duration);
+
+impl ClientInterceptor for Stalls {
+    fn intercept<'a>(
+        &'a self,
+        call: &'a mut ClientCall,
+        next: ClientNext<'a>,
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.0).await;
+            next.run(call).await
+        })
+    }
+}
+
+/// The call's deadline covers its interceptors (grpc-go runs them under the call's
+/// context): one that stalls past it ends the call DEADLINE_EXCEEDED at the deadline,
+/// and the time it took comes out of what the call has left.
+#[tokio::test]
+async fn client_interceptors_run_under_the_call_deadline() {
+    let server = start(|s| s).await;
+    let stalls = |wait| {
+        let channel = Channel::builder(&server.target())
+            .interceptor(Stalls(Duration::from_millis(wait)))
+            .build()
+            .unwrap();
+        TestServiceStub::new(channel)
+    };
+    let timeout = |request: Request<SimpleRequest>, ms| request.timeout(Duration::from_millis(ms));
+    let began = std::time::Instant::now();
+    let err = within(10, stalls(5_000).unary_call(timeout(echo_request(), 300)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    // A stall inside the deadline leaves the call the rest of it.
+    let reply = within(10, stalls(50).unary_call(timeout(echo_request(), 2_000))).await;
+    assert!(reply.is_ok(), "{reply:?}");
     assert_eq!(server.probe.finished.load(Ordering::SeqCst), 1);
 }
 

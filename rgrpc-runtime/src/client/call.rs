@@ -35,7 +35,7 @@ use crate::transport::headers::{
 };
 
 /// Runs `fut` against the call's deadline.
-async fn until<T>(
+pub(super) async fn until<T>(
     deadline: Option<Instant>,
     fut: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {

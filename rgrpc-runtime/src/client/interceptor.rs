@@ -12,6 +12,11 @@
 //!              ▼   (to read or change); a streaming call's stream is open           ▼ to the end
 //! ```
 //!
+//! The chain runs under the call's deadline (its timeout and its method config's,
+//! fixed as the call begins, as grpc-go's interceptors run under the call's context):
+//! an interceptor that stalls ends the call DEADLINE_EXCEEDED, and the attempts get
+//! what is left.
+//!
 //! The chain wraps the call as a whole, as grpc-go's interceptors do; `run_call` at
 //! its end is the attempt layer (`call.rs`, `retry/`): one attempt, or the retry or
 //! hedging policy's attempts, and a transparent retry; the stats handler sees each
@@ -22,11 +27,13 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::call::{Prepared, RecvHalf, SendHalf};
+use super::call::{Prepared, RecvHalf, SendHalf, until};
 use super::channel::Channel;
+use super::service_config::MethodConfig;
 use crate::call::{CallOptions, Response};
 use crate::interceptor::{AnyMessage, BoxFuture, CallObserver, Observers, RpcKind, downcast};
 use crate::metadata::Metadata;
@@ -109,6 +116,9 @@ pub struct ClientCall {
     decode: Decode,
     observers: Vec<Box<dyn CallObserver>>,
     ran: bool,
+    /// The call's deadline, from its options and its method config, fixed when the
+    /// call begins: the whole chain runs under it, and the attempts get what is left.
+    deadline: Option<Instant>,
     /// A unary call's outcome, once `next.run` returned.
     response: Option<Box<dyn Any + Send>>,
     headers: Metadata,
@@ -147,11 +157,25 @@ impl ClientCall {
         options: CallOptions,
         request: Option<Box<dyn AnyMessage>>,
     ) -> ClientCall {
+        let config = channel.config();
+        let method = config
+            .service_config
+            .as_deref()
+            .and_then(|service_config| service_config.method(path));
+        let timeout = MethodConfig::apply(
+            method,
+            &options,
+            config.max_send_message_size,
+            config.max_recv_message_size,
+        )
+        .timeout;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         ClientCall {
             channel: channel.clone(),
             path,
             kind,
             options,
+            deadline,
             request,
             decode: decode_as::<Resp>,
             observers: Vec::new(),
@@ -269,7 +293,13 @@ async fn run_call(call: &mut ClientCall) -> Result<(), Status> {
             false,
         ))),
     };
-    let options = call.options.clone();
+    let mut options = call.options.clone();
+    // What the chain left of the deadline (an interceptor may have shortened it through
+    // `options_mut`, never lengthened it).
+    if let Some(deadline) = call.deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        options.timeout = Some(options.timeout.map_or(left, |t| t.min(left)));
+    }
     let request = match call.request.as_deref_mut() {
         Some(request) => {
             if let Some(observers) = &observers {
@@ -319,7 +349,8 @@ where
 {
     let request: Box<dyn AnyMessage> = Box::new(message);
     let mut call = ClientCall::new::<Resp>(channel, path, RpcKind::Unary, options, Some(request));
-    call.run_chain(&channel.config().interceptors).await?;
+    let deadline = call.deadline;
+    until(deadline, call.run_chain(&channel.config().interceptors)).await?;
     let Some(response) = call.response.take() else {
         return Err(Status::internal(
             "the interceptors ended a unary call without a response",
@@ -343,7 +374,8 @@ where
 {
     let request = message.map(|m| Box::new(m) as Box<dyn AnyMessage>);
     let mut call = ClientCall::new::<Resp>(channel, path, kind, options, request);
-    call.run_chain(&channel.config().interceptors).await?;
+    let deadline = call.deadline;
+    until(deadline, call.run_chain(&channel.config().interceptors)).await?;
     call.halves.take().ok_or_else(|| {
         Status::internal("the interceptors ended a streaming call without opening it")
     })
