@@ -18,7 +18,7 @@ use super::retry::hedge::{self, Hedge};
 use super::retry::policy::{Policy, Pushback};
 use super::retry::replay::{Outbox, Sent, Target};
 use super::retry::throttle::Throttle;
-use super::service_config::MethodConfig;
+use super::service_config::{CallSettings, MethodConfig};
 use crate::call::CallOptions;
 use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
 use crate::codec::reader::MessageReader;
@@ -33,6 +33,27 @@ use crate::transport::controlbuf::{self, Item, Opened, StreamKey, Writer};
 use crate::transport::headers::{
     CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, USER_AGENT,
 };
+
+/// The call's method config in the channel's service config, and the call's options
+/// over it (`MethodConfig::apply`); no service config: one branch, no lookup.
+pub(super) fn call_settings<'c>(
+    channel: &'c Channel,
+    path: &str,
+    options: &CallOptions,
+) -> (Option<&'c MethodConfig>, CallSettings) {
+    let config = channel.config();
+    let method = config
+        .service_config
+        .as_deref()
+        .and_then(|service_config| service_config.method(path));
+    let settings = MethodConfig::apply(
+        method,
+        options,
+        config.max_send_message_size,
+        config.max_recv_message_size,
+    );
+    (method, settings)
+}
 
 /// Runs `fut` against the call's deadline.
 pub(super) async fn until<T>(
@@ -825,18 +846,7 @@ impl<'a> Prepared<'a> {
         first: Option<&M>,
     ) -> Result<Prepared<'a>, Status> {
         let config = channel.config();
-        // The call's options over its method config in the channel's service config
-        // (`MethodConfig::apply`); no service config: one branch, no lookup.
-        let method = config
-            .service_config
-            .as_deref()
-            .and_then(|service_config| service_config.method(path));
-        let settings = MethodConfig::apply(
-            method,
-            &options,
-            config.max_send_message_size,
-            config.max_recv_message_size,
-        );
+        let (method, settings) = call_settings(channel, path, &options);
         // A timeout too far to represent (10,000 years is valid protobuf) is none.
         let deadline = settings.timeout.and_then(|t| Instant::now().checked_add(t));
         let (max_send, max_recv) = (settings.max_send, settings.max_recv);

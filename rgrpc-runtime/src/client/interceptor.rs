@@ -31,9 +31,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::call::{Prepared, RecvHalf, SendHalf, until};
+use super::call::{Prepared, RecvHalf, SendHalf, call_settings, until};
 use super::channel::Channel;
-use super::service_config::MethodConfig;
 use crate::call::{CallOptions, Response};
 use crate::interceptor::{AnyMessage, BoxFuture, CallObserver, Observers, RpcKind, downcast};
 use crate::metadata::Metadata;
@@ -157,18 +156,7 @@ impl ClientCall {
         options: CallOptions,
         request: Option<Box<dyn AnyMessage>>,
     ) -> ClientCall {
-        let config = channel.config();
-        let method = config
-            .service_config
-            .as_deref()
-            .and_then(|service_config| service_config.method(path));
-        let timeout = MethodConfig::apply(
-            method,
-            &options,
-            config.max_send_message_size,
-            config.max_recv_message_size,
-        )
-        .timeout;
+        let timeout = call_settings(channel, path, &options).1.timeout;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         ClientCall {
             channel: channel.clone(),
