@@ -1005,8 +1005,14 @@ impl Prepared<'_> {
         let mut outbox = None;
         let mut hedging = None;
         let policy = policy.as_ref().map(|p| (p, &**p));
-        match (policy, &first, &started.quota) {
-            (Some((policy, Policy::Retry(_))), Some(request), _) => {
+        // A streamed request's replay buffer, with this attempt as its first target.
+        let streamed = |hedged| {
+            let target = started.target(stats.clone())?;
+            let budget = CallBudget::new(channel.retry_budget().clone());
+            Some(Outbox::new(path, budget, target, hedged))
+        };
+        match (policy, &first) {
+            (Some((policy, Policy::Retry(_))), Some(request)) => {
                 let mut budget = CallBudget::new(channel.retry_budget().clone());
                 if budget.keep(request.len()) {
                     retrying = Some(Box::new(Retrying {
@@ -1016,44 +1022,32 @@ impl Prepared<'_> {
                     }));
                 }
             }
-            (Some((policy, Policy::Retry(_))), None, Some(quota)) => {
+            (Some((policy, Policy::Retry(_))), None) => {
                 // A streamed request: every message is kept in the outbox.
-                let budget = CallBudget::new(channel.retry_budget().clone());
-                let target = Target {
-                    conn: started.conn.clone(),
-                    key: started.key,
-                    quota: quota.clone(),
-                    stats: stats.clone(),
-                    attempt: 0,
-                };
-                outbox = Some(Outbox::new(path, budget, target, false));
-                retrying = Some(Box::new(Retrying {
-                    policy: policy.clone(),
-                    since_pushback: 0,
-                    budget: None,
-                }));
+                outbox = streamed(false);
+                if outbox.is_some() {
+                    retrying = Some(Box::new(Retrying {
+                        policy: policy.clone(),
+                        since_pushback: 0,
+                        budget: None,
+                    }));
+                }
             }
-            (Some((_, Policy::Hedging(hedge))), Some(request), _) => {
+            (Some((_, Policy::Hedging(hedge))), Some(request)) => {
                 let mut budget = CallBudget::new(channel.retry_budget().clone());
                 if budget.keep(request.len()) {
                     hedging = Some((hedge.clone(), Some(budget)));
                 }
             }
-            (Some((_, Policy::Hedging(hedge))), None, Some(quota)) => {
+            (Some((_, Policy::Hedging(hedge))), None) => {
                 // A streamed request: every message is kept in the outbox, and goes to
                 // every live attempt.
-                let budget = CallBudget::new(channel.retry_budget().clone());
-                let target = Target {
-                    conn: started.conn.clone(),
-                    key: started.key,
-                    quota: quota.clone(),
-                    stats: stats.clone(),
-                    attempt: 0,
-                };
-                outbox = Some(Outbox::new(path, budget, target, true));
-                hedging = Some((hedge.clone(), None));
+                outbox = streamed(true);
+                if outbox.is_some() {
+                    hedging = Some((hedge.clone(), None));
+                }
             }
-            _ => {}
+            (None, _) => {}
         }
         let kept = match (first, &outbox) {
             (Some(request), _) => Some(Kept::Whole(request)),
@@ -1147,6 +1141,20 @@ pub(super) struct Started {
     pub(super) stats: Option<Arc<CallStats>>,
     /// Attempts before this one (`grpc-previous-rpc-attempts`).
     pub(super) attempt: u32,
+}
+
+impl Started {
+    /// This attempt as a replay buffer's target; `None` when its request went whole
+    /// with the open (no write quota: nothing more is sent on it).
+    fn target(&self, stats: Option<Arc<CallStats>>) -> Option<Target> {
+        Some(Target {
+            conn: self.conn.clone(),
+            key: self.key,
+            quota: self.quota.clone()?,
+            stats,
+            attempt: self.attempt,
+        })
+    }
 }
 
 /// `grpc-previous-rpc-attempts` (gRFC A6).
@@ -1337,14 +1345,7 @@ pub(super) async fn reattempt(
     if let (true, Some(stats)) = (new_attempt, &stats) {
         report_open(stats, path, &options, encoding, first.as_ref(), request_len);
     }
-    if let (Kept::Streamed(outbox), Some(quota)) = (&request, &started.quota) {
-        let target = Target {
-            conn: started.conn.clone(),
-            key: started.key,
-            quota: quota.clone(),
-            stats: stats.clone(),
-            attempt: previous_attempts,
-        };
+    if let (Kept::Streamed(outbox), Some(target)) = (&request, started.target(stats.clone())) {
         if !outbox.replay(target).await {
             guard.stats = None;
             return Err(ended(failed));
