@@ -12,26 +12,15 @@ rounds=$1
 secs=$2
 shift 2
 body=${BODY:-/tmp/body10.bin}
+. "$(dirname "$0")/h2load-lib.sh"
 for round in $(seq "$rounds"); do
     for bin in "$@"; do
-        log=$(mktemp)
-        read -r -a cmd <<<"$bin"
-        taskset -c 0 "${cmd[@]}" --max_seconds 120 >"$log" 2>&1 &
-        pid=$!
-        port=""
-        for _ in $(seq 100); do
-            port=$(sed -n 's/^LISTENING .*port=\([0-9]*\).*/\1/p' "$log")
-            [[ -n "$port" ]] && break
-            sleep 0.1
-        done
-        c0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+        start_server "$bin"
+        c0=$(cpu_ticks "$pid")
         out=$(taskset -c 1 h2load -c 8 -m 50 -D "$secs" --warm-up-time=1 -d "$body" \
-            -H 'content-type: application/grpc' -H 'te: trailers' \
-            "http://127.0.0.1:$port/grpc.testing.BenchmarkService/UnaryCall" 2>&1 || true)
-        c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
-        kill "$pid"
-        wait "$pid" 2>/dev/null || true
-        rm -f "$log"
+            -H 'content-type: application/grpc' -H 'te: trailers' "$(uri)" 2>&1 || true)
+        c1=$(cpu_ticks "$pid")
+        stop_server
         rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
         ok=$(echo "$out" | sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p')
         per_cpu=$(awk -v o="${ok:-0}" -v t=$((c1 - c0)) 'BEGIN { printf "%.0f", (t > 0 ? o / (t / 100) : 0) }')

@@ -129,6 +129,7 @@ pub const SERVER_FLAGS: &[(&str, &str)] = &[
     ("max_seconds", "3600"),
     ("dispatch", "inline"),
     ("observe", "none"),
+    ("trim_memory", "on"),
     ("tls_cert", ""),
     ("tls_key", ""),
 ];
@@ -150,6 +151,9 @@ pub struct ServerSettings {
     /// rgrpc only: `none` (default), `interceptor`, `stats` or `both`: what
     /// `rgrpc_bench::observe` installs, to measure its cost per call.
     pub observe: String,
+    /// rgrpc only: `on` (default) or `off`: whether the server gives freed memory back
+    /// after a burst of closed connections (`Server::trim_memory`); for A/B runs.
+    pub trim_memory: bool,
     /// TLS: the certificate chain and key PEM files (`--tls_cert`, `--tls_key`);
     /// `None`: plaintext.
     pub tls: Option<(String, String)>,
@@ -172,6 +176,11 @@ impl ServerSettings {
                 other => return Err(format!("--dispatch {other:?}: expected inline or spawn")),
             },
             observe: f.string("observe").to_owned(),
+            trim_memory: match f.string("trim_memory") {
+                "on" => true,
+                "off" => false,
+                other => return Err(format!("--trim_memory {other:?}: expected on or off")),
+            },
             tls: match (f.string("tls_cert"), f.string("tls_key")) {
                 ("", "") => None,
                 ("", _) | (_, "") => return Err("give both --tls_cert and --tls_key".to_owned()),

@@ -1,6 +1,6 @@
 //! `rgrpc-bench-server [--port N] [--max_concurrent_streams N] [--handler_delay_ms N]
 //! [--max_seconds N] [--dispatch inline|spawn] [--observe none|interceptor|stats|both]
-//! [--tls_cert PEM --tls_key PEM]`: serves grpc.testing.BenchmarkService on 127.0.0.1
+//! [--trim_memory on|off] [--tls_cert PEM --tls_key PEM]`: serves grpc.testing.BenchmarkService on 127.0.0.1
 //! (over TLS with `--tls_cert`/`--tls_key`) and prints
 //! `LISTENING stack=rgrpc pid=<pid> port=<port>`.
 
@@ -36,7 +36,9 @@ async fn main() -> ExitCode {
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let mut server = Server::new().inline_dispatch(settings.inline_dispatch);
+    let mut server = Server::new()
+        .inline_dispatch(settings.inline_dispatch)
+        .trim_memory(settings.trim_memory);
     if observe.interceptor() {
         server = server.interceptor(CheckMetadata);
     }
