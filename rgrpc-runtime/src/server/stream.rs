@@ -31,7 +31,7 @@ use crate::trace::CallTrace;
 use crate::transport::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
 use crate::transport::dispatch::StreamFuture;
 use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
-use crate::transport::server::{Accepted, StreamHandler};
+use crate::transport::server::{Accepted, StreamGuard, StreamHandler};
 
 /// What every stream of a server needs: the routes and the call settings. The server
 /// side of the transport seam (`transport::server::StreamHandler`).
@@ -46,7 +46,10 @@ pub(crate) struct Streams {
 
 impl StreamHandler for Arc<Streams> {
     fn serve(&self, stream: Accepted) -> StreamFuture {
-        Box::pin(serve_stream(self.clone(), stream))
+        match start_call(self, stream) {
+            Ok(call) => Box::pin(call.run()),
+            Err(rejected) => rejected,
+        }
     }
 }
 
@@ -191,15 +194,18 @@ impl Sender {
             .take()
     }
 
-    /// A unary or client-streaming handler's reply: sent now with its OK status, or,
-    /// when the call is intercepted, kept for the chain.
-    async fn reply<T: prost::Message + 'static>(&self, message: T) -> Result<(), Status> {
+    /// A unary or client-streaming handler's reply: encoded now and then sent with its
+    /// OK status (`send_step`), or, when the call is intercepted, kept for the chain.
+    /// Not async: the message is encoded before the first await, so it takes no room
+    /// in the handler's future (one allocation per call) while the item waits for
+    /// the writer.
+    fn reply<T: prost::Message + 'static>(&self, message: T) -> ReplyStep {
         match self.intercepted.get() {
-            None => self.send_unary(&message).await,
+            None => self.unary_step(message),
             Some(intercepted) => {
                 *intercepted.reply.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(Box::new(message));
-                Ok(())
+                ReplyStep::Done(Ok(()))
             }
         }
     }
@@ -209,7 +215,21 @@ impl Sender {
         if let Some(observers) = self.observers() {
             observers.send_erased(&mut *reply)?;
         }
-        self.send_unary(&*reply).await
+        let step = self.unary_step(reply);
+        self.send_step(step).await
+    }
+
+    /// What a unary reply still has to do once encoded.
+    async fn send_step(&self, step: ReplyStep) -> Result<(), Status> {
+        match step {
+            ReplyStep::Done(result) => result,
+            ReplyStep::Queue(item) => self.writer.send(item).await,
+            // Rare (the headers went out before the reply): boxed, so that the common
+            // path's future stays small.
+            ReplyStep::Stream(message) => {
+                Box::pin(self.send_frame(&*message, &mut BytesMut::new(), true)).await
+            }
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, SendState> {
@@ -320,40 +340,38 @@ impl Sender {
 
     /// Idle -> Done: a unary call's whole response (headers, message, OK trailers) as
     /// one item. Already streaming (a client-streaming handler that sent headers):
-    /// the message, then the status from `finish`.
-    async fn send_unary<T: AnyMessage + ?Sized>(&self, message: &T) -> Result<(), Status> {
-        let item = {
-            let mut state = self.state();
-            if !matches!(*state, SendState::Idle { .. }) {
-                None
-            } else {
-                let (head, encoding) = self.response_head();
-                let mut buf = BytesMut::new();
-                // Encoding fails before anything went out: the state stays Idle and the
-                // status is sent as a Trailers-Only response.
-                let data = message.encode_frame(&mut buf, self.max_send, encoding)?;
-                self.sent(message, &data);
-                let trailers = self.trailers(&Ok(()));
-                let SendState::Idle { respond, watcher } =
-                    std::mem::replace(&mut *state, SendState::Done)
-                else {
-                    unreachable!("checked Idle above, under the same lock")
-                };
-                if let Some(watcher) = watcher {
-                    watcher.wake();
-                }
-                Some(Item::Unary(Box::new(UnaryReply {
-                    respond,
-                    head,
-                    data,
-                    trailers,
-                })))
-            }
-        };
-        match item {
-            Some(item) => self.writer.send(item).await,
-            None => self.send_frame(message, &mut BytesMut::new(), true).await,
+    /// the message, boxed, for `send_frame`, then the status from `finish`.
+    fn unary_step<M: IntoAnyMessage>(&self, message: M) -> ReplyStep {
+        let mut state = self.state();
+        if !matches!(*state, SendState::Idle { .. }) {
+            return ReplyStep::Stream(message.into_any());
         }
+        let (head, encoding) = self.response_head();
+        let mut buf = BytesMut::new();
+        // Encoding fails before anything went out: the state stays Idle and the
+        // status is sent as a Trailers-Only response.
+        let data = match message
+            .message()
+            .encode_frame(&mut buf, self.max_send, encoding)
+        {
+            Ok(data) => data,
+            Err(status) => return ReplyStep::Done(Err(status)),
+        };
+        self.sent(message.message(), &data);
+        let trailers = self.trailers(&Ok(()));
+        let SendState::Idle { respond, watcher } = std::mem::replace(&mut *state, SendState::Done)
+        else {
+            unreachable!("checked Idle above, under the same lock")
+        };
+        if let Some(watcher) = watcher {
+            watcher.wake();
+        }
+        ReplyStep::Queue(Item::Unary(Box::new(UnaryReply {
+            respond,
+            head,
+            data,
+            trailers,
+        })))
     }
 
     /// Shows `message` to the observers, then sends it (or their replacement).
@@ -423,6 +441,40 @@ impl Sender {
     }
 }
 
+/// A unary reply after its message was encoded (`Sender::reply`).
+enum ReplyStep {
+    /// Nothing left to send: kept for the interceptors, or it failed to encode.
+    Done(Result<(), Status>),
+    /// The whole response, for the writer.
+    Queue(Item),
+    /// The headers had gone out: the message goes as streamed data.
+    Stream(Box<dyn AnyMessage>),
+}
+
+/// A reply message, typed (from a handler) or already boxed (from the interceptors).
+trait IntoAnyMessage {
+    fn message(&self) -> &dyn AnyMessage;
+    fn into_any(self) -> Box<dyn AnyMessage>;
+}
+
+impl<T: prost::Message + 'static> IntoAnyMessage for T {
+    fn message(&self) -> &dyn AnyMessage {
+        self
+    }
+    fn into_any(self) -> Box<dyn AnyMessage> {
+        Box::new(self)
+    }
+}
+
+impl IntoAnyMessage for Box<dyn AnyMessage> {
+    fn message(&self) -> &dyn AnyMessage {
+        &**self
+    }
+    fn into_any(self) -> Box<dyn AnyMessage> {
+        self
+    }
+}
+
 /// A response that is only headers with the status in them.
 fn trailers_only(key: StreamKey, respond: SendResponse<Bytes>, head: http::Response<()>) -> Item {
     Item::Respond {
@@ -485,11 +537,12 @@ impl ServerStream {
 
     /// Sends a unary call's response with its OK status in one control-buffer item
     /// (or, when the call is intercepted, leaves it for the interceptors).
-    pub(crate) async fn reply<T: prost::Message + 'static>(
+    pub(crate) fn reply<T: prost::Message + 'static>(
         &mut self,
         message: T,
-    ) -> Result<(), Status> {
-        self.sender.reply(message).await
+    ) -> impl Future<Output = Result<(), Status>> + Send + '_ {
+        let step = self.sender.reply(message);
+        self.sender.send_step(step)
     }
 
     /// Splits into typed halves.
@@ -596,8 +649,9 @@ impl<T: prost::Message + 'static> SendStream<T> {
     /// Sends the call's only response with its OK status as one control-buffer item
     /// (a client-streaming reply, like a unary one), or leaves it for the
     /// interceptors.
-    pub(crate) async fn reply(self, message: T) -> Result<(), Status> {
-        self.sender.reply(message).await
+    pub(crate) fn reply(self, message: T) -> impl Future<Output = Result<(), Status>> + Send {
+        let step = self.sender.reply(message);
+        async move { self.sender.send_step(step).await }
     }
 
     /// Sends one message; the response headers go out first if they have not yet.
@@ -631,8 +685,25 @@ impl<T: prost::Message + 'static> SendStream<T> {
     }
 }
 
-/// Handles one accepted stream to completion (see `transport::dispatch` for where).
-async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
+/// A routed call, ready to run: what its future keeps. Checking, routing and building
+/// the call happen before it is boxed (`start_call`), so the request head, its header
+/// map and the routing state never take room in the future that lives as long as the
+/// call (a box of 1.4 KiB per call went through glibc's slow path; tcache serves up
+/// to 1 KiB).
+struct RoutedCall {
+    /// Counts the stream as active until the call has ended.
+    guard: StreamGuard,
+    ctx: ServerContext,
+    sender: Arc<Sender>,
+    /// The handler (inside its interceptors and span, if any).
+    call: CatchUnwind,
+    deadline: Option<Instant>,
+}
+
+/// Checks and routes an accepted stream and builds its call. A rejected stream gets
+/// its answer here (HTTP) or in the returned future (a gRPC status, which goes
+/// through the writer).
+fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, StreamFuture> {
     let Accepted {
         key,
         request,
@@ -655,7 +726,7 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
         Ok(checked) => checked,
         Err(Reject::Http(code)) => {
             reject_http(&mut respond, code);
-            return;
+            return Err(Box::pin(std::future::ready(())));
         }
         Err(Reject::Grpc {
             status,
@@ -669,8 +740,10 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
                     HeaderValue::from_static(ACCEPT_ENCODING),
                 );
             }
-            let _ = conn.writer.send(trailers_only(key, respond, head)).await;
-            return;
+            let item = trailers_only(key, respond, head);
+            return Err(Box::pin(async move {
+                let _ = guard.conn().writer.send(item).await;
+            }));
         }
     };
     let deadline = head.timeout.map(|t| Instant::now() + t);
@@ -730,48 +803,68 @@ async fn serve_stream(streams: Arc<Streams>, accepted: Accepted) {
         Some(trace) => Box::pin(tracing::Instrument::instrument(call, trace.span().clone())),
         None => call,
     };
-    let call = CatchUnwind::new(call);
-    let deadline = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-            None => std::future::pending().await,
-        }
-    };
-    // The handler's future is dropped when the client resets the stream, the deadline
-    // passes or the connection's calls are cancelled: that is how a handler learns it
-    // was cancelled, and nothing of the call is left behind. The handler first: a call
-    // that finishes in its first poll (the usual unary call) never sets up the timer
-    // or the watches.
-    let result = tokio::select! {
-        biased;
-        result = call => result,
-        () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
-        () = client_reset(&sender) => {
-            ctx.set_reset();
-            let reset = Err(Status::cancelled("the client cancelled the call"));
-            if let Some(observers) = sender.observers() {
-                observers.end(&reset, &mut Metadata::new());
+    Ok(RoutedCall {
+        guard,
+        ctx,
+        sender,
+        call: CatchUnwind::new(call),
+        deadline,
+    })
+}
+
+impl RoutedCall {
+    /// Runs the call to its end (see `transport::dispatch` for where).
+    async fn run(self) {
+        let RoutedCall {
+            guard,
+            ctx,
+            sender,
+            call,
+            deadline,
+        } = self;
+        let conn = guard.conn();
+        let deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
             }
-            sender.ended(&reset);
-            return;
+        };
+        // The handler's future is dropped when the client resets the stream, the
+        // deadline passes or the connection's calls are cancelled: that is how a
+        // handler learns it was cancelled, and nothing of the call is left behind. The
+        // handler first: a call that finishes in its first poll (the usual unary call)
+        // never sets up the timer or the watches.
+        let result = tokio::select! {
+            biased;
+            result = call => result,
+            () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
+            () = client_reset(&sender) => {
+                ctx.set_reset();
+                let reset = Err(Status::cancelled("the client cancelled the call"));
+                if let Some(observers) = sender.observers() {
+                    observers.end(&reset, &mut Metadata::new());
+                }
+                sender.ended(&reset);
+                return;
+            }
+            // Forced stop: the connection closes with a GOAWAY right after; the client
+            // sees its call fail UNAVAILABLE.
+            () = conn.cancelled.wait() => {
+                let stopped = Err(Status::unavailable("the server is shutting down"));
+                sender.finish(stopped.clone()).await;
+                sender.ended(&stopped);
+                return;
+            }
+        };
+        match sender.reports_end() {
+            false => sender.finish(result).await,
+            true => {
+                sender.finish(result.clone()).await;
+                sender.ended(&result);
+            }
         }
-        // Forced stop: the connection closes with a GOAWAY right after; the client
-        // sees its call fail UNAVAILABLE.
-        () = conn.cancelled.wait() => {
-            let stopped = Err(Status::unavailable("the server is shutting down"));
-            sender.finish(stopped.clone()).await;
-            sender.ended(&stopped);
-            return;
-        }
-    };
-    match sender.reports_end() {
-        false => sender.finish(result).await,
-        true => {
-            sender.finish(result.clone()).await;
-            sender.ended(&result);
-        }
+        drop(guard);
     }
-    drop(guard);
 }
 
 /// An intercepted call: the chain, then the reply it let through (a unary or
