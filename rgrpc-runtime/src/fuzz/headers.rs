@@ -88,7 +88,8 @@ pub fn metadata(data: &[u8]) {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b"_-.".contains(&b))
             && !is_reserved(key)
-            && !key.starts_with("grpc-");
+            // gRFC A6: the one grpc- key a handler sets itself.
+            && (!key.starts_with("grpc-") || key == "grpc-retry-pushback-ms");
         let value_ok = value.bytes().all(|b| (0x20..=0x7e).contains(&b));
         let bin = key.ends_with("-bin");
         let mut md = Metadata::new();
