@@ -42,66 +42,77 @@ async fn single_response<T: prost::Message + Default + 'static>(
 
 impl Channel {
     /// A unary call: one request, one response.
-    pub async fn invoke<Req, Resp>(
+    ///
+    /// The request is encoded when this is called, not when the future is first
+    /// polled, so that the future holds the encoded message and not the request.
+    pub fn invoke<Req, Resp>(
         &self,
         path: &'static str,
         request: Request<Req>,
-    ) -> Result<Response<Resp>, Status>
+    ) -> impl Future<Output = Result<Response<Resp>, Status>> + Send + '_
     where
         Req: prost::Message + 'static,
         Resp: prost::Message + Default + 'static,
     {
         let (message, options) = request.into_parts();
-        if self.intercepted() {
-            return Box::pin(interceptor::unary(self, path, message, options)).await;
+        let mut start = match self.intercepted() {
+            true => Start::Intercepted(Box::pin(interceptor::unary(self, path, message, options))),
+            false => Start::Direct(Prepared::new(
+                self,
+                path,
+                RpcKind::Unary,
+                options,
+                Some(&message),
+            )),
+        };
+        async move {
+            if let Start::Intercepted(call) = &mut start {
+                return call.await;
+            }
+            let prepared = start.wait().await?;
+            // Boxed: a call waiting for its connection holds only the prepared call.
+            Box::pin(async move {
+                let (_send, recv) = prepared.open(None).await?;
+                single_response(recv).await
+            })
+            .await
         }
-        let mut prepared = Prepared::new(self, path, RpcKind::Unary, options, Some(&message))?;
-        drop(message);
-        prepared.wait().await?;
-        // Boxed: a call waiting for its connection holds only the prepared call.
-        Box::pin(async move {
-            let (_send, recv) = prepared.open(None).await?;
-            single_response(recv).await
-        })
-        .await
     }
 
-    /// A server-streaming call: one request, a stream of responses.
-    pub async fn server_streaming<Req, Resp>(
+    /// A server-streaming call: one request, a stream of responses. The request is
+    /// encoded when this is called, as [`Channel::invoke`]'s is.
+    pub fn server_streaming<Req, Resp>(
         &self,
         path: &'static str,
         request: Request<Req>,
-    ) -> Result<ResponseStream<Resp>, Status>
+    ) -> impl Future<Output = Result<ResponseStream<Resp>, Status>> + Send + '_
     where
         Req: prost::Message + 'static,
         Resp: prost::Message + Default + 'static,
     {
         let (message, options) = request.into_parts();
-        if self.intercepted() {
-            let kind = RpcKind::ServerStreaming;
-            let opened = interceptor::open::<Req, Resp>(self, path, kind, Some(message), options);
-            let (_send, recv) = Box::pin(opened).await?;
-            return Ok(ResponseStream {
+        let kind = RpcKind::ServerStreaming;
+        let mut start = match self.intercepted() {
+            true => Start::Intercepted(Box::pin(interceptor::open::<Req, Resp>(
+                self,
+                path,
+                kind,
+                Some(message),
+                options,
+            ))),
+            false => Start::Direct(Prepared::new(self, path, kind, options, Some(&message))),
+        };
+        async move {
+            let (_send, recv) = match &mut start {
+                Start::Intercepted(opened) => opened.await?,
+                Start::Direct(_) | Start::Taken => Box::pin(start.wait().await?.open(None)).await?,
+            };
+            Ok(ResponseStream {
                 recv,
                 ended: false,
                 _message: PhantomData,
-            });
+            })
         }
-        let mut prepared = Prepared::new(
-            self,
-            path,
-            RpcKind::ServerStreaming,
-            options,
-            Some(&message),
-        )?;
-        drop(message);
-        prepared.wait().await?;
-        let (_send, recv) = Box::pin(prepared.open(None)).await?;
-        Ok(ResponseStream {
-            recv,
-            ended: false,
-            _message: PhantomData,
-        })
     }
 
     /// A client-streaming call.
@@ -148,6 +159,37 @@ impl Channel {
                 _message: PhantomData,
             },
         })
+    }
+}
+
+/// How a call with one request starts: through the interceptors (the chain's future,
+/// boxed), or directly (the prepared call, or why it could not be prepared). Kept in
+/// place in the call's future: moving the prepared call into a local of the future
+/// would reserve room for it twice.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the large variant is the common one; boxing it would cost every call an allocation"
+)]
+enum Start<'c, F> {
+    Intercepted(Pin<Box<F>>),
+    Direct(Result<Prepared<'c>, Status>),
+    /// The prepared call has been taken out.
+    Taken,
+}
+
+impl<'c, F> Start<'c, F> {
+    /// A direct call: waits for its connection and stream, in place, and gives the
+    /// prepared call back.
+    async fn wait(&mut self) -> Result<Prepared<'c>, Status> {
+        if let Start::Direct(Ok(prepared)) = self {
+            prepared.wait().await?;
+        }
+        match std::mem::replace(self, Start::Taken) {
+            Start::Direct(prepared) => prepared,
+            Start::Intercepted(_) | Start::Taken => {
+                unreachable!("only a direct call waits here, once")
+            }
+        }
     }
 }
 
