@@ -10,7 +10,10 @@ use rgrpc_runtime::{
     CallOptions, Channel, Code, Encoding, Payload, Request, RpcInfo, StatsEvent, StatsHandler,
 };
 use rgrpc_tests::grpc_testing::TestServiceStub;
-use rgrpc_tests::grpc_testing::{BoolValue, EchoStatus, Payload as TestPayload, SimpleRequest};
+use rgrpc_tests::grpc_testing::{
+    BoolValue, EchoStatus, Empty, Payload as TestPayload, ResponseParameters, SimpleRequest,
+    StreamingOutputCallRequest,
+};
 use rgrpc_tests::{start, wait_until, within};
 
 /// One recorded event: the RPC's id, side, method and the event, formatted.
@@ -453,4 +456,55 @@ async fn example_metrics_count_calls_and_latency() {
         "{text}"
     );
     assert!(text.contains("le=\"+Inf\"} 4"), "{text}");
+}
+
+/// Panics in a stats handler's Begin for one method.
+struct PanicsOnBegin;
+
+impl StatsHandler for PanicsOnBegin {
+    fn handle(&self, rpc: &RpcInfo<'_>, event: &StatsEvent<'_>) {
+        if matches!(event, StatsEvent::Begin { .. }) && rpc.full_method.ends_with("/EmptyCall") {
+            panic!("a stats handler that panics");
+        }
+    }
+}
+
+/// A panic in a server's stats handler (user code, run before the call's own future)
+/// ends only its call: a stream in flight on the same connection finishes, and the
+/// next call on it succeeds.
+#[tokio::test]
+async fn a_panicking_stats_handler_ends_only_its_call() {
+    let server = start(|s| s.stats_handler(Arc::new(PanicsOnBegin))).await;
+    let channel = Channel::connect(&server.target()).await.unwrap();
+    let client = TestServiceStub::new(channel);
+    // One message now, the second 300 ms later, across the panic.
+    let mut slow = within(
+        10,
+        client.streaming_output_call(StreamingOutputCallRequest {
+            response_parameters: vec![
+                ResponseParameters {
+                    size: 10,
+                    ..Default::default()
+                },
+                ResponseParameters {
+                    size: 10,
+                    interval_us: 300_000,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(within(10, slow.message()).await.unwrap().is_some());
+    let err = within(10, client.empty_call(Empty::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err:?}");
+    assert!(within(10, slow.message()).await.unwrap().is_some());
+    assert!(within(10, slow.message()).await.unwrap().is_none());
+    within(10, client.unary_call(SimpleRequest::default()))
+        .await
+        .unwrap();
 }

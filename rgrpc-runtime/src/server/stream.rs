@@ -46,9 +46,15 @@ pub(crate) struct Streams {
 
 impl StreamHandler for Arc<Streams> {
     fn serve(&self, stream: Accepted) -> StreamFuture {
-        match start_call(self, stream) {
-            Ok(call) => Box::pin(call.run()),
-            Err(rejected) => rejected,
+        // User code runs in `start_call` (a stats handler's Begin and InHeader, a
+        // subscriber's new span), on the connection's task: a panic there must end
+        // only this stream, as a panic inside the stream's future does (see
+        // `transport::dispatch`). Nothing of the stream is used after it (its
+        // response half is dropped: h2 resets the stream), so AssertUnwindSafe holds.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start_call(self, stream))) {
+            Ok(Ok(call)) => Box::pin(call.run()),
+            Ok(Err(rejected)) => rejected,
+            Err(_) => Box::pin(std::future::ready(())),
         }
     }
 }
