@@ -508,3 +508,28 @@ async fn a_panicking_stats_handler_ends_only_its_call() {
         .await
         .unwrap();
 }
+
+/// A call dropped while it waits for a connection (wait-for-ready, nothing listening)
+/// still ends on the client: Begin, then End CANCELLED when the caller gives up.
+#[tokio::test]
+async fn a_call_dropped_while_waiting_ends() {
+    let client_stats = Arc::new(Recorder::default());
+    let channel = Channel::builder("http://127.0.0.1:1")
+        .stats_handler(client_stats.clone())
+        .build()
+        .unwrap();
+    let options = CallOptions::new().with_wait_for_ready(true);
+    let call = channel.invoke::<Point, Feature>(
+        "/routeguide.RouteGuide/GetFeature",
+        Request::with_options(Point::default(), options),
+    );
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), call).await;
+    assert!(gave_up.is_err(), "the call did not wait: {gave_up:?}");
+    assert_eq!(
+        client_stats.rpcs(),
+        [(
+            "/routeguide.RouteGuide/GetFeature".to_owned(),
+            vec!["Begin Unary".to_owned(), "End Cancelled".into()]
+        )]
+    );
+}

@@ -827,7 +827,7 @@ fn trailers_only(headers: &http::HeaderMap) -> Result<(), Status> {
 }
 
 /// A call that has its connection and stream permit, about to open its stream. What
-/// waits for them ([`prepare`]) is kept small: a waiting call holds this much plus its
+/// waits for them (`Prepared::wait`) is kept small: a waiting call holds this much plus its
 /// encoded message (the rest of the call is boxed only once it can go out).
 pub(super) struct Prepared<'a> {
     channel: &'a Channel,
@@ -843,12 +843,44 @@ pub(super) struct Prepared<'a> {
     /// Set once the wait is over.
     ticket: Option<Ticket>,
     /// The attempt's stats (begun here), and the request's encoded length for them.
-    stats: Option<Arc<CallStats>>,
+    stats: BegunStats,
     first_len: usize,
     /// The attempt's span (made here), when a subscriber wants it.
     trace: Option<Arc<CallTrace>>,
     /// The method's retry policy (A6) from the service config.
     policy: Option<Arc<Policy>>,
+}
+
+/// A call's stats from their Begin until its stream opens: ended CANCELLED if the call
+/// is dropped before that (a caller that gave up waiting, or a future dropped without
+/// being polled), so that every Begin has its End.
+struct BegunStats {
+    stats: Option<Arc<CallStats>>,
+    path: &'static str,
+}
+
+impl BegunStats {
+    /// Ends them with `result` (a failure to start).
+    fn end(&mut self, result: &Result<(), Status>) {
+        if let Some(stats) = self.stats.take() {
+            stats.end(self.path, result);
+        }
+    }
+
+    /// The stream opened: the call's halves carry the stats on.
+    fn take(mut self) -> Option<Arc<CallStats>> {
+        self.stats.take()
+    }
+}
+
+impl Drop for BegunStats {
+    fn drop(&mut self) {
+        if self.stats.is_some() {
+            self.end(&Err(Status::cancelled(
+                "the call was dropped before it started",
+            )));
+        }
+    }
 }
 
 /// A connection and one of its stream permits.
@@ -889,6 +921,7 @@ impl<'a> Prepared<'a> {
             (Some(_), Some(message)) => message.encoded_len(),
             _ => 0,
         };
+        let stats = BegunStats { stats, path };
         let first = first_frame;
         let trace = CallTrace::new(true, path, channel.authority()).map(Arc::new);
         let policy = method.and_then(|m| m.policy.clone());
@@ -930,10 +963,8 @@ impl<'a> Prepared<'a> {
     }
 
     /// Ends the attempt's stats with a failure to start.
-    fn failed(&self, status: Status) -> Status {
-        if let Some(stats) = &self.stats {
-            stats.end(self.path, &Err(status.clone()));
-        }
+    fn failed(&mut self, status: Status) -> Status {
+        self.stats.end(&Err(status.clone()));
         if let Some(trace) = &self.trace {
             trace.end(&Err(status.clone()));
         }
@@ -1003,12 +1034,11 @@ impl Prepared<'_> {
             ticket,
         )
         .await;
+        let mut stats = stats;
         let mut started = match started {
             Ok(started) => started,
             Err(status) => {
-                if let Some(stats) = &stats {
-                    stats.end(path, &Err(status.clone()));
-                }
+                stats.end(&Err(status.clone()));
                 if let Some(trace) = &trace {
                     trace.end(&Err(status.clone()));
                 }
@@ -1018,6 +1048,7 @@ impl Prepared<'_> {
         if let (Some(trace), Some(_)) = (&trace, &first) {
             trace.sent();
         }
+        let stats = stats.take();
         if let Some(stats) = &stats {
             report_open(stats, path, &options, encoding, first.as_ref(), first_len);
         }
@@ -1439,7 +1470,7 @@ impl Drop for Unfinished<'_> {
 #[cfg(test)]
 mod tests {
     /// A call waiting for its connection holds its state plus its message: the unary
-    /// call's future (what a task per call reserves) stays under 768 B, the rest of
+    /// call's future (what a task per call reserves) stays within 768 B, the rest of
     /// the call is boxed once it can go out. It was 3.4 KiB with everything inline,
     /// then 1152 B; the request is encoded before the future exists, and the wait
     /// keeps one copy of each step's future and of its timer (`poll_until`). The

@@ -44,7 +44,9 @@ impl Channel {
     /// A unary call: one request, one response.
     ///
     /// The request is encoded when this is called, not when the future is first
-    /// polled, so that the future holds the encoded message and not the request.
+    /// polled, so that the future holds the encoded message and not the request; the
+    /// call's deadline, its stats (Begin) and its span start then too. A future
+    /// dropped before its call has started ends its stats CANCELLED.
     pub fn invoke<Req, Resp>(
         &self,
         path: &'static str,
