@@ -214,6 +214,39 @@ fn server_connection_seeds_are_served() {
 }
 
 #[test]
+fn client_connection() {
+    smoke(
+        "client_connection",
+        rgrpc_runtime::fuzz::client_connection,
+        300,
+        100,
+    );
+}
+
+/// The target reaches the calls' answers: the recorded server sessions answer all four
+/// calls; a server that goes silent after its SETTINGS (and stays open past the
+/// deadline) fails every call DEADLINE_EXCEEDED.
+#[test]
+fn client_connection_seeds_are_answered() {
+    let seed = |name: &str| std::fs::read(corpus_dir("client_connection").join(name)).unwrap();
+    for name in ["seed-plain", "seed-gzip"] {
+        let (_, results) = rgrpc_runtime::fuzz::client_connection_output(&seed(name));
+        let texts: Vec<String> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| panic!("{name}: {e:?}")))
+            .collect();
+        assert_eq!(texts, ["hello", "abcabcabc", "onetwo", "ping"], "{name}");
+    }
+    let (_, results) = rgrpc_runtime::fuzz::client_connection_output(&seed("seed-silent"));
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(s) if s.code() == rgrpc_runtime::Code::DeadlineExceeded)),
+        "{results:?}"
+    );
+}
+
+#[test]
 fn plugin() {
     smoke("plugin", protoc_gen_rgrpc::fuzz::plugin, 60, 200);
 }
@@ -334,6 +367,23 @@ fn write_seed_corpus() {
         b"\x01\x00\x00hello hello hello",
     );
     write("compression", "garbage", b"\x00\x00\x10not gzip");
+
+    // client_connection: a real server's answers to the four calls, plain and with
+    // gzip requests; and the same server going silent after its SETTINGS.
+    let plain = rgrpc_runtime::fuzz::record_server_session(0);
+    write("client_connection", "plain", &plain);
+    write(
+        "client_connection",
+        "gzip",
+        &rgrpc_runtime::fuzz::record_server_session(2),
+    );
+    let split = usize::from(u16::from_be_bytes([plain[1], plain[2]]));
+    // Mode 4: the server's side stays open past the calls' deadlines.
+    write(
+        "client_connection",
+        "silent",
+        &[&[4u8][..], &plain[1..3 + split]].concat(),
+    );
 
     // server_connection: mode byte 0 (the session as recorded), and variants.
     for kind in rgrpc_runtime::fuzz::SESSIONS {

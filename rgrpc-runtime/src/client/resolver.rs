@@ -110,6 +110,7 @@ impl Target {
         }
         if let Some((scheme, rest)) = target.split_once(':') {
             let known = matches!(scheme, "dns" | "ipv4" | "ipv6" | "unix")
+                || (cfg!(feature = "fuzzing") && scheme == "memory")
                 || custom == Some(scheme)
                 || registry()
                     .read()
@@ -217,6 +218,8 @@ pub(crate) fn build(
                 .collect(),
         ),
         "unix" => fixed(Address::parse(&format!("unix:{}", target.endpoint)).map(|a| vec![a])),
+        #[cfg(feature = "fuzzing")]
+        "memory" => fixed(Address::parse(&format!("memory:{}", target.endpoint)).map(|a| vec![a])),
         scheme => {
             let builder = match custom.filter(|b| b.scheme() == scheme) {
                 Some(builder) => builder.clone(),

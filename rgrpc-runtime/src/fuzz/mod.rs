@@ -17,13 +17,17 @@
 //! | [`status`] | `Code::from_header`, `decode_message`, `Status::from_trailers` | code parsing matches a model; message and trailers round trip |
 //! | [`compression`] | `codec::compression::decompress` with a limit | never more than the limit; the limit is exact; every gzip member is read; gzip round trips |
 //! | [`frame_scanner`] | `transport::frames::Scanner` (the frame observer on every connection's read path), chunked | same frames and details as a whole-buffer model of RFC 9113 section 4.1; broken exactly on a bad preface; every frame prints |
+//! | [`client_connection`] | a `Channel` (resolver, subchannel, `transport::client`, response checks, message reader, status decoding) making one call of each kind, the bytes as the server's side of an in-memory stream | no panic in any task, every call ends by its deadline, the connection closes once the channel is gone, the client writes the preface and whole HTTP/2 frames starting with SETTINGS |
 //! | [`server_connection`] | `transport::server::serve_connection` for a `Server` with a test service, the bytes as the client's side of an in-memory stream | no panic in any task, the connection ends once the client's side closes, the server writes whole HTTP/2 frames starting with SETTINGS |
 
+mod client;
 mod codec;
 mod frames;
 mod headers;
 mod server;
 
+pub(crate) use client::take_stream;
+pub use client::{client_connection, client_connection_output, record_server_session};
 pub use codec::{compression, frame, message_reader, timeout};
 pub use frames::frame_scanner;
 pub use headers::{metadata, status};

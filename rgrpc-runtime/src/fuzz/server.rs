@@ -70,7 +70,7 @@ fn fail_if_asked(request: &str) -> Result<(), Status> {
     }
 }
 
-fn test_server(tight: bool) -> Server {
+pub(crate) fn test_server(tight: bool) -> Server {
     let mut server = if tight {
         Server::new()
             .max_concurrent_streams(4)
@@ -191,10 +191,12 @@ async fn serve(sent: Vec<u8>, mode: u8) -> Vec<u8> {
         .expect("the reader task did not panic")
 }
 
-/// What the server wrote: whole HTTP/2 frames (RFC 9113 section 4.1), the first one its
+/// What one side wrote after the client preface (the server's bytes, or the client's
+/// past its preface): whole HTTP/2 frames (RFC 9113 section 4.1), the first one its
 /// SETTINGS (section 3.4); HEADERS and DATA only on client-initiated (odd) streams,
-/// never a PUSH_PROMISE, SETTINGS, PING and GOAWAY only on stream 0.
-fn check_frames(mut out: &[u8]) {
+/// never a PUSH_PROMISE (our server never pushes; a client may not), SETTINGS, PING and
+/// GOAWAY only on stream 0.
+pub(crate) fn check_frames(mut out: &[u8]) {
     let mut first = true;
     while !out.is_empty() {
         assert!(out.len() >= 9, "a partial frame header at the end: {out:?}");
@@ -203,12 +205,12 @@ fn check_frames(mut out: &[u8]) {
         let stream = u32::from_be_bytes([out[5], out[6], out[7], out[8]]) & 0x7fff_ffff;
         assert!(out.len() >= 9 + len, "a partial frame at the end");
         if first {
-            assert_eq!(kind, 0x4, "the server's first frame is not SETTINGS");
+            assert_eq!(kind, 0x4, "the first frame is not SETTINGS");
             first = false;
         }
         match kind {
             0x0 | 0x1 => assert!(stream % 2 == 1, "HEADERS/DATA on stream {stream}"),
-            0x5 => panic!("the server sent PUSH_PROMISE"),
+            0x5 => panic!("PUSH_PROMISE sent"),
             0x4 | 0x6 | 0x7 => assert_eq!(stream, 0, "frame type {kind} on stream {stream}"),
             _ => {}
         }
@@ -216,8 +218,18 @@ fn check_frames(mut out: &[u8]) {
     }
 }
 
+/// `io`, with everything written through it copied into the returned buffer.
+pub(crate) fn tap<T>(io: T) -> (Tap<T>, Arc<Mutex<Vec<u8>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let tap = Tap {
+        inner: io,
+        seen: seen.clone(),
+    };
+    (tap, seen)
+}
+
 /// Copies everything written through it into a shared buffer.
-struct Tap<T> {
+pub(crate) struct Tap<T> {
     inner: T,
     seen: Arc<Mutex<Vec<u8>>>,
 }

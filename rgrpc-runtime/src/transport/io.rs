@@ -194,12 +194,23 @@ pub(crate) enum Address {
     Tcp(String),
     /// A Unix domain socket path.
     Unix(PathBuf),
+    /// `memory:N`: the in-memory stream the client-connection fuzz target left under
+    /// `N` (`fuzz::client`); fuzzing builds only.
+    #[cfg(feature = "fuzzing")]
+    Memory(u64),
 }
 
 impl Address {
     /// Parses `host:port`, `http://host:port`, `unix:path` or `unix:///path`
     /// (doc/naming.md). A trailing `/` after `host:port` is ignored.
     pub(crate) fn parse(target: &str) -> Result<Address, String> {
+        #[cfg(feature = "fuzzing")]
+        if let Some(id) = target.strip_prefix("memory:") {
+            return id
+                .parse()
+                .map(Address::Memory)
+                .map_err(|e| format!("{target:?}: {e}"));
+        }
         if let Some(rest) = target.strip_prefix("unix:") {
             // "unix:///abs" keeps its leading slash; "unix:rel" and "unix:/abs" as is.
             let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -247,6 +258,10 @@ impl Address {
                 io::ErrorKind::Unsupported,
                 "unix sockets are not supported on this platform",
             )),
+            #[cfg(feature = "fuzzing")]
+            Address::Memory(id) => crate::fuzz::take_stream(*id)
+                .map(|io| (BoxIo::other(io), PeerAddr::Unix(None)))
+                .ok_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, "no stream left")),
         }
     }
 }
@@ -256,6 +271,8 @@ impl fmt::Display for Address {
         match self {
             Address::Tcp(hostport) => f.write_str(hostport),
             Address::Unix(path) => write!(f, "unix:{}", path.display()),
+            #[cfg(feature = "fuzzing")]
+            Address::Memory(id) => write!(f, "memory:{id}"),
         }
     }
 }
@@ -293,6 +310,11 @@ impl Listener {
             Address::Unix(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "unix sockets are not supported on this platform",
+            )),
+            #[cfg(feature = "fuzzing")]
+            Address::Memory(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "an in-memory address is dialed, never listened on",
             )),
         }
     }
