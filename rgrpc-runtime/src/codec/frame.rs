@@ -14,7 +14,10 @@ pub const DEFAULT_MAX_SEND_MESSAGE_SIZE: usize = u32::MAX as usize;
 pub(crate) const HEADER_LEN: usize = 5;
 
 /// Encodes `msg` with its frame header into `buf` and returns the frame. `buf` keeps its
-/// spare capacity for the next message.
+/// spare capacity for the next message. An empty `buf` with no capacity (a one-shot
+/// encode, such as a unary reply's) is left alone: the frame gets an allocation of its
+/// own, sized exactly, and no second one for `bytes`' shared header, which splitting
+/// a frame off a buffer costs.
 pub(crate) fn encode<M: prost::Message>(
     msg: &M,
     buf: &mut BytesMut,
@@ -26,22 +29,38 @@ pub(crate) fn encode<M: prost::Message>(
             "trying to send message larger than max ({len} vs. {max_send})"
         )));
     }
+    if buf.capacity() == 0 {
+        let mut out = Vec::with_capacity(HEADER_LEN + len);
+        put_header(&mut out, false, len);
+        // Reserved above, so encoding cannot run out of space.
+        msg.encode(&mut out)
+            .map_err(|e| Status::internal(format!("encoding message: {e}")))?;
+        return Ok(Bytes::from(out));
+    }
     buf.reserve(HEADER_LEN + len);
-    buf.put_u8(0);
-    buf.put_u32(len as u32);
-    // The buffer was reserved above, so encoding cannot run out of space.
+    put_header(buf, false, len);
     msg.encode(buf)
         .map_err(|e| Status::internal(format!("encoding message: {e}")))?;
     Ok(buf.split().freeze())
 }
 
-/// Frames an already-encoded (possibly compressed) payload.
+/// Frames an already-encoded (possibly compressed) payload; `buf` as in [`encode`].
 pub(crate) fn frame(payload: &[u8], compressed: bool, buf: &mut BytesMut) -> Bytes {
+    if buf.capacity() == 0 {
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        put_header(&mut out, compressed, payload.len());
+        out.extend_from_slice(payload);
+        return Bytes::from(out);
+    }
     buf.reserve(HEADER_LEN + payload.len());
-    buf.put_u8(u8::from(compressed));
-    buf.put_u32(payload.len() as u32);
+    put_header(buf, compressed, payload.len());
     buf.put_slice(payload);
     buf.split().freeze()
+}
+
+fn put_header(out: &mut impl BufMut, compressed: bool, len: usize) {
+    out.put_u8(u8::from(compressed));
+    out.put_u32(len as u32);
 }
 
 /// One received message, not yet decompressed.
@@ -58,6 +77,42 @@ pub(crate) const RESERVE_AHEAD: usize = 64 * 1024;
 /// A declared length over `max_recv` fails before the payload is buffered, so a buffer
 /// never holds more than one frame of at most `max_recv` bytes plus one DATA chunk.
 pub(crate) fn decode(buf: &mut BytesMut, max_recv: usize) -> Result<Option<Frame>, Status> {
+    let Some((compressed, len)) = header(buf, max_recv)? else {
+        return Ok(None);
+    };
+    if buf.len() < HEADER_LEN + len {
+        // Room for what is still missing, but not more than RESERVE_AHEAD at once: a
+        // declared length is only a claim until the bytes arrive, and reserving all of
+        // it would let a 5-byte header pin max_recv bytes per stream.
+        buf.reserve((HEADER_LEN + len - buf.len()).min(RESERVE_AHEAD));
+        return Ok(None);
+    }
+    buf.advance(HEADER_LEN);
+    Ok(Some(Frame {
+        compressed,
+        payload: buf.split_to(len).freeze(),
+    }))
+}
+
+/// Takes one complete frame off the front of a received chunk without copying it (the
+/// payload shares the chunk's memory), or `None` when the chunk does not hold a whole
+/// frame at its front: the caller then buffers the rest and goes on with [`decode`].
+pub(crate) fn decode_whole(chunk: &mut Bytes, max_recv: usize) -> Result<Option<Frame>, Status> {
+    match header(chunk, max_recv)? {
+        Some((compressed, len)) if chunk.len() >= HEADER_LEN + len => {
+            chunk.advance(HEADER_LEN);
+            Ok(Some(Frame {
+                compressed,
+                payload: chunk.split_to(len),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The compressed flag and declared length of the frame at the front of `buf`, checked;
+/// `None` while fewer than [`HEADER_LEN`] bytes are there.
+fn header(buf: &[u8], max_recv: usize) -> Result<Option<(bool, usize)>, Status> {
     if buf.len() < HEADER_LEN {
         return Ok(None);
     }
@@ -76,23 +131,67 @@ pub(crate) fn decode(buf: &mut BytesMut, max_recv: usize) -> Result<Option<Frame
             "received message larger than max ({len} vs. {max_recv})"
         )));
     }
-    if buf.len() < HEADER_LEN + len {
-        // Room for what is still missing, but not more than RESERVE_AHEAD at once: a
-        // declared length is only a claim until the bytes arrive, and reserving all of
-        // it would let a 5-byte header pin max_recv bytes per stream.
-        buf.reserve((HEADER_LEN + len - buf.len()).min(RESERVE_AHEAD));
-        return Ok(None);
-    }
-    buf.advance(HEADER_LEN);
-    Ok(Some(Frame {
-        compressed,
-        payload: buf.split_to(len).freeze(),
-    }))
+    Ok(Some((compressed, len)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_frames_come_off_a_chunk_and_a_partial_one_stays() {
+        let mut out = BytesMut::new();
+        let wire: Vec<u8> = [
+            frame(b"one", false, &mut out),
+            frame(b"two!", true, &mut out),
+            frame(b"partial", false, &mut out).slice(..8),
+        ]
+        .concat();
+        let mut chunk = Bytes::from(wire);
+        let first = decode_whole(&mut chunk, 100).unwrap().unwrap();
+        assert_eq!((first.compressed, &first.payload[..]), (false, &b"one"[..]));
+        let second = decode_whole(&mut chunk, 100).unwrap().unwrap();
+        assert_eq!(
+            (second.compressed, &second.payload[..]),
+            (true, &b"two!"[..])
+        );
+        assert_eq!(decode_whole(&mut chunk, 100).unwrap(), None);
+        assert_eq!(chunk.len(), 8, "the partial frame is left for the buffer");
+        assert_eq!(
+            decode_whole(&mut Bytes::from_static(b"\0\0"), 100).unwrap(),
+            None
+        );
+        let bad_flag = decode_whole(&mut Bytes::from_static(b"\x02\0\0\0\0"), 100);
+        assert_eq!(bad_flag.unwrap_err().code(), crate::Code::Internal);
+        let too_big = decode_whole(&mut Bytes::from_static(b"\0\0\0\x01\0"), 100);
+        assert_eq!(too_big.unwrap_err().code(), crate::Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn a_one_shot_encode_and_a_reused_buffer_frame_alike() {
+        // A string is a message of one length-delimited field: tag, length, bytes.
+        let msg = String::from("hi");
+        let mut fresh = BytesMut::new();
+        let one_shot = encode(&msg, &mut fresh, 100).unwrap();
+        assert_eq!(
+            fresh.capacity(),
+            0,
+            "a one-shot encode leaves the buffer alone"
+        );
+        let mut reused = BytesMut::with_capacity(256);
+        let first = encode(&msg, &mut reused, 100).unwrap();
+        let second = encode(&msg, &mut reused, 100).unwrap();
+        assert_eq!(one_shot, first);
+        assert_eq!(first, second);
+        assert_eq!(&one_shot[..HEADER_LEN], &[0, 0, 0, 0, 4]);
+        assert!(
+            reused.capacity() > 0,
+            "the spare capacity is kept for the next"
+        );
+        let framed = frame(&one_shot[HEADER_LEN..], true, &mut BytesMut::new());
+        assert_eq!(&framed[..HEADER_LEN], &[1, 0, 0, 0, 4]);
+        assert_eq!(framed[HEADER_LEN..], one_shot[HEADER_LEN..]);
+    }
 
     #[test]
     fn frames_round_trip_across_chunk_boundaries() {

@@ -10,4 +10,4 @@ pub(crate) mod reader;
 pub(crate) mod timeout;
 
 pub use frame::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
-pub(crate) use frame::{decode, encode, frame};
+pub(crate) use frame::{decode, decode_whole, encode, frame};

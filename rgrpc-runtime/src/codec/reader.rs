@@ -12,6 +12,10 @@ use crate::status::{Status, status_from_h2};
 /// Reads one stream's messages.
 pub(crate) struct MessageReader {
     body: h2::RecvStream,
+    /// A received chunk not yet read, while `buf` is empty: whole messages at its front
+    /// are taken from it without a copy (the usual small request is one DATA frame);
+    /// a partial one moves into `buf`. At most one of the two holds bytes.
+    chunk: Bytes,
     /// Holds at most one partial message (bounded by `max_recv`) plus one DATA chunk.
     buf: BytesMut,
     max_recv: usize,
@@ -31,6 +35,7 @@ impl MessageReader {
     ) -> MessageReader {
         MessageReader {
             body,
+            chunk: Bytes::new(),
             buf: BytesMut::new(),
             max_recv,
             eof: false,
@@ -63,7 +68,19 @@ impl MessageReader {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, Status>> {
         loop {
-            if let Some(frame) = codec::decode(&mut self.buf, self.max_recv)? {
+            let whole = match self.chunk.is_empty() {
+                true => None,
+                false => codec::decode_whole(&mut self.chunk, self.max_recv)?,
+            };
+            if whole.is_none() && !self.chunk.is_empty() {
+                self.buf.extend_from_slice(&self.chunk);
+                self.chunk = Bytes::new();
+            }
+            let frame = match whole {
+                Some(frame) => Some(frame),
+                None => codec::decode(&mut self.buf, self.max_recv)?,
+            };
+            if let Some(frame) = frame {
                 self.last_compressed = frame.compressed;
                 self.last_wire_size = frame.payload.len();
                 if !frame.compressed {
@@ -95,7 +112,7 @@ impl MessageReader {
                     // window back so the peer can keep sending.
                     let _ = self.body.flow_control().release_capacity(chunk.len());
                     if self.buf.is_empty() {
-                        self.buf = BytesMut::from(chunk);
+                        self.chunk = chunk;
                     } else {
                         self.buf.extend_from_slice(&chunk);
                     }
