@@ -16,9 +16,9 @@
 //!
 //! Bound: the buffer never holds more than [`WRITE_BUFFER_BYTES`]; a write that would
 //! overflow it first drains it to the socket (and waits if the socket is full). The
-//! buffer grows only as h2 writes (no up-front reservation: a touched page per idle
-//! connection showed in its RSS) and is released at the end of every wake-up, so idle
-//! connections hold none.
+//! buffer is reserved at the first write of a wake-up (not when the connection opens: a
+//! touched page per idle connection showed in its RSS) and released at the end of
+//! every wake-up, so idle connections hold none.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -30,6 +30,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Bytes buffered at most per connection before a write goes to the socket: four
 /// 16 KiB frames, one large write on loopback or a LAN.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// What the buffer reserves at the first write of a wake-up: one 16 KiB frame, or a
+/// few hundred small replies. Reserved, not touched: only written bytes cost RSS.
+const FIRST_RESERVE: usize = 16 * 1024;
 
 struct Shared<T> {
     io: T,
@@ -97,6 +100,11 @@ impl<T: AsyncWrite + Unpin> Shared<T> {
                 Ok(n) => Poll::Ready(Ok(n)),
                 Err(e) => Poll::Ready(Err(self.fail(e.kind()))),
             };
+        }
+        if self.buf.capacity() == 0 {
+            // The first write of a wake-up: room for the usual batch at once, rather
+            // than a dozen doublings (each a realloc and a copy) from a few bytes.
+            self.buf.reserve(total.max(FIRST_RESERVE));
         }
         let mut taken = 0;
         for b in bufs {
