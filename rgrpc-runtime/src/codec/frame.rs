@@ -13,11 +13,8 @@ pub const DEFAULT_MAX_SEND_MESSAGE_SIZE: usize = u32::MAX as usize;
 /// Length of the frame header.
 pub(crate) const HEADER_LEN: usize = 5;
 
-/// Encodes `msg` with its frame header into `buf` and returns the frame. `buf` keeps its
-/// spare capacity for the next message. An empty `buf` with no capacity (a one-shot
-/// encode, such as a unary reply's) is left alone: the frame gets an allocation of its
-/// own, sized exactly, and no second one for `bytes`' shared header, which splitting
-/// a frame off a buffer costs.
+/// Encodes `msg` with its frame header and returns the frame; `buf` as in
+/// [`framed`].
 pub(crate) fn encode<M: prost::Message>(
     msg: &M,
     buf: &mut BytesMut,
@@ -29,38 +26,45 @@ pub(crate) fn encode<M: prost::Message>(
             "trying to send message larger than max ({len} vs. {max_send})"
         )));
     }
-    if buf.capacity() == 0 {
-        let mut out = Vec::with_capacity(HEADER_LEN + len);
-        put_header(&mut out, false, len);
-        // Reserved above, so encoding cannot run out of space.
-        msg.encode(&mut out)
-            .map_err(|e| Status::internal(format!("encoding message: {e}")))?;
-        return Ok(Bytes::from(out));
-    }
-    buf.reserve(HEADER_LEN + len);
-    put_header(buf, false, len);
-    msg.encode(buf)
-        .map_err(|e| Status::internal(format!("encoding message: {e}")))?;
-    Ok(buf.split().freeze())
+    framed(buf, false, len, |out| {
+        // `framed` reserved the room, so encoding cannot run out of space.
+        msg.encode(out)
+            .map_err(|e| Status::internal(format!("encoding message: {e}")))
+    })
 }
 
-/// Frames an already-encoded (possibly compressed) payload; `buf` as in [`encode`].
+/// Frames an already-encoded (possibly compressed) payload; `buf` as in [`framed`].
 pub(crate) fn frame(payload: &[u8], compressed: bool, buf: &mut BytesMut) -> Bytes {
-    if buf.capacity() == 0 {
-        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-        put_header(&mut out, compressed, payload.len());
-        out.extend_from_slice(payload);
-        return Bytes::from(out);
-    }
-    buf.reserve(HEADER_LEN + payload.len());
-    put_header(buf, compressed, payload.len());
-    buf.put_slice(payload);
-    buf.split().freeze()
+    let Ok(frame) = framed(buf, compressed, payload.len(), |out| {
+        out.put_slice(payload);
+        Ok::<_, std::convert::Infallible>(())
+    });
+    frame
 }
 
-fn put_header(out: &mut impl BufMut, compressed: bool, len: usize) {
+/// One frame of a `len`-byte payload that `fill` writes after the header. `buf` keeps
+/// its spare capacity for the next message; an empty `buf` with no capacity (a one-shot
+/// encode, such as a unary reply's) is left alone and the frame gets an allocation of
+/// its own, sized exactly, without the second one for `bytes`' shared header that
+/// splitting a frame off a buffer costs.
+fn framed<E>(
+    buf: &mut BytesMut,
+    compressed: bool,
+    len: usize,
+    fill: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+) -> Result<Bytes, E> {
+    let one_shot = buf.capacity() == 0;
+    // Exact: a Vec whose length is its capacity becomes `Bytes` in place.
+    let mut own = BytesMut::with_capacity(if one_shot { HEADER_LEN + len } else { 0 });
+    let out = if one_shot { &mut own } else { buf };
+    out.reserve(HEADER_LEN + len);
     out.put_u8(u8::from(compressed));
     out.put_u32(len as u32);
+    fill(out)?;
+    Ok(match one_shot {
+        true => own.freeze(),
+        false => out.split().freeze(),
+    })
 }
 
 /// One received message, not yet decompressed.
@@ -94,16 +98,19 @@ pub(crate) fn decode(buf: &mut BytesMut, max_recv: usize) -> Result<Option<Frame
     }))
 }
 
-/// Takes one complete frame off the front of a received chunk without copying it (the
-/// payload shares the chunk's memory), or `None` when the chunk does not hold a whole
-/// frame at its front: the caller then buffers the rest and goes on with [`decode`].
+/// Takes one complete frame off the front of a received chunk, or `None` when the chunk
+/// does not hold a whole frame at its front: the caller then buffers the rest and goes
+/// on with [`decode`]. The payload is copied into an allocation of its own, exactly
+/// sized: a slice of the chunk would share h2's receive buffer, and a message's
+/// `bytes` field (generated as `Bytes`) kept by a handler would pin all of it.
 pub(crate) fn decode_whole(chunk: &mut Bytes, max_recv: usize) -> Result<Option<Frame>, Status> {
     match header(chunk, max_recv)? {
         Some((compressed, len)) if chunk.len() >= HEADER_LEN + len => {
-            chunk.advance(HEADER_LEN);
+            let payload = Bytes::copy_from_slice(&chunk[HEADER_LEN..HEADER_LEN + len]);
+            chunk.advance(HEADER_LEN + len);
             Ok(Some(Frame {
                 compressed,
-                payload: chunk.split_to(len),
+                payload,
             }))
         }
         _ => Ok(None),

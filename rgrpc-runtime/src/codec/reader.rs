@@ -13,8 +13,9 @@ use crate::status::{Status, status_from_h2};
 pub(crate) struct MessageReader {
     body: h2::RecvStream,
     /// A received chunk not yet read, while `buf` is empty: whole messages at its front
-    /// are taken from it without a copy (the usual small request is one DATA frame);
-    /// a partial one moves into `buf`. At most one of the two holds bytes.
+    /// are copied out one by one (the usual small request is one DATA frame, one
+    /// allocation, where copying the chunk into `buf` and splitting it took two); a
+    /// partial one moves into `buf`. At most one of the two holds bytes.
     chunk: Bytes,
     /// Holds at most one partial message (bounded by `max_recv`) plus one DATA chunk.
     buf: BytesMut,
@@ -68,19 +69,7 @@ impl MessageReader {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, Status>> {
         loop {
-            let whole = match self.chunk.is_empty() {
-                true => None,
-                false => codec::decode_whole(&mut self.chunk, self.max_recv)?,
-            };
-            if whole.is_none() && !self.chunk.is_empty() {
-                self.buf.extend_from_slice(&self.chunk);
-                self.chunk = Bytes::new();
-            }
-            let frame = match whole {
-                Some(frame) => Some(frame),
-                None => codec::decode(&mut self.buf, self.max_recv)?,
-            };
-            if let Some(frame) = frame {
+            if let Some(frame) = self.next_frame()? {
                 self.last_compressed = frame.compressed;
                 self.last_wire_size = frame.payload.len();
                 if !frame.compressed {
@@ -121,6 +110,19 @@ impl MessageReader {
                 None => self.eof = true,
             }
         }
+    }
+
+    /// The next whole frame received, if there is one: from the chunk while it holds
+    /// whole frames at its front, then from the buffer, where a partial one moves.
+    fn next_frame(&mut self) -> Result<Option<codec::frame::Frame>, Status> {
+        if !self.chunk.is_empty() {
+            if let Some(frame) = codec::decode_whole(&mut self.chunk, self.max_recv)? {
+                return Ok(Some(frame));
+            }
+            self.buf.extend_from_slice(&self.chunk);
+            self.chunk.clear();
+        }
+        codec::decode(&mut self.buf, self.max_recv)
     }
 
     /// The trailers, after `next` returned `None`.

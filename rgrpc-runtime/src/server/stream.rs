@@ -333,8 +333,7 @@ impl Sender {
             };
             stats.emit(self.ctx.full_method(), &event);
         }
-        // Sized for what goes in: grpc-status, and grpc-message and details on an error.
-        let status_headers = if status.is_ok() { 1 } else { 3 };
+        let status_headers = if status.is_ok() { 1 } else { STATUS_HEADERS };
         let mut trailers = HeaderMap::with_capacity(status_headers + metadata.len());
         match status {
             Err(status) => status.write_trailers(&mut trailers),
@@ -431,11 +430,10 @@ impl Sender {
                     if let Some(watcher) = watcher {
                         watcher.wake();
                     }
-                    let mut head = grpc_response_head(4);
-                    self.header_metadata(true)
-                        .0
-                        .write_headers(head.headers_mut());
+                    let metadata = self.header_metadata(true).0;
                     let trailers = self.trailers(&status);
+                    let mut head = grpc_response_head(metadata.len() + trailers.len());
+                    metadata.write_headers(head.headers_mut());
                     head.headers_mut().extend(trailers);
                     trailers_only(self.key, respond, head)
                 }
@@ -494,6 +492,10 @@ fn trailers_only(key: StreamKey, respond: SendResponse<Bytes>, head: http::Respo
         quota: None,
     }
 }
+
+/// The headers a failed status takes at most: grpc-status, grpc-message,
+/// grpc-status-details-bin (the status's own metadata aside).
+const STATUS_HEADERS: usize = 3;
 
 /// A response head with `content-type` and room for `more` headers: sized, because
 /// `HeaderMap`'s first insert reserves six entries (624 bytes) where a unary reply
@@ -744,7 +746,8 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
             status,
             list_encodings,
         }) => {
-            let mut head = grpc_response_head(4);
+            // The status, and grpc-accept-encoding when the encoding was refused.
+            let mut head = grpc_response_head(STATUS_HEADERS + 1);
             status.write_trailers(head.headers_mut());
             if list_encodings {
                 head.headers_mut().insert(

@@ -76,20 +76,8 @@ impl Dispatch {
     }
 
     /// Runs `stream`: polls it once with `cx` (the connection task's context) or spawns
-    /// it, as the state says. `clock` is when the previous inline poll of the same run
-    /// of accepts ended (`None` at the start of one): an inline poll is timed from
-    /// there, so it costs one clock read instead of two, and the time counted also
-    /// holds h2's accept of this stream (a few microseconds against the 100 us limit).
-    pub(crate) fn run(
-        &mut self,
-        mut stream: StreamFuture,
-        cx: &mut Context<'_>,
-        clock: &mut Option<Instant>,
-    ) {
-        if !matches!(self, Dispatch::Inline { .. }) {
-            // Spawning takes time of its own: the next inline poll reads the clock anew.
-            *clock = None;
-        }
+    /// it, as the state says.
+    pub(crate) fn run(&mut self, mut stream: StreamFuture, cx: &mut Context<'_>) {
         match *self {
             Dispatch::Inline { .. } => {}
             Dispatch::Spawn { left } => {
@@ -105,19 +93,16 @@ impl Dispatch {
                 return;
             }
         }
-        let started = clock.take().unwrap_or_else(Instant::now);
+        let started = Instant::now();
         // A panic outside the handler (whose own panics become INTERNAL) must end only
         // this stream, as it would in a spawned task; the future is dropped right after,
         // never polled again, so AssertUnwindSafe holds.
         let poll = catch_unwind(AssertUnwindSafe(|| stream.as_mut().poll(cx)));
-        let ended = Instant::now();
-        *clock = Some(ended);
-        self.after_inline_poll(ended - started);
+        self.after_inline_poll(started.elapsed());
         if let Ok(Poll::Pending) = poll {
             // Wakers registered during the poll point at the connection task; the new
             // task polls the future at once and registers its own.
             tokio::spawn(stream);
-            *clock = None;
         }
     }
 
@@ -188,12 +173,12 @@ mod tests {
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut d = Dispatch::Spawn { left: 2 };
-        d.run(Box::pin(async {}), &mut cx, &mut None);
+        d.run(Box::pin(async {}), &mut cx);
         assert_eq!(d, Dispatch::Spawn { left: 1 });
-        d.run(Box::pin(async {}), &mut cx, &mut None);
+        d.run(Box::pin(async {}), &mut cx);
         assert_eq!(d, Dispatch::INLINE);
         let mut always = Dispatch::new(false);
-        always.run(Box::pin(async {}), &mut cx, &mut None);
+        always.run(Box::pin(async {}), &mut cx);
         assert_eq!(always, Dispatch::AlwaysSpawn);
     }
 
@@ -210,7 +195,6 @@ mod tests {
                 let _ = done_tx.send(());
             }),
             &mut cx,
-            &mut None,
         );
         // Pending after the inline poll: the spawned task finishes it once woken.
         tx.send(()).unwrap();
@@ -222,11 +206,7 @@ mod tests {
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut d = Dispatch::new(true);
-        d.run(
-            Box::pin(async { panic!("outside the handler") }),
-            &mut cx,
-            &mut None,
-        );
+        d.run(Box::pin(async { panic!("outside the handler") }), &mut cx);
         // We got here, and the next stream is still served.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         d.run(
@@ -234,7 +214,6 @@ mod tests {
                 let _ = tx.send(());
             }),
             &mut cx,
-            &mut None,
         );
         rx.await.expect("the stream after the panic ran");
     }
