@@ -61,9 +61,15 @@ pub(super) async fn until<T>(
     fut: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
     let mut fut = std::pin::pin!(fut);
-    let mut timer = std::pin::pin!(None);
-    poll_fn(|cx| poll_until(fut.as_mut(), deadline, timer.as_mut(), cx)).await
+    let mut timer = None;
+    poll_fn(|cx| poll_until(fut.as_mut(), deadline, &mut timer, cx)).await
 }
+
+/// A deadline's timer, made by `poll_until` once a step has had to wait. Boxed: a
+/// tokio `Sleep` is 112 B, and every call's future would reserve room for it while
+/// only the calls that wait with a deadline make one (a waiting call then holds
+/// 8 B here plus the box).
+type Timer = Option<Pin<Box<tokio::time::Sleep>>>;
 
 /// Polls `fut`, then the deadline. The timer is made only once `fut` has had to
 /// wait, so a step that completes at once (most of them) sets up no timer; a
@@ -72,23 +78,35 @@ pub(super) async fn until<T>(
 fn poll_until<T>(
     fut: Pin<&mut impl Future<Output = Result<T, Status>>>,
     deadline: Option<Instant>,
-    mut timer: Pin<&mut Option<tokio::time::Sleep>>,
+    timer: &mut Timer,
     cx: &mut Context<'_>,
 ) -> Poll<Result<T, Status>> {
     if let Poll::Ready(result) = fut.poll(cx) {
         return Poll::Ready(result);
     }
+    poll_expired(deadline, timer, cx)
+}
+
+/// Ready with DEADLINE_EXCEEDED once `deadline` has passed; never without one.
+fn poll_expired<T>(
+    deadline: Option<Instant>,
+    timer: &mut Timer,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Status>> {
     let Some(deadline) = deadline else {
         return Poll::Pending;
     };
-    if timer.is_none() {
+    ready!(poll_deadline(timer, deadline, cx));
+    Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded")))
+}
+
+/// Polls a deadline's timer, made on the first poll.
+fn poll_deadline(timer: &mut Timer, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    let timer = timer.get_or_insert_with(|| {
         let at = tokio::time::Instant::from_std(deadline);
-        timer.set(Some(tokio::time::sleep_until(at)));
-    }
-    match timer.as_pin_mut().map(|timer| timer.poll(cx)) {
-        Some(Poll::Ready(())) => Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded"))),
-        _ => Poll::Pending,
-    }
+        Box::pin(tokio::time::sleep_until(at))
+    });
+    timer.as_mut().poll(cx)
 }
 
 /// Hands one framed message to a stream: waits for its write quota, then queues it.
@@ -322,7 +340,7 @@ pub(super) struct RecvHalf {
     /// The deadline's timer when the call is read as a `Stream`, whose `poll_next`
     /// cannot hold `until`'s future: made (boxed, once per call) on the first poll that
     /// waits, and only then, so `message().await` pays nothing for it.
-    stream_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    stream_timer: Timer,
 }
 
 /// A call's request, kept so that another attempt can send it: a stream the server
@@ -333,7 +351,8 @@ pub(super) struct RecvHalf {
 pub(super) struct Replay {
     channel: Channel,
     pub(super) path: &'static str,
-    options: CallOptions,
+    /// The call's request metadata (all of its options that the attempts use).
+    metadata: Metadata,
     /// After the service config.
     wait_for_ready: bool,
     encoding: Option<Encoding>,
@@ -702,12 +721,7 @@ impl RecvHalf {
         let Some(deadline) = self.deadline else {
             return Poll::Pending;
         };
-        let timer = self.stream_timer.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-                deadline,
-            )))
-        });
-        ready!(timer.as_mut().poll(cx));
+        ready!(poll_deadline(&mut self.stream_timer, deadline, cx));
         let status = Status::deadline_exceeded("deadline exceeded");
         Poll::Ready(self.expire(status).map(|()| None))
     }
@@ -830,18 +844,13 @@ fn trailers_only(headers: &http::HeaderMap) -> Result<(), Status> {
 /// waits for them (`Prepared::wait`) is kept small: a waiting call holds this much plus its
 /// encoded message (the rest of the call is boxed only once it can go out).
 pub(super) struct Prepared<'a> {
-    channel: &'a Channel,
-    path: &'static str,
-    options: CallOptions,
+    want: Want<'a>,
+    /// The request metadata: what is left of the call's options once they are applied.
+    metadata: Metadata,
     encoding: Option<Encoding>,
-    deadline: Option<Instant>,
     max_send: usize,
     max_recv: usize,
     first: Option<Bytes>,
-    /// After the method config.
-    wait_for_ready: bool,
-    /// Set once the wait is over.
-    ticket: Option<Ticket>,
     /// The attempt's stats (begun here), and the request's encoded length for them.
     stats: BegunStats,
     first_len: usize,
@@ -883,8 +892,19 @@ impl Drop for BegunStats {
     }
 }
 
-/// A connection and one of its stream permits.
-struct Ticket {
+/// What an attempt waits for its stream with (`wait_for_stream`): kept together so
+/// that the wait holds one reference to them, not a copy in every future it nests.
+struct Want<'a> {
+    channel: &'a Channel,
+    /// The full method, for the LB policy's pick.
+    path: &'static str,
+    /// After the method config.
+    wait_for_ready: bool,
+    deadline: Option<Instant>,
+}
+
+/// A connection and one of its stream permits: what `Prepared::wait` gets.
+pub(super) struct Ticket {
     conn: Arc<Conn>,
     permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -926,16 +946,17 @@ impl<'a> Prepared<'a> {
         let trace = CallTrace::new(true, path, channel.authority()).map(Arc::new);
         let policy = method.and_then(|m| m.policy.clone());
         Ok(Prepared {
-            channel,
-            path,
-            options,
+            want: Want {
+                channel,
+                path,
+                wait_for_ready: settings.wait_for_ready,
+                deadline,
+            },
+            metadata: options.metadata,
             encoding,
-            deadline,
             max_send,
             max_recv,
             first,
-            wait_for_ready: settings.wait_for_ready,
-            ticket: None,
             stats,
             first_len,
             trace,
@@ -944,22 +965,15 @@ impl<'a> Prepared<'a> {
     }
 
     /// Waits for a Ready connection and a stream permit on it, holding a share of
-    /// the channel's budget for waiting calls meanwhile.
-    pub(super) async fn wait(&mut self) -> Result<(), Status> {
+    /// the channel's budget for waiting calls meanwhile. The ticket is for `open`.
+    pub(super) async fn wait(&mut self) -> Result<Ticket, Status> {
         let waiting = self.first.as_ref().map_or(0, Bytes::len);
-        let waited = match self.channel.hold_waiting(waiting) {
-            Ok(_budget) => {
-                wait_for_stream(self.channel, self.path, self.wait_for_ready, self.deadline).await
-            }
-            Err(status) => Err(status),
+        let _budget = match self.want.channel.hold_waiting(waiting) {
+            Ok(budget) => budget,
+            Err(status) => return Err(self.failed(status)),
         };
-        match waited {
-            Ok(ticket) => {
-                self.ticket = Some(ticket);
-                Ok(())
-            }
-            Err(status) => Err(self.failed(status)),
-        }
+        let waited = wait_for_stream(&self.want).await;
+        waited.map_err(|status| self.failed(status))
     }
 
     /// Ends the attempt's stats with a failure to start.
@@ -974,24 +988,34 @@ impl<'a> Prepared<'a> {
 
 /// Waits for a Ready connection, then for one of its stream permits (the server's
 /// MAX_CONCURRENT_STREAMS, `Conn::streams`), under one deadline.
-async fn wait_for_stream(
-    channel: &Channel,
-    path: &'static str,
-    wait_for_ready: bool,
-    deadline: Option<Instant>,
-) -> Result<Ticket, Status> {
+async fn wait_for_stream(want: &Want<'_>) -> Result<Ticket, Status> {
     // One timer for both steps, and each step's future only while it runs.
-    let mut timer = std::pin::pin!(None);
+    let mut timer = None;
     let conn = {
-        let mut pick = std::pin::pin!(channel.pick(path, wait_for_ready));
-        poll_fn(|cx| poll_until(pick.as_mut(), deadline, timer.as_mut(), cx)).await?
+        let Want {
+            channel,
+            path,
+            wait_for_ready,
+            deadline,
+        } = want;
+        let mut changed = std::pin::pin!(channel.changed());
+        poll_fn(
+            |cx| match channel.poll_pick(path, *wait_for_ready, changed.as_mut(), cx) {
+                Poll::Ready(picked) => Poll::Ready(picked),
+                Poll::Pending => poll_expired(*deadline, &mut timer, cx),
+            },
+        )
+        .await?
     };
     let permit = {
-        let streams = conn.streams.clone();
-        let mut permit = std::pin::pin!(async {
-            (streams.acquire_owned().await).map_err(|_| Status::unavailable("connection closed"))
-        });
-        poll_fn(|cx| poll_until(permit.as_mut(), deadline, timer.as_mut(), cx)).await?
+        let mut permit = std::pin::pin!(conn.streams.clone().acquire_owned());
+        poll_fn(|cx| match permit.as_mut().poll(cx) {
+            Poll::Ready(permit) => {
+                Poll::Ready(permit.map_err(|_| Status::unavailable("connection closed")))
+            }
+            Poll::Pending => poll_expired(want.deadline, &mut timer, cx),
+        })
+        .await?
     };
     Ok(Ticket { conn, permit })
 }
@@ -1001,30 +1025,32 @@ impl Prepared<'_> {
     /// `observers`: an intercepted call's.
     pub(super) async fn open(
         self,
+        ticket: Ticket,
         observers: Option<Arc<Observers>>,
     ) -> Result<(SendHalf, RecvHalf), Status> {
         let Prepared {
-            channel,
-            path,
-            options,
+            want:
+                Want {
+                    channel,
+                    path,
+                    wait_for_ready,
+                    deadline,
+                },
+            metadata,
             encoding,
-            deadline,
             max_send,
             max_recv,
             first,
-            wait_for_ready,
-            ticket,
             stats,
             first_len,
             trace,
             policy,
         } = self;
-        let ticket = ticket.ok_or_else(|| Status::internal("opened before the wait"))?;
         let closed = first.is_some();
         let started = start_on(
             channel,
             path,
-            &options,
+            &metadata,
             encoding,
             deadline,
             Attempt {
@@ -1050,7 +1076,7 @@ impl Prepared<'_> {
         }
         let stats = stats.take();
         if let Some(stats) = &stats {
-            report_open(stats, path, &options, encoding, first.as_ref(), first_len);
+            report_open(stats, path, &metadata, encoding, first.as_ref(), first_len);
         }
         let throttle = channel.throttle().cloned();
         // gRFC A6: a call is retried or hedged while what it sent fits the replay
@@ -1112,7 +1138,7 @@ impl Prepared<'_> {
         let replay = kept.map(|request| Replay {
             channel: channel.clone(),
             path,
-            options,
+            metadata,
             wait_for_ready,
             encoding,
             request,
@@ -1222,14 +1248,20 @@ const GRPC_PREVIOUS_RPC_ATTEMPTS: http::HeaderName =
 async fn start(
     channel: &Channel,
     path: &'static str,
-    options: &CallOptions,
+    metadata: &Metadata,
     wait_for_ready: bool,
     encoding: Option<Encoding>,
     deadline: Option<Instant>,
     attempt: Attempt,
 ) -> Result<Started, Status> {
-    let ticket = wait_for_stream(channel, path, wait_for_ready, deadline).await?;
-    start_on(channel, path, options, encoding, deadline, attempt, ticket).await
+    let want = Want {
+        channel,
+        path,
+        wait_for_ready,
+        deadline,
+    };
+    let ticket = wait_for_stream(&want).await?;
+    start_on(channel, path, metadata, encoding, deadline, attempt, ticket).await
 }
 
 /// What one attempt sends with its open: the whole request (for calls that have only
@@ -1244,7 +1276,7 @@ struct Attempt {
 async fn start_on(
     channel: &Channel,
     path: &'static str,
-    options: &CallOptions,
+    metadata: &Metadata,
     encoding: Option<Encoding>,
     deadline: Option<Instant>,
     attempt: Attempt,
@@ -1291,7 +1323,7 @@ async fn start_on(
             headers.insert(GRPC_TIMEOUT, value);
         }
     }
-    options.metadata.write_headers(headers);
+    metadata.write_headers(headers);
     if previous_attempts > 0 {
         // A6 "Exposed Retry Metadata": absent on the first attempt, then 1, 2, ...
         headers.insert(
@@ -1354,7 +1386,7 @@ pub(super) async fn reattempt(
     let Replay {
         channel,
         path,
-        options,
+        metadata,
         wait_for_ready,
         encoding,
         request,
@@ -1377,7 +1409,7 @@ pub(super) async fn reattempt(
     let opened = start(
         &channel,
         path,
-        &options,
+        &metadata,
         wait_for_ready,
         encoding,
         deadline,
@@ -1400,7 +1432,14 @@ pub(super) async fn reattempt(
         path,
     };
     if let (true, Some(stats)) = (new_attempt, &stats) {
-        report_open(stats, path, &options, encoding, first.as_ref(), request_len);
+        report_open(
+            stats,
+            path,
+            &metadata,
+            encoding,
+            first.as_ref(),
+            request_len,
+        );
     }
     if let (Kept::Streamed(outbox), Some(target)) = (&request, started.target(stats.clone())) {
         if !outbox.replay(target).await {
@@ -1418,13 +1457,13 @@ pub(super) async fn reattempt(
 fn report_open(
     stats: &CallStats,
     path: &'static str,
-    options: &CallOptions,
+    metadata: &Metadata,
     encoding: Option<Encoding>,
     first: Option<&Bytes>,
     length: usize,
 ) {
     let event = StatsEvent::OutHeader {
-        metadata: &options.metadata,
+        metadata,
         compression: encoding,
     };
     stats.emit(path, &event);
@@ -1470,22 +1509,22 @@ impl Drop for Unfinished<'_> {
 #[cfg(test)]
 mod tests {
     /// A call waiting for its connection holds its state plus its message: the unary
-    /// call's future (what a task per call reserves) stays within 768 B, the rest of
+    /// call's future (what a task per call reserves) stays within 512 B, the rest of
     /// the call is boxed once it can go out. It was 3.4 KiB with everything inline,
-    /// then 1152 B; the request is encoded before the future exists, and the wait
-    /// keeps one copy of each step's future and of its timer (`poll_until`). The
-    /// prepared call (304 B, of it the CallOptions, 152 B), the deadline's timer
-    /// (112 B) and the channel pick (136 B) are most of what is left.
+    /// then 1152 B, then 752 B; now the prepared call keeps only the request metadata
+    /// of its options (240 B in all), the wait reads its arguments through one
+    /// reference (`Want`) and polls the channel's pick in place, and the deadline's
+    /// timer (a 112 B `Sleep`) is boxed, made only by a call that has to wait.
     #[test]
     fn a_waiting_call_is_small() {
         let channel = crate::Channel::lazy("127.0.0.1:1").unwrap();
         let call = channel.invoke::<(), ()>("/a/b", crate::Request::new(()));
         let size = std::mem::size_of_val(&call);
-        assert!(size <= 768, "a unary call's future is {size} bytes");
+        assert!(size <= 512, "a unary call's future is {size} bytes");
         let call = channel.server_streaming::<(), ()>("/a/b", crate::Request::new(()));
         let size = std::mem::size_of_val(&call);
         assert!(
-            size <= 768,
+            size <= 512,
             "a server-streaming call's future is {size} bytes"
         );
     }

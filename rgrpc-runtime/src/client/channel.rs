@@ -4,8 +4,11 @@
 //! UNAVAILABLE at once while the channel is in TRANSIENT_FAILURE (fail-fast, the
 //! default). Nothing a caller does dials: subchannels connect in their own tasks.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -35,8 +38,8 @@ pub(crate) const DEFAULT_MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
 const DEFAULT_USER_AGENT: &str = concat!("grpc-rust-rgrpc/", env!("CARGO_PKG_VERSION"));
 
 /// What one waiting call costs besides its encoded message, counted against the
-/// budget: its state while waiting (`call::Prepared`, a few hundred bytes) and the
-/// task or future around it, rounded up.
+/// budget: its future while waiting (488 B for a unary call, `call::Prepared` and
+/// its wait), its deadline's timer (112 B, boxed) and the task around it, rounded up.
 const WAITING_CALL_BYTES: usize = 1024;
 
 /// How a channel spreads calls over its addresses.
@@ -614,23 +617,43 @@ impl Channel {
 
     /// A Ready connection for a call. Fail-fast (`wait_for_ready` false) fails
     /// UNAVAILABLE while the channel is in TRANSIENT_FAILURE; otherwise the call
-    /// waits for a connection (its deadline, applied by the caller, still runs).
+    /// waits for a connection.
     pub(crate) async fn pick(
         &self,
         full_method: &str,
         wait_for_ready: bool,
     ) -> Result<Arc<Conn>, Status> {
+        let mut changed = std::pin::pin!(self.changed());
+        std::future::poll_fn(|cx| self.poll_pick(full_method, wait_for_ready, changed.as_mut(), cx))
+            .await
+    }
+
+    /// What `poll_pick` waits on between its tries.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.changed.notified()
+    }
+
+    /// [`Channel::pick`] as a poll, for a caller that keeps `changed` (from
+    /// [`Channel::changed`]) in its own future and runs its deadline beside it
+    /// (`client::call`). Every try first registers `changed`, so that a change
+    /// between the try and the wait is not lost.
+    pub(crate) fn poll_pick<'c>(
+        &'c self,
+        full_method: &str,
+        wait_for_ready: bool,
+        mut changed: Pin<&mut tokio::sync::futures::Notified<'c>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Arc<Conn>, Status>> {
         loop {
-            let notified = self.inner.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            changed.as_mut().enable();
             match self.inner.try_pick(full_method) {
-                Pick::Ready(conn) => return Ok(conn),
+                Pick::Ready(conn) => return Poll::Ready(Ok(conn)),
                 Pick::Queue => {}
-                Pick::Fail(status) if !wait_for_ready => return Err(status),
+                Pick::Fail(status) if !wait_for_ready => return Poll::Ready(Err(status)),
                 Pick::Fail(_) => {}
             }
-            notified.await;
+            ready!(changed.as_mut().poll(cx));
+            changed.set(self.changed());
         }
     }
 }

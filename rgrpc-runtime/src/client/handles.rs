@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 
-use super::call::{Prepared, RecvHalf, SendHalf};
+use super::call::{Prepared, RecvHalf, SendHalf, Ticket};
 use super::channel::Channel;
 use super::interceptor;
 use crate::call::{CallOptions, Request, Response};
@@ -71,10 +71,10 @@ impl Channel {
             if let Start::Intercepted(call) = &mut start {
                 return call.await;
             }
-            let prepared = start.wait().await?;
+            let (prepared, ticket) = start.wait().await?;
             // Boxed: a call waiting for its connection holds only the prepared call.
             Box::pin(async move {
-                let (_send, recv) = prepared.open(None).await?;
+                let (_send, recv) = prepared.open(ticket, None).await?;
                 single_response(recv).await
             })
             .await
@@ -107,7 +107,10 @@ impl Channel {
         async move {
             let (_send, recv) = match &mut start {
                 Start::Intercepted(opened) => opened.await?,
-                Start::Direct(_) | Start::Taken => Box::pin(start.wait().await?.open(None)).await?,
+                Start::Direct(_) | Start::Taken => {
+                    let (prepared, ticket) = start.wait().await?;
+                    Box::pin(prepared.open(ticket, None)).await?
+                }
             };
             Ok(ResponseStream {
                 recv,
@@ -181,14 +184,16 @@ enum Start<'c, F> {
 
 impl<'c, F> Start<'c, F> {
     /// A direct call: waits for its connection and stream, in place, and gives the
-    /// prepared call back.
-    async fn wait(&mut self) -> Result<Prepared<'c>, Status> {
-        if let Start::Direct(Ok(prepared)) = self {
-            prepared.wait().await?;
-        }
-        match std::mem::replace(self, Start::Taken) {
-            Start::Direct(prepared) => prepared,
-            Start::Intercepted(_) | Start::Taken => {
+    /// prepared call back with them.
+    async fn wait(&mut self) -> Result<(Prepared<'c>, Ticket), Status> {
+        let waited = match self {
+            Start::Direct(Ok(prepared)) => Some(prepared.wait().await),
+            Start::Direct(Err(_)) | Start::Intercepted(_) | Start::Taken => None,
+        };
+        match (std::mem::replace(self, Start::Taken), waited) {
+            (Start::Direct(Ok(prepared)), Some(Ok(ticket))) => Ok((prepared, ticket)),
+            (Start::Direct(Err(status)), _) | (_, Some(Err(status))) => Err(status),
+            (Start::Direct(Ok(_)) | Start::Intercepted(_) | Start::Taken, _) => {
                 unreachable!("only a direct call waits here, once")
             }
         }
@@ -212,8 +217,8 @@ impl Channel {
             return Box::pin(opened).await;
         }
         let mut prepared = Prepared::new::<Req>(self, path, kind, options, None)?;
-        prepared.wait().await?;
-        Box::pin(prepared.open(None)).await
+        let ticket = prepared.wait().await?;
+        Box::pin(prepared.open(ticket, None)).await
     }
 
     /// Whether the channel has interceptors (one branch per call when not).

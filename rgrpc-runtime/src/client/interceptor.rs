@@ -298,8 +298,8 @@ async fn run_call(call: &mut ClientCall) -> Result<(), Status> {
         None => None,
     };
     let mut prepared = Prepared::new(&call.channel, call.path, call.kind, options, request)?;
-    prepared.wait().await?;
-    let (send, mut recv) = prepared.open(observers).await?;
+    let ticket = prepared.wait().await?;
+    let (send, mut recv) = prepared.open(ticket, observers).await?;
     if call.kind.server_streams() || call.kind.client_streams() {
         call.halves = Some((send, recv));
         return Ok(());
