@@ -253,6 +253,21 @@ impl Status {
         &mut self.0.metadata
     }
 
+    /// A call's outcome from its trailers (or Trailers-Only headers), as
+    /// [`Status::from_trailers`] reads them; OK builds no `Status` (one is boxed, and
+    /// almost every call ends OK). PROTOCOL-HTTP2.md: OK is `grpc-status: 0`, and a
+    /// client takes no message from it.
+    pub(crate) fn result_from_trailers(map: &http::HeaderMap) -> Result<(), Status> {
+        if map.get(&GRPC_STATUS).is_some_and(|v| v.as_bytes() == b"0") {
+            return Ok(());
+        }
+        let status = Status::from_trailers(map);
+        match status.code() {
+            Code::Ok => Ok(()),
+            _ => Err(status),
+        }
+    }
+
     /// Builds a status from a response's trailers (or Trailers-Only headers).
     /// Missing `grpc-status` is INTERNAL with a message that says so. Only a failed
     /// status carries the trailing metadata (an OK one is never handed out); the caller
@@ -484,5 +499,22 @@ mod tests {
             Status::from_trailers(&http::HeaderMap::new()).code(),
             Code::Internal
         );
+    }
+
+    #[test]
+    fn a_result_from_trailers_is_ok_only_for_grpc_status_0() {
+        let mut map = http::HeaderMap::new();
+        map.insert(GRPC_STATUS, http::HeaderValue::from_static("0"));
+        map.insert(GRPC_MESSAGE, http::HeaderValue::from_static("ignored"));
+        assert!(Status::result_from_trailers(&map).is_ok());
+        map.insert(GRPC_STATUS, http::HeaderValue::from_static("5"));
+        let failed = Status::result_from_trailers(&map).unwrap_err();
+        assert_eq!(failed.code(), Code::NotFound);
+        assert_eq!(failed.message(), "ignored");
+        map.insert(GRPC_STATUS, http::HeaderValue::from_static("0x"));
+        let malformed = Status::result_from_trailers(&map).unwrap_err();
+        assert_eq!(malformed.code(), Code::Unknown);
+        let missing = Status::result_from_trailers(&http::HeaderMap::new()).unwrap_err();
+        assert_eq!(missing.code(), Code::Internal);
     }
 }

@@ -337,9 +337,9 @@ pub(super) struct RecvHalf {
     retrying: Option<Box<Retrying>>,
     /// The channel's retry throttle: every call's end counts (A6).
     throttle: Option<Arc<Throttle>>,
-    /// The deadline's timer when the call is read as a `Stream`, whose `poll_next`
-    /// cannot hold `until`'s future: made (boxed, once per call) on the first poll that
-    /// waits, and only then, so `message().await` pays nothing for it.
+    /// The deadline's timer while a message is awaited (`message`, or `poll_next` of
+    /// a `Stream`, which cannot hold a future): made once per call, on the first poll
+    /// that waits, and only then.
     stream_timer: Timer,
 }
 
@@ -351,8 +351,10 @@ pub(super) struct RecvHalf {
 pub(super) struct Replay {
     channel: Channel,
     pub(super) path: &'static str,
-    /// The call's request metadata (all of its options that the attempts use).
-    metadata: Metadata,
+    /// The call's request metadata (all of its options that the attempts use); none
+    /// when it is empty, as for most calls: inline it would add 88 B to every call's
+    /// future, and a unary call's would outgrow glibc's per-thread cache (1032 B).
+    metadata: Option<Box<Metadata>>,
     /// After the service config.
     wait_for_ready: bool,
     encoding: Option<Encoding>,
@@ -702,14 +704,11 @@ impl RecvHalf {
         if let RecvState::Done(result) = &self.state {
             return result.clone().map(|()| None);
         }
-        let deadline = self.deadline;
-        match until(deadline, poll_fn(|cx| self.poll_message(cx))).await {
-            Err(status) => self.expire(status).map(|()| None),
-            ok => ok,
-        }
+        poll_fn(|cx| self.poll_message_before_deadline(cx)).await
     }
 
-    /// [`RecvHalf::message`] for a `Stream`: the deadline is `stream_timer`.
+    /// [`RecvHalf::message`] as a poll (for it and for a `Stream`): the deadline's
+    /// timer is `stream_timer`.
     pub(super) fn poll_message_before_deadline(
         &mut self,
         cx: &mut Context<'_>,
@@ -749,14 +748,10 @@ impl RecvHalf {
             // here resumes here).
             Ok(None) => match ready!(reader.poll_trailers(cx)) {
                 Ok(Some(map)) => {
-                    let status = Status::from_trailers(&map);
+                    let result = Status::result_from_trailers(&map);
                     self.trailers = Metadata::from_received(map);
                     self.trailers_arrived();
-                    if status.code() == Code::Ok {
-                        Ok(())
-                    } else {
-                        Err(status)
-                    }
+                    result
                 }
                 Ok(None) => Err(Status::internal(
                     "server closed the stream without sending trailers",
@@ -797,7 +792,7 @@ pub(super) fn check_head(
     if parts.status != http::StatusCode::OK {
         let code = Code::from_http_status(parts.status.as_u16());
         if parts.headers.contains_key(&GRPC_STATUS) {
-            return Err(trailers_only(&parts.headers));
+            return Err(Status::result_from_trailers(&parts.headers));
         }
         return Err(Err(Status::new(
             code,
@@ -808,7 +803,7 @@ pub(super) fn check_head(
         )));
     }
     if parts.headers.contains_key(&GRPC_STATUS) {
-        return Err(trailers_only(&parts.headers));
+        return Err(Status::result_from_trailers(&parts.headers));
     }
     let content_type = parts.headers.get(&CONTENT_TYPE).map(HeaderValue::as_bytes);
     match content_type {
@@ -828,15 +823,6 @@ pub(super) fn check_head(
             "unexpected content-type {:?} in response",
             other.map(String::from_utf8_lossy)
         )))),
-    }
-}
-
-fn trailers_only(headers: &http::HeaderMap) -> Result<(), Status> {
-    let status = Status::from_trailers(headers);
-    if status.code() == Code::Ok {
-        Ok(())
-    } else {
-        Err(status)
     }
 }
 
@@ -1020,195 +1006,209 @@ async fn wait_for_stream(want: &Want<'_>) -> Result<Ticket, Status> {
     Ok(Ticket { conn, permit })
 }
 
-impl Prepared<'_> {
+impl<'a> Prepared<'a> {
     /// Opens the stream; the request is queued with it when the call has only one.
     /// `observers`: an intercepted call's.
-    pub(super) async fn open(
+    ///
+    /// Not an `async fn`: its arguments would be kept twice in the future (as
+    /// arguments and as the body's locals); the block uses them in place.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn's future keeps its arguments beside the body's copies of them"
+    )]
+    pub(super) fn open(
         self,
         ticket: Ticket,
         observers: Option<Arc<Observers>>,
-    ) -> Result<(SendHalf, RecvHalf), Status> {
-        let Prepared {
-            want:
-                Want {
-                    channel,
-                    path,
-                    wait_for_ready,
-                    deadline,
-                },
-            metadata,
-            encoding,
-            max_send,
-            max_recv,
-            first,
-            stats,
-            first_len,
-            trace,
-            policy,
-        } = self;
-        let closed = first.is_some();
-        let started = start_on(
-            channel,
-            path,
-            &metadata,
-            encoding,
-            deadline,
-            Attempt {
-                first: first.clone(),
+    ) -> impl Future<Output = Result<(SendHalf, RecvHalf), Status>> + Send + 'a {
+        async move {
+            // Opened from `self`'s fields in place; taken apart only after, so that the
+            // future does not hold a second copy of them while the open waits.
+            let want = &self.want;
+            let attempt = Attempt {
+                first: self.first.clone(),
                 previous_attempts: 0,
-            },
-            ticket,
-        )
-        .await;
-        let mut stats = stats;
-        let mut started = match started {
-            Ok(started) => started,
-            Err(status) => {
-                stats.end(&Err(status.clone()));
-                if let Some(trace) = &trace {
-                    trace.end(&Err(status.clone()));
+            };
+            let started = start_on(
+                want.channel,
+                want.path,
+                &self.metadata,
+                self.encoding,
+                want.deadline,
+                attempt,
+                ticket,
+            )
+            .await;
+            let Prepared {
+                want:
+                    Want {
+                        channel,
+                        path,
+                        wait_for_ready,
+                        deadline,
+                    },
+                metadata,
+                encoding,
+                max_send,
+                max_recv,
+                first,
+                stats,
+                first_len,
+                trace,
+                policy,
+            } = self;
+            let mut stats = stats;
+            let mut started = match started {
+                Ok(started) => started,
+                Err(status) => {
+                    stats.end(&Err(status.clone()));
+                    if let Some(trace) = &trace {
+                        trace.end(&Err(status.clone()));
+                    }
+                    return Err(status);
                 }
-                return Err(status);
+            };
+            let closed = first.is_some();
+            if let (Some(trace), Some(_)) = (&trace, &first) {
+                trace.sent();
             }
-        };
-        if let (Some(trace), Some(_)) = (&trace, &first) {
-            trace.sent();
+            let stats = stats.take();
+            if let Some(stats) = &stats {
+                report_open(stats, path, &metadata, encoding, first.as_ref(), first_len);
+            }
+            let throttle = channel.throttle().cloned();
+            // gRFC A6: a call is retried or hedged while what it sent fits the replay
+            // budget. Calls without a policy take none of the branches below that build
+            // anything.
+            let mut retrying = None;
+            let mut outbox = None;
+            let mut hedging = None;
+            let policy = policy.as_ref().map(|p| (p, &**p));
+            // A streamed request's replay buffer, with this attempt as its first target.
+            let streamed = |hedged| {
+                let target = started.target(stats.clone())?;
+                let budget = CallBudget::new(channel.retry_budget().clone());
+                Some(Outbox::new(path, budget, target, hedged))
+            };
+            match (policy, &first) {
+                (Some((policy, Policy::Retry(_))), Some(request)) => {
+                    let mut budget = CallBudget::new(channel.retry_budget().clone());
+                    if budget.keep(request.len()) {
+                        retrying = Some(Box::new(Retrying {
+                            policy: policy.clone(),
+                            since_pushback: 0,
+                            budget: Some(budget),
+                        }));
+                    }
+                }
+                (Some((policy, Policy::Retry(_))), None) => {
+                    // A streamed request: every message is kept in the outbox.
+                    outbox = streamed(false);
+                    if outbox.is_some() {
+                        retrying = Some(Box::new(Retrying {
+                            policy: policy.clone(),
+                            since_pushback: 0,
+                            budget: None,
+                        }));
+                    }
+                }
+                (Some((_, Policy::Hedging(hedge))), Some(request)) => {
+                    let mut budget = CallBudget::new(channel.retry_budget().clone());
+                    if budget.keep(request.len()) {
+                        hedging = Some((hedge.clone(), Some(budget)));
+                    }
+                }
+                (Some((_, Policy::Hedging(hedge))), None) => {
+                    // A streamed request: every message is kept in the outbox, and goes to
+                    // every live attempt.
+                    outbox = streamed(true);
+                    if outbox.is_some() {
+                        hedging = Some((hedge.clone(), None));
+                    }
+                }
+                (None, _) => {}
+            }
+            let kept = match (first, &outbox) {
+                (Some(request), _) => Some(Kept::Whole(request)),
+                (None, Some(outbox)) => Some(Kept::Streamed(outbox.clone())),
+                (None, None) => None,
+            };
+            let replay = kept.map(|request| Replay {
+                channel: channel.clone(),
+                path,
+                metadata: (!metadata.is_empty()).then(|| Box::new(metadata)),
+                wait_for_ready,
+                encoding,
+                request,
+                request_len: first_len,
+                previous_attempts: 0,
+                transparent_left: true,
+            });
+            let send = SendHalf {
+                conn: started.conn.clone(),
+                key: started.key,
+                quota: started.quota.take(),
+                deadline,
+                max_send,
+                // A new buffer for the messages streamed after the first: what is left of
+                // the first one's is shared with it and would keep it alive.
+                buf: BytesMut::new(),
+                closed,
+                encoding,
+                compress: true,
+                observers: observers.clone(),
+                stats: stats.clone(),
+                trace: trace.clone(),
+                path,
+                outbox,
+            };
+            let key = started.key;
+            let (conn, state, permit, stats, replay) = match (hedging, replay) {
+                (Some((policy, budget)), Some(replay)) => {
+                    // The attempts, this first one included, live in the hedge until one
+                    // answers.
+                    let conn = started.conn.clone();
+                    let first = Started { stats, ..started };
+                    // A streamed request's outbox is committed by the call (`commit`).
+                    let kept = replay.outbox().is_some().then(|| replay.clone());
+                    let hedge =
+                        Hedge::new(policy, replay, deadline, first, throttle.clone(), budget);
+                    let hedge = Box::new(hedge);
+                    let driven = match kept {
+                        None => hedge::Driven::Inline(hedge),
+                        Some(_) => hedge::Driven::spawn(hedge),
+                    };
+                    let state = RecvState::Hedging(Mutex::new(driven));
+                    (conn, state, None, None, kept)
+                }
+                (_, replay) => {
+                    let state = RecvState::Head(started.response);
+                    (started.conn, state, Some(started.permit), stats, replay)
+                }
+            };
+            let recv = RecvHalf {
+                conn,
+                key,
+                deadline,
+                max_recv,
+                state,
+                headers: None,
+                trailers: Metadata::new(),
+                last_compressed: false,
+                last_wire_size: 0,
+                last_len: 0,
+                stats,
+                trace,
+                path,
+                observers,
+                permit,
+                replay,
+                retrying,
+                throttle,
+                stream_timer: None,
+            };
+            Ok((send, recv))
         }
-        let stats = stats.take();
-        if let Some(stats) = &stats {
-            report_open(stats, path, &metadata, encoding, first.as_ref(), first_len);
-        }
-        let throttle = channel.throttle().cloned();
-        // gRFC A6: a call is retried or hedged while what it sent fits the replay
-        // budget. Calls without a policy take none of the branches below that build
-        // anything.
-        let mut retrying = None;
-        let mut outbox = None;
-        let mut hedging = None;
-        let policy = policy.as_ref().map(|p| (p, &**p));
-        // A streamed request's replay buffer, with this attempt as its first target.
-        let streamed = |hedged| {
-            let target = started.target(stats.clone())?;
-            let budget = CallBudget::new(channel.retry_budget().clone());
-            Some(Outbox::new(path, budget, target, hedged))
-        };
-        match (policy, &first) {
-            (Some((policy, Policy::Retry(_))), Some(request)) => {
-                let mut budget = CallBudget::new(channel.retry_budget().clone());
-                if budget.keep(request.len()) {
-                    retrying = Some(Box::new(Retrying {
-                        policy: policy.clone(),
-                        since_pushback: 0,
-                        budget: Some(budget),
-                    }));
-                }
-            }
-            (Some((policy, Policy::Retry(_))), None) => {
-                // A streamed request: every message is kept in the outbox.
-                outbox = streamed(false);
-                if outbox.is_some() {
-                    retrying = Some(Box::new(Retrying {
-                        policy: policy.clone(),
-                        since_pushback: 0,
-                        budget: None,
-                    }));
-                }
-            }
-            (Some((_, Policy::Hedging(hedge))), Some(request)) => {
-                let mut budget = CallBudget::new(channel.retry_budget().clone());
-                if budget.keep(request.len()) {
-                    hedging = Some((hedge.clone(), Some(budget)));
-                }
-            }
-            (Some((_, Policy::Hedging(hedge))), None) => {
-                // A streamed request: every message is kept in the outbox, and goes to
-                // every live attempt.
-                outbox = streamed(true);
-                if outbox.is_some() {
-                    hedging = Some((hedge.clone(), None));
-                }
-            }
-            (None, _) => {}
-        }
-        let kept = match (first, &outbox) {
-            (Some(request), _) => Some(Kept::Whole(request)),
-            (None, Some(outbox)) => Some(Kept::Streamed(outbox.clone())),
-            (None, None) => None,
-        };
-        let replay = kept.map(|request| Replay {
-            channel: channel.clone(),
-            path,
-            metadata,
-            wait_for_ready,
-            encoding,
-            request,
-            request_len: first_len,
-            previous_attempts: 0,
-            transparent_left: true,
-        });
-        let send = SendHalf {
-            conn: started.conn.clone(),
-            key: started.key,
-            quota: started.quota.take(),
-            deadline,
-            max_send,
-            // A new buffer for the messages streamed after the first: what is left of
-            // the first one's is shared with it and would keep it alive.
-            buf: BytesMut::new(),
-            closed,
-            encoding,
-            compress: true,
-            observers: observers.clone(),
-            stats: stats.clone(),
-            trace: trace.clone(),
-            path,
-            outbox,
-        };
-        let key = started.key;
-        let (conn, state, permit, stats, replay) = match (hedging, replay) {
-            (Some((policy, budget)), Some(replay)) => {
-                // The attempts, this first one included, live in the hedge until one
-                // answers.
-                let conn = started.conn.clone();
-                let first = Started { stats, ..started };
-                // A streamed request's outbox is committed by the call (`commit`).
-                let kept = replay.outbox().is_some().then(|| replay.clone());
-                let hedge = Hedge::new(policy, replay, deadline, first, throttle.clone(), budget);
-                let hedge = Box::new(hedge);
-                let driven = match kept {
-                    None => hedge::Driven::Inline(hedge),
-                    Some(_) => hedge::Driven::spawn(hedge),
-                };
-                let state = RecvState::Hedging(Mutex::new(driven));
-                (conn, state, None, None, kept)
-            }
-            (_, replay) => {
-                let state = RecvState::Head(started.response);
-                (started.conn, state, Some(started.permit), stats, replay)
-            }
-        };
-        let recv = RecvHalf {
-            conn,
-            key,
-            deadline,
-            max_recv,
-            state,
-            headers: None,
-            trailers: Metadata::new(),
-            last_compressed: false,
-            last_wire_size: 0,
-            last_len: 0,
-            stats,
-            trace,
-            path,
-            observers,
-            permit,
-            replay,
-            retrying,
-            throttle,
-            stream_timer: None,
-        };
-        Ok((send, recv))
     }
 }
 
@@ -1273,20 +1273,81 @@ struct Attempt {
 
 /// Builds the request head and opens the stream on the ticket's connection; `first` is
 /// a whole request sent with the open.
-async fn start_on(
+///
+/// Not an `async fn`, as `Prepared::open` is not: the block uses its arguments in place.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn's future keeps its arguments beside the body's copies of them"
+)]
+fn start_on<'c>(
+    channel: &'c Channel,
+    path: &'static str,
+    metadata: &'c Metadata,
+    encoding: Option<Encoding>,
+    deadline: Option<Instant>,
+    attempt: Attempt,
+    ticket: Ticket,
+) -> impl Future<Output = Result<Started, Status>> + Send + 'c {
+    async move {
+        // The permit is ours: h2 has room for the stream, so this is ready at once
+        // unless the connection is going away. Polled in place, so the call's future
+        // holds the h2 handle and nothing more while it waits.
+        let mut sender = ticket.conn.send_request.clone();
+        let mut timer = None;
+        poll_fn(|cx| match sender.poll_ready(cx) {
+            Poll::Ready(ready) => Poll::Ready(ready.map_err(|e| status_from_h2(&e))),
+            Poll::Pending => poll_expired(deadline, &mut timer, cx),
+        })
+        .await?;
+        let request = request_head(
+            channel,
+            path,
+            metadata,
+            encoding,
+            deadline,
+            attempt.previous_attempts,
+        )?;
+        let (response, send) = sender
+            .send_request(request, false)
+            .map_err(|e| status_from_h2(&e))?;
+        drop(sender);
+        let Ticket { conn, permit } = ticket;
+        let key = conn.next_key();
+        // A request sent whole with the open needs no quota: nothing else is written.
+        let (then, quota) = match attempt.first {
+            Some(data) => (Opened::Whole(data), None),
+            None => {
+                let quota = controlbuf::new_quota();
+                (Opened::Streaming(quota.clone()), Some(quota))
+            }
+        };
+        let open = Item::OpenClient { key, send, then };
+        if let Some(open) = conn.writer.try_send(open)? {
+            // The control buffer is full: wait for room. Boxed, so that the future of
+            // every call does not reserve room for this rare wait and the item in it.
+            Box::pin(until(deadline, conn.writer.send(open))).await?;
+        }
+        Ok(Started {
+            conn,
+            key,
+            response,
+            quota,
+            permit,
+            stats: None,
+            attempt: attempt.previous_attempts,
+        })
+    }
+}
+
+/// An attempt's request head: the method's URI and the gRPC request headers.
+fn request_head(
     channel: &Channel,
     path: &'static str,
     metadata: &Metadata,
     encoding: Option<Encoding>,
     deadline: Option<Instant>,
-    attempt: Attempt,
-    ticket: Ticket,
-) -> Result<Started, Status> {
-    let Attempt {
-        first,
-        previous_attempts,
-    } = attempt;
-    let Ticket { conn, permit } = ticket;
+    previous_attempts: u32,
+) -> Result<http::Request<()>, Status> {
     // From the parts: the path is `'static` (generated constants), so it is checked
     // but not copied, and the scheme and authority are already parsed.
     let path_and_query =
@@ -1331,39 +1392,7 @@ async fn start_on(
             HeaderValue::from(previous_attempts),
         );
     }
-    let (response, send) = until(deadline, async {
-        // The permit is ours: h2 has room for the stream.
-        let mut sender = conn
-            .send_request
-            .clone()
-            .ready()
-            .await
-            .map_err(|e| status_from_h2(&e))?;
-        sender
-            .send_request(request, false)
-            .map_err(|e| status_from_h2(&e))
-    })
-    .await?;
-    let key = conn.next_key();
-    // A request sent whole with the open needs no quota: nothing else is written.
-    let (then, quota) = match first {
-        Some(data) => (Opened::Whole(data), None),
-        None => {
-            let quota = controlbuf::new_quota();
-            (Opened::Streaming(quota.clone()), Some(quota))
-        }
-    };
-    let open = Item::OpenClient { key, send, then };
-    until(deadline, conn.writer.send(open)).await?;
-    Ok(Started {
-        conn,
-        key,
-        response,
-        quota,
-        permit,
-        stats: None,
-        attempt: previous_attempts,
-    })
+    Ok(request)
 }
 
 /// Another attempt of a call (a retry, a hedge, or its transparent retry): after
@@ -1394,6 +1423,7 @@ pub(super) async fn reattempt(
         previous_attempts,
         transparent_left: _,
     } = replay;
+    let metadata = metadata.map(|m| *m).unwrap_or_default();
     let stats = match (new_attempt, stats) {
         (true, Some(stats)) => Some(Arc::new(stats.next_attempt(path, previous_attempts))),
         (_, stats) => stats,

@@ -716,10 +716,12 @@ impl Inner {
         if self.config.idle_timeout.is_some() {
             *self.last_pick.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
         }
-        if self.core().resolver.is_none() {
-            self.start_resolver();
-        }
         let mut core = self.core();
+        if core.resolver.is_none() {
+            drop(core);
+            self.start_resolver();
+            core = self.core();
+        }
         if core.subchannels.is_empty() {
             return match &core.resolve_error {
                 Some(status) => Pick::Fail(status.clone()),
@@ -953,21 +955,27 @@ impl Resolver for NoResolver {}
 /// pool of connections, if it has one); the next address is tried only when every
 /// earlier one has failed. Returns the pick and the next rotation index.
 fn pick_first(subchannels: &[Arc<Subchannel>], next: usize) -> (Pick, usize) {
-    if let Some(first) = subchannels.iter().find(|sc| sc.ready_conn().is_some()) {
+    if let Some((first, conn)) = subchannels
+        .iter()
+        .find_map(|sc| Some((sc, sc.ready_conn()?)))
+    {
         let address = first.address();
-        let pool: Vec<&Arc<Subchannel>> = subchannels
-            .iter()
-            .filter(|sc| sc.address() == address)
-            .collect();
-        for i in 0..pool.len() {
-            let index = (next + i) % pool.len();
-            if let Some(conn) = pool[index].ready_conn() {
-                // The rest of the pool connects too.
-                for sc in &pool {
-                    sc.connect();
-                }
-                return (Pick::Ready(conn), index + 1);
+        let pool = || subchannels.iter().filter(move |sc| sc.address() == address);
+        let size = pool().count();
+        if size == 1 {
+            // One connection to the address (the default): nothing to rotate.
+            return (Pick::Ready(conn), next);
+        }
+        for i in 0..size {
+            let index = (next + i) % size;
+            let Some(conn) = pool().nth(index).and_then(|sc| sc.ready_conn()) else {
+                continue;
+            };
+            // The rest of the pool connects too.
+            for sc in pool() {
+                sc.connect();
             }
+            return (Pick::Ready(conn), index + 1);
         }
     }
     if subchannels

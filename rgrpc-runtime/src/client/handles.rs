@@ -22,8 +22,9 @@ fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
 }
 
 /// Reads the single response of a unary or client-streaming call, then the status.
+/// By reference: the half stays in the caller's future, not copied into this one.
 async fn single_response<T: prost::Message + Default + 'static>(
-    mut recv: RecvHalf,
+    recv: &mut RecvHalf,
 ) -> Result<Response<T>, Status> {
     let Some(payload) = recv.message().await? else {
         return Err(Status::unimplemented("server sent no response message"));
@@ -74,8 +75,10 @@ impl Channel {
             let (prepared, ticket) = start.wait().await?;
             // Boxed: a call waiting for its connection holds only the prepared call.
             Box::pin(async move {
-                let (_send, recv) = prepared.open(ticket, None).await?;
-                single_response(recv).await
+                let (send, mut recv) = prepared.open(ticket, None).await?;
+                // Closed with the request: nothing of it is needed while the response comes.
+                drop(send);
+                single_response(&mut recv).await
             })
             .await
         }
@@ -389,7 +392,7 @@ impl<Req: prost::Message + 'static, Resp: prost::Message + Default + 'static>
     /// Closes the request stream and waits for the response.
     pub async fn close_and_recv(mut self) -> Result<Response<Resp>, Status> {
         self.send.close().await?;
-        single_response(self.recv).await
+        single_response(&mut self.recv).await
     }
 }
 

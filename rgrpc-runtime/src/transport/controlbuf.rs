@@ -157,6 +157,16 @@ impl<P: Port> Writer<P> {
             .map_err(|_| Status::unavailable("connection closed"))
     }
 
+    /// Queues `item` if there is room now; gives it back while the queue is full (the
+    /// caller then waits with `send`, off its fast path).
+    pub(crate) fn try_send(&self, item: Item<P>) -> Result<Option<Item<P>>, Status> {
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(None),
+            Err(queue::TrySendError::Full(item)) => Ok(Some(item)),
+            Err(queue::TrySendError::Closed(_)) => Err(Status::unavailable("connection closed")),
+        }
+    }
+
     /// Queues a reset without waiting (for `Drop`); when the queue is full the reset is
     /// sent from a task so it is not lost.
     pub(crate) fn reset(&self, key: StreamKey, reason: Reason) {
@@ -1233,5 +1243,27 @@ mod tests {
         poll(&mut task);
         let sent = tokio::time::timeout(quick, writer.send(reset())).await;
         assert!(sent.is_ok(), "room again once the writer took a batch");
+    }
+
+    #[tokio::test]
+    async fn try_send_queues_while_there_is_room_and_gives_the_item_back_when_full() {
+        let (writer, task) = Writer::<Fake>::new();
+        let reset = || Item::Reset {
+            key: 99,
+            reason: Reason::CANCEL,
+        };
+        for _ in 0..CONTROL_QUEUE_ITEMS {
+            assert!(matches!(writer.try_send(reset()), Ok(None)), "queued");
+        }
+        assert!(
+            matches!(
+                writer.try_send(reset()),
+                Ok(Some(Item::Reset { key: 99, .. }))
+            ),
+            "full: the item comes back for `send`"
+        );
+        drop(task);
+        let closed = writer.try_send(reset()).err().map(|status| status.code());
+        assert_eq!(closed, Some(crate::Code::Unavailable), "the writer is gone");
     }
 }
