@@ -65,16 +65,17 @@ pub(super) async fn until<T>(
     poll_fn(|cx| poll_until(fut.as_mut(), deadline, &mut timer, cx)).await
 }
 
-/// A deadline's timer, made by `poll_until` once a step has had to wait. Boxed: a
+/// A deadline's timer, made by `poll_expired` once a step has had to wait. Boxed: a
 /// tokio `Sleep` is 112 B, and every call's future would reserve room for it while
 /// only the calls that wait with a deadline make one (a waiting call then holds
-/// 8 B here plus the box).
+/// 8 B here plus the box; a step that waits pays one allocation for it).
 type Timer = Option<Pin<Box<tokio::time::Sleep>>>;
 
 /// Polls `fut`, then the deadline. The timer is made only once `fut` has had to
 /// wait, so a step that completes at once (most of them) sets up no timer; a
-/// caller that keeps `fut` and `timer` in its own frame (`wait_for_stream`) holds
-/// each once, where `tokio::time::timeout_at` would hold a second copy of `fut`.
+/// caller that keeps its step and `timer` in its own frame (`wait_for_stream`, with
+/// `poll_expired`) holds each once, where `tokio::time::timeout_at` would hold a
+/// second copy of the step.
 fn poll_until<T>(
     fut: Pin<&mut impl Future<Output = Result<T, Status>>>,
     deadline: Option<Instant>,
@@ -826,9 +827,10 @@ pub(super) fn check_head(
     }
 }
 
-/// A call that has its connection and stream permit, about to open its stream. What
-/// waits for them (`Prepared::wait`) is kept small: a waiting call holds this much plus its
-/// encoded message (the rest of the call is boxed only once it can go out).
+/// A call ready to wait for its connection and stream permit (`Prepared::wait`, which
+/// gives them as a `Ticket`), then to open its stream (`Prepared::open`). Kept small: a
+/// waiting call holds this much plus its encoded message (the rest of the call is
+/// boxed only once it can go out).
 pub(super) struct Prepared<'a> {
     want: Want<'a>,
     /// The request metadata: what is left of the call's options once they are applied.

@@ -964,7 +964,7 @@ fn pick_first(subchannels: &[Arc<Subchannel>], next: usize) -> (Pick, usize) {
         let size = pool().count();
         if size == 1 {
             // One connection to the address (the default): nothing to rotate.
-            return (Pick::Ready(conn), next);
+            return (Pick::Ready(conn), 1);
         }
         for i in 0..size {
             let index = (next + i) % size;

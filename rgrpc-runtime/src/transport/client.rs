@@ -220,6 +220,7 @@ pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn
         timer: Box::pin(tokio::time::sleep(Duration::from_secs(365 * 24 * 3600))),
         armed: None,
         put_off: false,
+        ended_since_flush: 0,
     };
     tokio::spawn(driver.run());
     match tokio::time::timeout(settings.connect_timeout, ready_rx).await {
@@ -262,6 +263,8 @@ struct Driver {
     armed: Option<Instant>,
     /// The last wake-up put off its flush (`put_off_flush`).
     put_off: bool,
+    /// Streams the server ended (responses completed) since writes were last flushed.
+    ended_since_flush: u32,
 }
 
 impl Driver {
@@ -303,8 +306,12 @@ impl Driver {
             }
         }
         let closing = self.poll_timers(cx, seen.last_read);
+        self.ended_since_flush = self.ended_since_flush.saturating_add(seen.ended);
         if !closing && done.is_pending() && self.put_off_flush(queued, cx) {
             return Poll::Pending;
+        }
+        if queued {
+            self.ended_since_flush = 0;
         }
         let _ = self.flusher.poll_flush(cx);
         if closing {
@@ -314,14 +321,15 @@ impl Driver {
     }
 
     /// Whether this wake-up leaves its writes buffered for one scheduler pass: when
-    /// callers queued requests and other calls are in flight on the connection, the
-    /// tasks those calls run in are likely runnable now (woken by the responses just
-    /// read) and about to queue theirs; one flush then carries them all, instead of a
-    /// `sendto` per call (0.55 per call against a server that spreads its replies over
-    /// several reads). Once per batch: the next wake-up flushes whatever it holds. A
-    /// lone call (c=1) never waits for it.
+    /// callers queued requests and at least two responses completed since writes were
+    /// last flushed, the tasks of those calls were woken by them and are likely about
+    /// to queue theirs; one flush then carries them all, instead of a `sendto` per call
+    /// (0.55 per call against a server that spreads its replies over several reads).
+    /// Once per batch: the next wake-up flushes whatever it holds. Calls made one at a
+    /// time (c=1, or beside idle long-lived streams) complete one response per flush
+    /// and never wait for it.
     fn put_off_flush(&mut self, queued: bool, cx: &mut Context<'_>) -> bool {
-        if !queued || self.put_off || self.state.active_calls(&self.streams) < 2 {
+        if !queued || self.put_off || self.ended_since_flush < 2 {
             self.put_off = false;
             return false;
         }

@@ -10,15 +10,17 @@
 //! polled h2 and the control-buffer writer: one syscall per batch.
 //!
 //! Safety of deferring: the driver flushes before its task goes to sleep, so no byte
-//! h2 believes flushed waits longer than the rest of the current wake-up; if the
+//! h2 believes flushed waits longer than the rest of the current wake-up (or, on the
+//! client, one more pass of the scheduler when its driver puts a flush off with a
+//! deferred wake of itself: `transport::client`, `Driver::put_off_flush`); if the
 //! socket is full the flush registers the task for writability. Until the driver takes
 //! over (during the handshake) and after it is gone, a flush is a real flush.
 //!
 //! Bound: the buffer never holds more than [`WRITE_BUFFER_BYTES`]; a write that would
 //! overflow it first drains it to the socket (and waits if the socket is full). The
 //! buffer is reserved at the first write of a wake-up (not when the connection opens: a
-//! touched page per idle connection showed in its RSS) and released at the end of
-//! every wake-up, so idle connections hold none.
+//! touched page per idle connection showed in its RSS) and released at every flush,
+//! so idle connections hold none.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;

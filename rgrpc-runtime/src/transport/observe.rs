@@ -59,7 +59,13 @@ pub(crate) struct Seen {
     pub settings: u32,
     /// The last GOAWAY received.
     pub goaway: Option<GoAway>,
+    /// Streams the peer ended (HEADERS or DATA with END_STREAM) since the last
+    /// `take_seen`: on a client, the calls whose responses just completed.
+    pub ended: u32,
 }
+
+/// The END_STREAM flag of HEADERS and DATA frames (RFC 9113, 6.1 and 6.2).
+const END_STREAM: u8 = 0x1;
 
 /// Whether `RGRPC_FRAME_LOG` asks for the frame log (read once).
 pub(crate) fn frame_log_enabled() -> bool {
@@ -121,6 +127,7 @@ impl Observed {
                 pings: 0,
                 settings: 0,
                 goaway: None,
+                ended: 0,
             },
             goaway_sink: None,
             fix: None,
@@ -180,6 +187,7 @@ impl Observed {
             pings: std::mem::take(&mut self.seen.pings),
             settings: std::mem::take(&mut self.seen.settings),
             goaway: self.seen.goaway.take(),
+            ended: std::mem::take(&mut self.seen.ended),
         }
     }
 
@@ -199,6 +207,9 @@ impl Observed {
             match (&frame.kind, &frame.detail) {
                 (Kind::Ping, Detail::Ping { ack: false, .. }) => seen.pings += 1,
                 (Kind::Settings, Detail::Settings { ack: false }) => seen.settings += 1,
+                (Kind::Headers | Kind::Data, _) if frame.flags & END_STREAM != 0 => {
+                    seen.ended = seen.ended.saturating_add(1);
+                }
                 (
                     Kind::GoAway,
                     Detail::GoAway {
@@ -300,5 +311,35 @@ impl AsyncWrite for Observed {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut out = len.to_be_bytes()[1..].to_vec();
+        out.extend_from_slice(&[kind, flags]);
+        out.extend_from_slice(&stream_id.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[tokio::test]
+    async fn seen_counts_the_streams_the_peer_ended() {
+        let (near, mut far) = tokio::io::duplex(4096);
+        let mut observed = Observed::new(BoxIo::other(near), Side::Client);
+        let mut bytes = frame(0x1, 0x5, 1, &[]); // HEADERS, END_STREAM | END_HEADERS
+        bytes.extend(frame(0x0, 0x1, 3, b"abc")); // DATA, END_STREAM
+        bytes.extend(frame(0x0, 0x0, 5, b"abc")); // DATA, more to come
+        bytes.extend(frame(0x1, 0x4, 5, &[])); // HEADERS, END_HEADERS only
+        far.write_all(&bytes).await.unwrap();
+        let mut read = vec![0; bytes.len()];
+        observed.read_exact(&mut read).await.unwrap();
+        assert_eq!(observed.take_seen().ended, 2);
+        assert_eq!(observed.take_seen().ended, 0, "counted since the last take");
     }
 }
