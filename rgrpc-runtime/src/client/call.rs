@@ -62,7 +62,7 @@ pub(super) async fn until<T>(
 ) -> Result<T, Status> {
     let mut fut = std::pin::pin!(fut);
     let mut timer = None;
-    poll_fn(|cx| poll_until(fut.as_mut(), deadline, &mut timer, cx)).await
+    poll_fn(|cx| poll_until(deadline, &mut timer, cx, |cx| fut.as_mut().poll(cx))).await
 }
 
 /// A deadline's timer, made by `poll_expired` once a step has had to wait. Boxed: a
@@ -71,43 +71,39 @@ pub(super) async fn until<T>(
 /// 8 B here plus the box; a step that waits pays one allocation for it).
 type Timer = Option<Pin<Box<tokio::time::Sleep>>>;
 
-/// Polls `fut`, then the deadline. The timer is made only once `fut` has had to
-/// wait, so a step that completes at once (most of them) sets up no timer; a
-/// caller that keeps its step and `timer` in its own frame (`wait_for_stream`, with
-/// `poll_expired`) holds each once, where `tokio::time::timeout_at` would hold a
-/// second copy of the step.
+/// Polls `step`, then the deadline. The timer is made only once the step has had to
+/// wait, so a step that completes at once (most of them) sets up no timer; a caller
+/// that polls its step in place (`wait_for_stream`, `start_on`) keeps it and `timer`
+/// once each in its own frame, where `tokio::time::timeout_at` would hold a second
+/// copy of the step.
 fn poll_until<T>(
-    fut: Pin<&mut impl Future<Output = Result<T, Status>>>,
     deadline: Option<Instant>,
     timer: &mut Timer,
     cx: &mut Context<'_>,
+    step: impl FnOnce(&mut Context<'_>) -> Poll<Result<T, Status>>,
 ) -> Poll<Result<T, Status>> {
-    if let Poll::Ready(result) = fut.poll(cx) {
+    if let Poll::Ready(result) = step(cx) {
         return Poll::Ready(result);
     }
-    poll_expired(deadline, timer, cx)
+    poll_expired(deadline, timer, cx).map(Err)
 }
 
-/// Ready with DEADLINE_EXCEEDED once `deadline` has passed; never without one.
-fn poll_expired<T>(
+/// Ready with DEADLINE_EXCEEDED once `deadline` has passed (the timer is made on the
+/// first poll); never without a deadline.
+fn poll_expired(
     deadline: Option<Instant>,
     timer: &mut Timer,
     cx: &mut Context<'_>,
-) -> Poll<Result<T, Status>> {
+) -> Poll<Status> {
     let Some(deadline) = deadline else {
         return Poll::Pending;
     };
-    ready!(poll_deadline(timer, deadline, cx));
-    Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded")))
-}
-
-/// Polls a deadline's timer, made on the first poll.
-fn poll_deadline(timer: &mut Timer, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
     let timer = timer.get_or_insert_with(|| {
         let at = tokio::time::Instant::from_std(deadline);
         Box::pin(tokio::time::sleep_until(at))
     });
-    timer.as_mut().poll(cx)
+    ready!(timer.as_mut().poll(cx));
+    Poll::Ready(Status::deadline_exceeded("deadline exceeded"))
 }
 
 /// Hands one framed message to a stream: waits for its write quota, then queues it.
@@ -717,12 +713,8 @@ impl RecvHalf {
         if let Poll::Ready(result) = self.poll_message(cx) {
             return Poll::Ready(result);
         }
-        // As `until`: the call first, then the timer.
-        let Some(deadline) = self.deadline else {
-            return Poll::Pending;
-        };
-        ready!(poll_deadline(&mut self.stream_timer, deadline, cx));
-        let status = Status::deadline_exceeded("deadline exceeded");
+        // As `poll_until`: the call first, then the timer.
+        let status = ready!(poll_expired(self.deadline, &mut self.stream_timer, cx));
         Poll::Ready(self.expire(status).map(|()| None))
     }
 
@@ -987,21 +979,20 @@ async fn wait_for_stream(want: &Want<'_>) -> Result<Ticket, Status> {
             deadline,
         } = want;
         let mut changed = std::pin::pin!(channel.changed());
-        poll_fn(
-            |cx| match channel.poll_pick(path, *wait_for_ready, changed.as_mut(), cx) {
-                Poll::Ready(picked) => Poll::Ready(picked),
-                Poll::Pending => poll_expired(*deadline, &mut timer, cx),
-            },
-        )
+        poll_fn(|cx| {
+            poll_until(*deadline, &mut timer, cx, |cx| {
+                channel.poll_pick(path, *wait_for_ready, changed.as_mut(), cx)
+            })
+        })
         .await?
     };
     let permit = {
         let mut permit = std::pin::pin!(conn.streams.clone().acquire_owned());
-        poll_fn(|cx| match permit.as_mut().poll(cx) {
-            Poll::Ready(permit) => {
-                Poll::Ready(permit.map_err(|_| Status::unavailable("connection closed")))
-            }
-            Poll::Pending => poll_expired(want.deadline, &mut timer, cx),
+        poll_fn(|cx| {
+            poll_until(want.deadline, &mut timer, cx, |cx| {
+                let closed = |_| Status::unavailable("connection closed");
+                permit.as_mut().poll(cx).map_err(closed)
+            })
         })
         .await?
     };
@@ -1013,13 +1004,14 @@ impl<'a> Prepared<'a> {
     /// `observers`: an intercepted call's.
     ///
     /// Not an `async fn`: its arguments would be kept twice in the future (as
-    /// arguments and as the body's locals); the block uses them in place.
+    /// arguments and as the body's locals); the block uses them in place (`mut self`
+    /// included: here it makes no second copy).
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn's future keeps its arguments beside the body's copies of them"
     )]
     pub(super) fn open(
-        self,
+        mut self,
         ticket: Ticket,
         observers: Option<Arc<Observers>>,
     ) -> impl Future<Output = Result<(SendHalf, RecvHalf), Status>> + Send + 'a {
@@ -1041,6 +1033,10 @@ impl<'a> Prepared<'a> {
                 ticket,
             )
             .await;
+            let mut started = match started {
+                Ok(started) => started,
+                Err(status) => return Err(self.failed(status)),
+            };
             let Prepared {
                 want:
                     Want {
@@ -1059,17 +1055,6 @@ impl<'a> Prepared<'a> {
                 trace,
                 policy,
             } = self;
-            let mut stats = stats;
-            let mut started = match started {
-                Ok(started) => started,
-                Err(status) => {
-                    stats.end(&Err(status.clone()));
-                    if let Some(trace) = &trace {
-                        trace.end(&Err(status.clone()));
-                    }
-                    return Err(status);
-                }
-            };
             let closed = first.is_some();
             if let (Some(trace), Some(_)) = (&trace, &first) {
                 trace.sent();
@@ -1296,9 +1281,10 @@ fn start_on<'c>(
         // holds the h2 handle and nothing more while it waits.
         let mut sender = ticket.conn.send_request.clone();
         let mut timer = None;
-        poll_fn(|cx| match sender.poll_ready(cx) {
-            Poll::Ready(ready) => Poll::Ready(ready.map_err(|e| status_from_h2(&e))),
-            Poll::Pending => poll_expired(deadline, &mut timer, cx),
+        poll_fn(|cx| {
+            poll_until(deadline, &mut timer, cx, |cx| {
+                sender.poll_ready(cx).map_err(|e| status_from_h2(&e))
+            })
         })
         .await?;
         let request = request_head(
