@@ -11,7 +11,7 @@
 # server-streaming 64 KiB and 1 MiB messages (MB/s); unary and bidi ping-pong latency at
 # concurrency 1 (and plain TCP ping-pong as the floor under it); client side (both load
 # generators against the same server); h2load against both servers with a fixed gRPC
-# request body (server only); idle RSS per server and per idle connection; overload
+# request body (server only), and against h2 alone (h2-floor) as the ceiling; idle RSS per server and per idle connection; overload
 # (open-loop client against a slow handler and against MAX_CONCURRENT_STREAMS=1, RSS of
 # both processes sampled over time).
 #
@@ -65,7 +65,8 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
         --manifest-path bench-tonic/Cargo.toml)
 fi
 declare -A SERVER_BIN=([rgrpc]=$RGRPC_TARGET/release/rgrpc-bench-server
-    [tonic]=$TONIC_TARGET/release/bench-tonic-server)
+    [tonic]=$TONIC_TARGET/release/bench-tonic-server
+    [h2floor]=$RGRPC_TARGET/release/h2-floor)
 TCP_BIN=$RGRPC_TARGET/release/tcp-pingpong
 declare -A CLIENT_BIN=([rgrpc]=$RGRPC_TARGET/release/rgrpc-bench-client
     [tonic]=$TONIC_TARGET/release/bench-tonic-client)
@@ -184,9 +185,13 @@ if command -v h2load >/dev/null; then
     for size in 10 1024 65536; do
         "${CLIENT_BIN[rgrpc]}" --payload "$size" --write_h2load_body "$OUT/body-$size.bin"
     done
-    for stack in rgrpc tonic; do
+    # h2floor: h2 alone with a fixed 10 B reply (bench/src/bin/h2-floor.rs), the floor
+    # under any server on h2; only the 10 B row.
+    for stack in rgrpc tonic h2floor; do
         start_server "$stack"
-        for size in 10 1024 65536; do
+        sizes=(10 1024 65536)
+        [[ $stack == h2floor ]] && sizes=(10)
+        for size in "${sizes[@]}"; do
             log "h2load $stack $size B"
             out=$OUT/h2load-$stack-$size.txt
             cpu0=$(awk '{print $14+$15}' "/proc/$SPID/stat")
@@ -284,6 +289,13 @@ row() { # row SCENARIO METRIC RGRPC TONIC GOAL
         goal=$(case $size in 10) echo ">= 2.0" ;; 1024) echo ">= 1.5" ;; *) echo ">= 1.2" ;; esac)
         row "h2load unary $size B, ${CONNS}x${STREAMS}" "req/s" "$r" "$t" "$goal"
     done
+    f=$(grep "^H2LOAD stack=h2floor payload=10 " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
+    if [[ -n "$f" ]]; then
+        r=$(grep "^H2LOAD stack=rgrpc payload=10 " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
+        t=$(grep "^H2LOAD stack=tonic payload=10 " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
+        row "h2load unary 10 B: h2 alone (h2-floor) in the rgrpc column" "req/s" "$f" "$t" "the ceiling"
+        row "h2load unary 10 B: rgrpc against h2 alone in the tonic column" "req/s" "$r" "$f" ""
+    fi
     idle() { grep "^IDLE stack=$1 " "$RESULTS" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
     row "idle server" "RSS KiB" "$(idle rgrpc idle_rss_kib)" "$(idle tonic idle_rss_kib)" "<= 1.0"
     row "idle, per connection" "RSS KiB" "$(idle rgrpc per_conn_kib)" "$(idle tonic per_conn_kib)" "<= 1.0"
