@@ -6,7 +6,7 @@
 //! rgrpc's per-call CPU minus this one is the whole cost of its gRPC layer.
 //!
 //! `h2-floor` prints `LISTENING stack=h2floor pid=<pid> port=<port>` and serves until
-//! killed or for 1800 s (it ignores its arguments, so `scripts/bench.sh` starts it as
+//! Ctrl-C or for 1800 s (it ignores its arguments, so `scripts/bench.sh` starts it as
 //! it starts the two servers). The request bodies are read (and their flow-control capacity
 //! released) but not decoded; every request ends with a reply.
 
@@ -55,6 +55,8 @@ async fn main() -> std::io::Result<()> {
     tokio::select! {
         result = serve => result,
         () = tokio::time::sleep(Duration::from_secs(1800)) => Ok(()),
+        // A clean exit on Ctrl-C, so profilers (callgrind) write their output.
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 
