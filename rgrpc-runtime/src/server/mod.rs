@@ -5,6 +5,7 @@
 mod context;
 pub(crate) mod interceptor;
 mod panic;
+mod path_hash;
 mod request;
 mod serve;
 pub(crate) mod service;
@@ -51,7 +52,7 @@ impl Default for ServerConfig {
 
 /// Routes `:path` to handlers.
 pub(crate) struct Router {
-    handlers: HashMap<String, Handler>,
+    handlers: HashMap<String, Handler, path_hash::PathHash>,
     services: HashSet<&'static str>,
 }
 
@@ -231,7 +232,7 @@ impl Server {
     pub fn new() -> Server {
         Server {
             router: Router {
-                handlers: HashMap::new(),
+                handlers: HashMap::default(),
                 services: HashSet::new(),
             },
             config: ServerConfig::default(),
