@@ -107,6 +107,8 @@ impl TestServiceServer for Instrumented {
                 &String::from_utf8_lossy(ctx.alpn_protocol().unwrap_or_default()),
             )?;
             md.insert("x-peer-certs", &ctx.peer_certificates().len().to_string())?;
+            let keys: Vec<&str> = ctx.metadata().keys().collect();
+            md.insert("x-metadata-keys", &keys.join(","))?;
             if let Some(leaf) = ctx.peer_certificates().first() {
                 md.insert_bin("x-peer-cert-bin", leaf)?;
             }

@@ -501,16 +501,25 @@ async fn status_details_and_peer_information() {
         assert_eq!(err.message(), "with details");
         assert_eq!(err.details().as_ref(), b"\x01rich");
 
-        let response = within(
-            10,
-            client.unary_call(SimpleRequest {
-                fill_oauth_scope: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
+        let mut request = Request::new(SimpleRequest {
+            fill_oauth_scope: true,
+            ..Default::default()
+        })
+        .timeout(Duration::from_secs(30));
+        request.metadata_mut().insert("x-custom", "1").unwrap();
+        let response = within(10, client.unary_call(request)).await.unwrap();
         assert_eq!(response.headers().get("x-remote-ip"), Some("127.0.0.1"));
+        // The handler's metadata (read lazily, on its first read): the user's headers,
+        // none of the reserved ones the request also carried.
+        let keys = response
+            .headers()
+            .get("x-metadata-keys")
+            .unwrap_or_default();
+        let keys: Vec<&str> = keys.split(',').collect();
+        assert!(keys.contains(&"x-custom"), "{keys:?}");
+        for reserved in ["content-type", "te", "grpc-timeout", "grpc-accept-encoding"] {
+            assert!(!keys.contains(&reserved), "{reserved} in {keys:?}");
+        }
         assert_eq!(
             response.headers().get("x-authority"),
             Some(server.addr.to_string().as_str())

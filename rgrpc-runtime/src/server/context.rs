@@ -25,12 +25,10 @@ struct Inner {
     /// The request's URI: `:path` is the full method, plus `:authority`. Kept whole
     /// (moved, not copied) so neither costs an allocation per call.
     uri: http::Uri,
-    /// The request metadata of a call without interceptors (empty for one with them).
-    metadata: Metadata,
-    /// The metadata the interceptors of an intercepted call leave, set when its
-    /// handler starts. Separate from `metadata` so that a call without interceptors
-    /// pays nothing for it (`OnceLock::from` would run the `Once` slow path per call).
-    intercepted_metadata: OnceLock<Metadata>,
+    /// The request metadata until the handler first reads it (see `RequestMetadata`).
+    pending_metadata: Mutex<Option<RequestMetadata>>,
+    /// The request metadata, once read.
+    metadata: OnceLock<Metadata>,
     deadline: Option<Instant>,
     /// The connection: its peer, and its draining and cancelled signals.
     conn: Arc<ConnShared>,
@@ -41,6 +39,32 @@ struct Inner {
     request_compressed: AtomicBool,
     outgoing: Mutex<Outgoing>,
 }
+
+/// The request metadata before the handler reads it.
+#[derive(Debug)]
+pub(crate) enum RequestMetadata {
+    /// The request's header block, reserved headers and all: sorted out into
+    /// [`Metadata`] on the first read, so a call whose handler never reads its
+    /// metadata never pays for it (removing the reserved headers was ~700
+    /// instructions of a small unary call).
+    Raw(http::HeaderMap),
+    /// Already sorted out: a call whose stats handler saw it, or an intercepted
+    /// call's metadata as its interceptors left it.
+    Ready(Metadata),
+}
+
+impl RequestMetadata {
+    fn into_metadata(self) -> Metadata {
+        match self {
+            RequestMetadata::Raw(map) => Metadata::from_received(map),
+            RequestMetadata::Ready(metadata) => metadata,
+        }
+    }
+}
+
+/// What [`ServerContext::metadata`] returns for an intercepted call before its
+/// interceptors hand the metadata on.
+static NO_METADATA: std::sync::LazyLock<Metadata> = std::sync::LazyLock::new(Metadata::new);
 
 #[derive(Debug, Default)]
 struct Outgoing {
@@ -53,7 +77,7 @@ struct Outgoing {
 impl ServerContext {
     pub(crate) fn new(
         uri: http::Uri,
-        metadata: Option<Metadata>,
+        metadata: Option<RequestMetadata>,
         deadline: Option<Instant>,
         conn: Arc<ConnShared>,
         accepts_gzip: bool,
@@ -62,8 +86,8 @@ impl ServerContext {
         ServerContext {
             inner: Arc::new(Inner {
                 uri,
-                metadata: metadata.unwrap_or_default(),
-                intercepted_metadata: OnceLock::new(),
+                pending_metadata: Mutex::new(metadata),
+                metadata: OnceLock::new(),
                 deadline,
                 conn,
                 reset: Signal::default(),
@@ -84,17 +108,35 @@ impl ServerContext {
 
     /// The client's initial metadata (as the server's interceptors left it).
     pub fn metadata(&self) -> &Metadata {
-        // Unset until an intercepted call's handler starts (an interceptor reads
-        // `ServerCall::metadata` instead): the empty `metadata` then.
-        self.inner
-            .intercepted_metadata
-            .get()
-            .unwrap_or(&self.inner.metadata)
+        if let Some(metadata) = self.inner.metadata.get() {
+            return metadata;
+        }
+        // Under the lock, so that a second reader waits for the first one's result
+        // instead of finding the pending metadata gone.
+        let mut pending = self.pending();
+        if let Some(metadata) = self.inner.metadata.get() {
+            return metadata;
+        }
+        match pending.take() {
+            Some(metadata) => self.inner.metadata.get_or_init(|| metadata.into_metadata()),
+            // An intercepted call before its handler starts (an interceptor reads
+            // `ServerCall::metadata` instead): empty until then.
+            None => &NO_METADATA,
+        }
     }
 
     /// Sets the request metadata of an intercepted call, as its handler starts.
     pub(crate) fn set_metadata(&self, metadata: Metadata) {
-        let _ = self.inner.intercepted_metadata.set(metadata);
+        *self.pending() = Some(RequestMetadata::Ready(metadata));
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Option<RequestMetadata>> {
+        // Poisoning needs a panic while the lock is held; nothing in the critical
+        // section can panic, so the data is whole either way.
+        self.inner
+            .pending_metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// When the call's deadline (from `grpc-timeout`) expires, if it has one.

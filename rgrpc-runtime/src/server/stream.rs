@@ -15,7 +15,7 @@ use h2::server::SendResponse;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::sync::{Semaphore, oneshot};
 
-use super::context::ServerContext;
+use super::context::{RequestMetadata, ServerContext};
 use super::interceptor::{ServerCall, ServerInterceptor, ServerNext};
 use super::panic::CatchUnwind;
 use super::request::{self, Reject};
@@ -763,21 +763,30 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
     };
     let deadline = head.timeout.map(|t| Instant::now() + t);
     let config = &streams.config;
-    let metadata = Metadata::from_received(parts.headers);
-    let stats = streams.stats.as_ref().map(|stats| {
-        let call = CallStats::begin(stats, parts.uri.path(), false, handler.kind);
-        let event = StatsEvent::InHeader {
-            metadata: &metadata,
-            compression: head.encoding,
-        };
-        call.emit(parts.uri.path(), &event);
-        call
-    });
     let intercepted = !streams.interceptors.is_empty();
+    // The request metadata is sorted out here only when a stats handler or the
+    // interceptors need it; otherwise on the handler's first read, if it reads it.
+    let (raw, sorted) = match streams.stats.is_some() || intercepted {
+        true => (None, Some(Metadata::from_received(parts.headers))),
+        false => (Some(parts.headers), None),
+    };
+    let stats = match (&streams.stats, &sorted) {
+        (Some(stats), Some(metadata)) => {
+            let call = CallStats::begin(stats, parts.uri.path(), false, handler.kind);
+            let event = StatsEvent::InHeader {
+                metadata,
+                compression: head.encoding,
+            };
+            call.emit(parts.uri.path(), &event);
+            Some(call)
+        }
+        _ => None,
+    };
     // An intercepted call's handler gets the metadata the interceptors leave.
-    let (ctx_metadata, metadata) = match intercepted {
-        false => (Some(metadata), None),
-        true => (None, Some(metadata)),
+    let (ctx_metadata, metadata) = match (intercepted, raw) {
+        (true, _) => (None, sorted),
+        (false, Some(raw)) => (Some(RequestMetadata::Raw(raw)), None),
+        (false, None) => (sorted.map(RequestMetadata::Ready), None),
     };
     let ctx = ServerContext::new(
         parts.uri,
