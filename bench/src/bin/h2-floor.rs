@@ -141,7 +141,12 @@ async fn connection(socket: tokio::net::TcpStream) {
                     Poll::Ready(Some(Ok((request, respond)))) => {
                         waiting.push((request.into_body(), respond));
                     }
-                    Poll::Ready(_) => return Poll::Ready(()),
+                    // Closed or failed: what h2 wrote last (its GOAWAY, the last
+                    // replies) still goes out, as far as the socket takes it.
+                    Poll::Ready(_) => {
+                        let _ = drain(&out, &mut write, cx);
+                        return Poll::Ready(());
+                    }
                     Poll::Pending => break,
                 }
             }

@@ -41,7 +41,6 @@ struct Inner {
 }
 
 /// The request metadata before the handler reads it.
-#[derive(Debug)]
 pub(crate) enum RequestMetadata {
     /// The request's header block, reserved headers and all: sorted out into
     /// [`Metadata`] on the first read, so a call whose handler never reads its
@@ -51,6 +50,16 @@ pub(crate) enum RequestMetadata {
     /// Already sorted out: a call whose stats handler saw it, or an intercepted
     /// call's metadata as its interceptors left it.
     Ready(Metadata),
+}
+
+impl std::fmt::Debug for RequestMetadata {
+    // The raw block still holds the reserved headers: shown only as unread.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestMetadata::Raw(_) => f.write_str("RequestMetadata(unread)"),
+            RequestMetadata::Ready(metadata) => metadata.fmt(f),
+        }
+    }
 }
 
 impl RequestMetadata {

@@ -77,18 +77,7 @@ impl Dispatch {
 
     /// Runs `stream`: polls it once with `cx` (the connection task's context) or spawns
     /// it, as the state says.
-    ///
-    /// `clock` chains the timing of streams accepted back to back: it holds the end of
-    /// the previous inline poll, which serves as this poll's start, so each poll reads
-    /// the clock once instead of twice (a read is ~25 ns, 0.5% of a small call). The
-    /// measured time then includes h2 decoding this stream's headers, a microsecond or
-    /// two; the caller clears `clock` whenever other work comes between two accepts.
-    pub(crate) fn run(
-        &mut self,
-        mut stream: StreamFuture,
-        cx: &mut Context<'_>,
-        clock: &mut Option<Instant>,
-    ) {
+    pub(crate) fn run(&mut self, mut stream: StreamFuture, cx: &mut Context<'_>) {
         match *self {
             Dispatch::Inline { .. } => {}
             Dispatch::Spawn { left } => {
@@ -104,14 +93,12 @@ impl Dispatch {
                 return;
             }
         }
-        let started = clock.take().unwrap_or_else(Instant::now);
+        let started = Instant::now();
         // A panic outside the handler (whose own panics become INTERNAL) must end only
         // this stream, as it would in a spawned task; the future is dropped right after,
         // never polled again, so AssertUnwindSafe holds.
         let poll = catch_unwind(AssertUnwindSafe(|| stream.as_mut().poll(cx)));
-        let ended = Instant::now();
-        *clock = Some(ended);
-        self.after_inline_poll(ended.saturating_duration_since(started));
+        self.after_inline_poll(started.elapsed());
         if let Ok(Poll::Pending) = poll {
             // Wakers registered during the poll point at the connection task; the new
             // task polls the future at once and registers its own.
@@ -182,43 +169,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_chained_clock_times_the_poll_from_the_previous_end() {
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        let mut d = Dispatch::new(true);
-        let mut clock = None;
-        d.run(Box::pin(async {}), &mut cx, &mut clock);
-        let first_end = clock.expect("an inline poll leaves its end for the next");
-        assert_eq!(d, Dispatch::INLINE);
-        // A start long ago (work between two accepts the caller did not clear):
-        // the poll counts as slow.
-        let mut clock = first_end.checked_sub(INLINE_POLL_LIMIT * 10);
-        assert!(clock.is_some());
-        d.run(Box::pin(async {}), &mut cx, &mut clock);
-        assert_eq!(
-            d,
-            Dispatch::Inline {
-                recent_slow: Some(0)
-            }
-        );
-        // Spawned streams are not timed and leave the clock alone.
-        let mut spawn = Dispatch::Spawn { left: 5 };
-        let mut clock = None;
-        spawn.run(Box::pin(async {}), &mut cx, &mut clock);
-        assert_eq!(clock, None);
-    }
-
-    #[tokio::test]
     async fn states_step_back_to_inline_after_the_spawned_streams() {
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut d = Dispatch::Spawn { left: 2 };
-        d.run(Box::pin(async {}), &mut cx, &mut None);
+        d.run(Box::pin(async {}), &mut cx);
         assert_eq!(d, Dispatch::Spawn { left: 1 });
-        d.run(Box::pin(async {}), &mut cx, &mut None);
+        d.run(Box::pin(async {}), &mut cx);
         assert_eq!(d, Dispatch::INLINE);
         let mut always = Dispatch::new(false);
-        always.run(Box::pin(async {}), &mut cx, &mut None);
+        always.run(Box::pin(async {}), &mut cx);
         assert_eq!(always, Dispatch::AlwaysSpawn);
     }
 
@@ -235,7 +195,6 @@ mod tests {
                 let _ = done_tx.send(());
             }),
             &mut cx,
-            &mut None,
         );
         // Pending after the inline poll: the spawned task finishes it once woken.
         tx.send(()).unwrap();
@@ -247,11 +206,7 @@ mod tests {
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut d = Dispatch::new(true);
-        d.run(
-            Box::pin(async { panic!("outside the handler") }),
-            &mut cx,
-            &mut None,
-        );
+        d.run(Box::pin(async { panic!("outside the handler") }), &mut cx);
         // We got here, and the next stream is still served.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         d.run(
@@ -259,7 +214,6 @@ mod tests {
                 let _ = tx.send(());
             }),
             &mut cx,
-            &mut None,
         );
         rx.await.expect("the stream after the panic ran");
     }

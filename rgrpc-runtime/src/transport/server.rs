@@ -486,8 +486,6 @@ impl Driver {
 
     fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..ROUNDS_PER_WAKE {
-            // The dispatch's timing chain over streams accepted back to back.
-            let mut clock = None;
             while let Some(handler) = &self.handler {
                 match self.conn.poll_accept(cx) {
                     Poll::Ready(Some(Ok((request, respond)))) => {
@@ -499,7 +497,7 @@ impl Driver {
                             respond,
                             guard: StreamGuard::new(&self.shared),
                         });
-                        self.dispatch.run(stream, cx, &mut clock);
+                        self.dispatch.run(stream, cx);
                     }
                     Poll::Ready(Some(Err(_))) => return Poll::Ready(()),
                     // Accepting has ended (GOAWAY, peer closed): keep writing until
