@@ -150,27 +150,9 @@ impl Metadata {
     /// headers are removed from it instead of the others being copied into a new map
     /// (a request's header block is not needed once the call has been set up).
     pub(crate) fn from_received(mut map: HeaderMap) -> Metadata {
-        // One pass notes the reserved names (a request brings two or three:
-        // content-type, te, grpc-timeout); a fuller block falls back to a rescan per
-        // removal. No allocation either way.
-        const NOTED: usize = 4;
-        let mut noted: [Option<HeaderName>; NOTED] = Default::default();
-        let mut count = 0;
-        for name in map.keys().filter(|n| is_reserved(n.as_str())) {
-            if count == NOTED {
-                count += 1;
-                break;
-            }
-            noted[count] = Some(name.clone());
-            count += 1;
-        }
-        for name in noted.iter().flatten() {
-            map.remove(name);
-        }
-        if count > NOTED {
-            while let Some(name) = map.keys().find(|n| is_reserved(n.as_str())).cloned() {
-                map.remove(&name);
-            }
+        // A handful of headers: a rescan per removal is cheaper than any collection.
+        while let Some(name) = map.keys().find(|n| is_reserved(n.as_str())).cloned() {
+            map.remove(&name);
         }
         Metadata { headers: map }
     }
@@ -376,7 +358,7 @@ mod tests {
         let md = Metadata::from_received(map);
         assert_eq!(md.keys().collect::<Vec<_>>(), vec!["x-custom"]);
         assert_eq!(md.get("x-custom"), Some("v"));
-        // More reserved names than the one pass notes: the rest go too.
+        // A fuller block of reserved names goes as well.
         for name in ["grpc-status", "grpc-message", "host", "upgrade"] {
             more.insert(name, HeaderValue::from_static("x"));
         }

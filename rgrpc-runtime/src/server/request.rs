@@ -66,21 +66,16 @@ impl<'a> Found<'a> {
         for (name, value) in headers {
             if *name == CONTENT_TYPE {
                 found.content_type.get_or_insert(value);
-                continue;
-            }
-            if *name == TE {
+            } else if *name == TE {
                 found.te.get_or_insert(value);
-                continue;
-            }
-            let key = name.as_str();
-            if key == GRPC_TIMEOUT.as_str() {
+            } else if *name == GRPC_TIMEOUT {
                 found.timeout.get_or_insert(value);
-            } else if key == GRPC_ENCODING.as_str() {
+            } else if *name == GRPC_ENCODING {
                 found.encoding.get_or_insert(value);
-            } else if key == GRPC_ACCEPT_ENCODING.as_str() {
+            } else if *name == GRPC_ACCEPT_ENCODING {
                 found.accepts_gzip |= Encoding::Gzip.accepted_by(value.as_bytes());
-            } else if key.ends_with("-bin")
-                && found.bad_bin.is_none()
+            } else if found.bad_bin.is_none()
+                && name.as_str().ends_with("-bin")
                 && !crate::metadata::is_valid_bin(value.as_bytes())
             {
                 found.bad_bin = Some(name);

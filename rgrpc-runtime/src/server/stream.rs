@@ -766,12 +766,12 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
     let intercepted = !streams.interceptors.is_empty();
     // The request metadata is sorted out here only when a stats handler or the
     // interceptors need it; otherwise on the handler's first read, if it reads it.
-    let (raw, sorted) = match streams.stats.is_some() || intercepted {
-        true => (None, Some(Metadata::from_received(parts.headers))),
-        false => (Some(parts.headers), None),
+    let received = match streams.stats.is_some() || intercepted {
+        true => RequestMetadata::Ready(Metadata::from_received(parts.headers)),
+        false => RequestMetadata::Raw(parts.headers),
     };
-    let stats = match (&streams.stats, &sorted) {
-        (Some(stats), Some(metadata)) => {
+    let stats = match (&streams.stats, &received) {
+        (Some(stats), RequestMetadata::Ready(metadata)) => {
             let call = CallStats::begin(stats, parts.uri.path(), false, handler.kind);
             let event = StatsEvent::InHeader {
                 metadata,
@@ -783,10 +783,9 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
         _ => None,
     };
     // An intercepted call's handler gets the metadata the interceptors leave.
-    let (ctx_metadata, metadata) = match (intercepted, raw) {
-        (true, _) => (None, sorted),
-        (false, Some(raw)) => (Some(RequestMetadata::Raw(raw)), None),
-        (false, None) => (sorted.map(RequestMetadata::Ready), None),
+    let (ctx_metadata, metadata) = match (intercepted, received) {
+        (true, RequestMetadata::Ready(metadata)) => (None, Some(metadata)),
+        (_, received) => (Some(received), None),
     };
     let ctx = ServerContext::new(
         parts.uri,
