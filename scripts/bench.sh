@@ -11,9 +11,9 @@
 # server-streaming 64 KiB and 1 MiB messages (MB/s); unary and bidi ping-pong latency at
 # concurrency 1 (and plain TCP ping-pong as the floor under it); client side (both load
 # generators against the same server); h2load against both servers with a fixed gRPC
-# request body (server only), and against h2 alone (h2-floor) as the ceiling; idle RSS per server and per idle connection; overload
-# (open-loop client against a slow handler and against MAX_CONCURRENT_STREAMS=1, RSS of
-# both processes sampled over time).
+# request body (server only), and against h2 alone (h2-floor) as the ceiling; idle RSS
+# per server and per idle connection; overload (open-loop client against a slow handler
+# and against MAX_CONCURRENT_STREAMS=1, RSS of both processes sampled over time).
 #
 # Environment (defaults give a full run of about 6-8 minutes on 2 cores, builds aside):
 #   DURATION=8 WARMUP=2     seconds measured / warmed up per load-generator run

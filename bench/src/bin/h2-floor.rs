@@ -68,6 +68,12 @@ struct Pending {
     blocked: bool,
 }
 
+fn lock(out: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    // Poisoning needs a panic while the lock is held; nothing under it can panic, so
+    // the buffer is whole either way.
+    out.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What h2 reads and writes: reads from the socket, writes into the shared buffer.
 struct Io {
     read: OwnedReadHalf,
@@ -90,7 +96,7 @@ impl AsyncWrite for Io {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let mut out = self.out.lock().unwrap();
+        let mut out = lock(&self.out);
         if out.bytes.len() >= MAX_BUFFERED {
             out.blocked = true;
             return Poll::Pending;
@@ -135,46 +141,52 @@ async fn connection(socket: tokio::net::TcpStream) {
     // Streams accepted whose request has not ended yet.
     let mut waiting: Vec<(RecvStream, SendResponse<Bytes>)> = Vec::new();
     poll_fn(|cx| {
-        for _ in 0..ROUNDS_PER_WAKE {
-            loop {
-                match conn.poll_accept(cx) {
-                    Poll::Ready(Some(Ok((request, respond)))) => {
-                        waiting.push((request.into_body(), respond));
-                    }
-                    // Closed or failed: what h2 wrote last (its GOAWAY, the last
-                    // replies) still goes out, as far as the socket takes it.
-                    Poll::Ready(_) => {
-                        let _ = drain(&out, &mut write, cx);
-                        return Poll::Ready(());
-                    }
-                    Poll::Pending => break,
-                }
-            }
-            let mut answered = false;
-            let mut i = 0;
-            while i < waiting.len() {
-                if request_ended(&mut waiting[i].0, cx) {
-                    answer(waiting.swap_remove(i).1);
-                    answered = true;
-                } else {
-                    i += 1;
-                }
-            }
-            if !answered {
-                // Nothing new for h2, and the last poll_accept encoded the rest.
-                return match drain(&out, &mut write, cx) {
-                    Poll::Ready(Err(_)) => Poll::Ready(()),
-                    _ => Poll::Pending,
-                };
-            }
-        }
-        cx.waker().wake_by_ref();
-        match drain(&out, &mut write, cx) {
-            Poll::Ready(Err(_)) => Poll::Ready(()),
+        let closed = serve_rounds(&mut conn, &mut waiting, cx);
+        // Once per wake-up, and after the end too: h2's last bytes (its GOAWAY, the
+        // last replies) still go out, as far as the socket takes them.
+        match (drain(&out, &mut write, cx), closed) {
+            (Poll::Ready(Err(_)), _) | (_, Poll::Ready(())) => Poll::Ready(()),
             _ => Poll::Pending,
         }
     })
     .await;
+}
+
+/// Accepts streams and answers those whose request has ended, until nothing is new
+/// (Pending) or the connection has ended (Ready); after `ROUNDS_PER_WAKE` busy rounds
+/// the task wakes itself and yields.
+fn serve_rounds(
+    conn: &mut h2::server::Connection<Io, Bytes>,
+    waiting: &mut Vec<(RecvStream, SendResponse<Bytes>)>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    for _ in 0..ROUNDS_PER_WAKE {
+        loop {
+            match conn.poll_accept(cx) {
+                Poll::Ready(Some(Ok((request, respond)))) => {
+                    waiting.push((request.into_body(), respond));
+                }
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => break,
+            }
+        }
+        let mut answered = false;
+        let mut i = 0;
+        while i < waiting.len() {
+            if request_ended(&mut waiting[i].0, cx) {
+                answer(waiting.swap_remove(i).1);
+                answered = true;
+            } else {
+                i += 1;
+            }
+        }
+        if !answered {
+            // Nothing new for h2, and the last poll_accept encoded the rest.
+            return Poll::Pending;
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
 
 /// Reads the request's DATA (releasing its capacity); true once the request ended.
@@ -216,7 +228,7 @@ fn drain(
     write: &mut OwnedWriteHalf,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<()>> {
-    let mut out = out.lock().unwrap();
+    let mut out = lock(out);
     let mut sent = 0;
     let result = loop {
         if sent == out.bytes.len() {
