@@ -11,9 +11,10 @@
 # server-streaming 64 KiB and 1 MiB messages (MB/s); unary and bidi ping-pong latency at
 # concurrency 1 (and plain TCP ping-pong as the floor under it); client side (both load
 # generators against the same server); h2load against both servers with a fixed gRPC
-# request body (server only), and against h2 alone (h2-floor) as the ceiling; idle RSS
-# per server and per idle connection; overload (open-loop client against a slow handler
-# and against MAX_CONCURRENT_STREAMS=1, RSS of both processes sampled over time).
+# request body (server only; req/s and calls per second of server CPU), and against h2
+# alone (h2-floor) as the ceiling; idle RSS per server and per idle connection; overload
+# (open-loop client against a slow handler and against MAX_CONCURRENT_STREAMS=1, RSS of
+# both processes sampled over time).
 #
 # Environment (defaults give a full run of about 6-8 minutes on 2 cores, builds aside):
 #   DURATION=8 WARMUP=2     seconds measured / warmed up per load-generator run
@@ -283,11 +284,20 @@ row() { # row SCENARIO METRIC RGRPC TONIC GOAL
     row "one channel, 1 conn vs tonic channel" "QPS" "$(get pool-1ch/rgrpc qps)" "$(get pool-1ch/tonic qps)" ""
     row "one channel, round_robin over 4 conns vs 4 channels" "QPS" "$(get pool-rr4/rgrpc qps)" "$(get pool-4ch/rgrpc qps)" ""
     row "one channel, round_robin over 4 conns vs tonic channel" "client CPU ms / 1k" "$(get pool-rr4/rgrpc client_cpu_ms_per_1k)" "$(get pool-1ch/tonic client_cpu_ms_per_1k)" "lower"
+    # per_cpu_second STACK SIZE: req/s over the server's core use during the run (its
+    # CPU ticks cover the warm-up second too, as its requests do not: the same for both).
+    per_cpu_second() {
+        grep "^H2LOAD stack=$1 payload=$2 " "$RESULTS" | tr ' ' '\n' |
+            awk -F= -v secs="$((H2LOAD_SECS + 1))" '$1 == "rps" { r = $2 } $1 == "server_cpu_ticks" { t = $2 }
+                END { if (t > 0) printf "%.0f", r * secs * 100 / t }'
+    }
     for size in "${H2[@]}"; do
         r=$(grep "^H2LOAD stack=rgrpc payload=$size " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
         t=$(grep "^H2LOAD stack=tonic payload=$size " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
         goal=$(case $size in 10) echo ">= 2.0" ;; 1024) echo ">= 1.5" ;; *) echo ">= 1.2" ;; esac)
         row "h2load unary $size B, ${CONNS}x${STREAMS}" "req/s" "$r" "$t" "$goal"
+        row "h2load unary $size B, ${CONNS}x${STREAMS}" "calls per server CPU-second" \
+            "$(per_cpu_second rgrpc "$size")" "$(per_cpu_second tonic "$size")" "$goal"
     done
     f=$(grep "^H2LOAD stack=h2floor payload=10 " "$RESULTS" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
     if [[ -n "$f" ]]; then
