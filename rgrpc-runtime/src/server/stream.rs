@@ -31,7 +31,7 @@ use crate::trace::CallTrace;
 use crate::transport::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
 use crate::transport::dispatch::StreamFuture;
 use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
-use crate::transport::server::{Accepted, StreamGuard, StreamHandler};
+use crate::transport::server::{Accepted, ConnShared, StreamGuard, StreamHandler};
 
 /// What every stream of a server needs: the routes and the call settings. The server
 /// side of the transport seam (`transport::server::StreamHandler`).
@@ -420,30 +420,39 @@ impl Sender {
     }
 
     /// -> Done: sends the status in the trailers, or as a Trailers-Only response when
-    /// no headers went out (PROTOCOL-HTTP2.md, "Trailers-Only").
+    /// no headers went out (PROTOCOL-HTTP2.md, "Trailers-Only"). The item is queued
+    /// at once when the queue has room; only a wait for room is a future of its own
+    /// (boxed), so that every call's future does not carry one.
     async fn finish(&self, status: Result<(), Status>) {
-        let item = {
-            let mut state = self.state();
-            match std::mem::replace(&mut *state, SendState::Done) {
-                SendState::Done => return,
-                SendState::Idle { respond, watcher } => {
-                    if let Some(watcher) = watcher {
-                        watcher.wake();
-                    }
-                    let metadata = self.header_metadata(true).0;
-                    let trailers = self.trailers(&status);
-                    let mut head = grpc_response_head(metadata.len() + trailers.len());
-                    metadata.write_headers(head.headers_mut());
-                    head.headers_mut().extend(trailers);
-                    trailers_only(self.key, respond, head)
-                }
-                SendState::Streaming { .. } => Item::Trailers {
-                    key: self.key,
-                    trailers: Box::new(self.trailers(&status)),
-                },
-            }
+        let Some(item) = self.final_item(status) else {
+            return;
         };
-        let _ = self.writer.send(item).await;
+        if let Ok(Some(item)) = self.writer.try_send(item) {
+            let _ = Box::pin(self.writer.send(item)).await;
+        }
+    }
+
+    /// The item that ends the stream with `status`, unless it has ended.
+    fn final_item(&self, status: Result<(), Status>) -> Option<Item> {
+        let mut state = self.state();
+        Some(match std::mem::replace(&mut *state, SendState::Done) {
+            SendState::Done => return None,
+            SendState::Idle { respond, watcher } => {
+                if let Some(watcher) = watcher {
+                    watcher.wake();
+                }
+                let metadata = self.header_metadata(true).0;
+                let trailers = self.trailers(&status);
+                let mut head = grpc_response_head(metadata.len() + trailers.len());
+                metadata.write_headers(head.headers_mut());
+                head.headers_mut().extend(trailers);
+                trailers_only(self.key, respond, head)
+            }
+            SendState::Streaming { .. } => Item::Trailers {
+                key: self.key,
+                trailers: Box::new(self.trailers(&status)),
+            },
+        })
     }
 }
 
@@ -836,47 +845,30 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
 }
 
 impl RoutedCall {
-    /// Runs the call to its end (see `transport::dispatch` for where).
+    /// Runs the call to its end (see `transport::dispatch` for where). The handler is
+    /// polled alone first: a call that finishes in that poll (the usual unary call)
+    /// never sets up its deadline timer or its watches, and they take no room in this
+    /// future, which every call boxes (248 bytes; 504 with them inline); a call that
+    /// waits boxes them then (`watch`).
     async fn run(self) {
         let RoutedCall {
             guard,
             ctx,
             sender,
-            call,
+            mut call,
             deadline,
         } = self;
-        let conn = guard.conn();
-        let deadline = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                None => std::future::pending().await,
-            }
-        };
-        // The handler's future is dropped when the client resets the stream, the
-        // deadline passes or the connection's calls are cancelled: that is how a
-        // handler learns it was cancelled, and nothing of the call is left behind. The
-        // handler first: a call that finishes in its first poll (the usual unary call)
-        // never sets up the timer or the watches.
-        let result = tokio::select! {
-            biased;
-            result = call => result,
-            () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
-            () = client_reset(&sender) => {
-                ctx.set_reset();
-                let reset = Err(Status::cancelled("the client cancelled the call"));
-                if let Some(observers) = sender.observers() {
-                    observers.end(&reset, &mut Metadata::new());
+        let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut call).poll(cx))).await;
+        let result = match first {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                let watched = watch(&ctx, &sender, guard.conn(), call, deadline);
+                match Box::pin(watched).await {
+                    Some(result) => result,
+                    // Reset by the client or cancelled with the connection: `watch`
+                    // ended the call.
+                    None => return,
                 }
-                sender.ended(&reset);
-                return;
-            }
-            // Forced stop: the connection closes with a GOAWAY right after; the client
-            // sees its call fail UNAVAILABLE.
-            () = conn.cancelled.wait() => {
-                let stopped = Err(Status::unavailable("the server is shutting down"));
-                sender.finish(stopped.clone()).await;
-                sender.ended(&stopped);
-                return;
             }
         };
         match sender.reports_end() {
@@ -887,6 +879,80 @@ impl RoutedCall {
             }
         }
         drop(guard);
+    }
+}
+
+/// How a waiting call ended (`watch`).
+enum End {
+    /// The handler returned.
+    Returned(Result<(), Status>),
+    /// Its deadline passed.
+    Deadline,
+    /// The client reset the stream.
+    Reset,
+    /// The connection's calls were cancelled (forced stop).
+    Cancelled,
+}
+
+/// Runs a call whose handler waited in its first poll until the handler returns, its
+/// deadline passes, the client resets the stream or the connection's calls are
+/// cancelled. The handler's future is dropped in the last three cases: that is how a
+/// handler learns it was cancelled, and nothing of the call is left behind. Returns
+/// the status to send, or `None` when the call has ended here (reset, cancelled).
+async fn watch(
+    ctx: &ServerContext,
+    sender: &Sender,
+    conn: &ConnShared,
+    mut call: CatchUnwind,
+    deadline: Option<Instant>,
+) -> Option<Result<(), Status>> {
+    let mut timer =
+        deadline.map(|d| Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(d))));
+    let mut reset = std::pin::pin!(client_reset(sender));
+    let mut cancelled = std::pin::pin!(conn.cancelled.wait());
+    // The handler was polled just before (`RoutedCall::run`), in the same wake-up.
+    let mut polled = true;
+    let end = std::future::poll_fn(|cx| {
+        if !std::mem::take(&mut polled) {
+            if let Poll::Ready(result) = Pin::new(&mut call).poll(cx) {
+                return Poll::Ready(End::Returned(result));
+            }
+        }
+        if let Some(timer) = &mut timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(End::Deadline);
+            }
+        }
+        if reset.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(End::Reset);
+        }
+        if cancelled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(End::Cancelled);
+        }
+        Poll::Pending
+    })
+    .await;
+    drop(call);
+    match end {
+        End::Returned(result) => Some(result),
+        End::Deadline => Some(Err(Status::deadline_exceeded("deadline exceeded"))),
+        End::Reset => {
+            ctx.set_reset();
+            let reset = Err(Status::cancelled("the client cancelled the call"));
+            if let Some(observers) = sender.observers() {
+                observers.end(&reset, &mut Metadata::new());
+            }
+            sender.ended(&reset);
+            None
+        }
+        // Forced stop: the connection closes with a GOAWAY right after; the client
+        // sees its call fail UNAVAILABLE.
+        End::Cancelled => {
+            let stopped = Err(Status::unavailable("the server is shutting down"));
+            sender.finish(stopped.clone()).await;
+            sender.ended(&stopped);
+            None
+        }
     }
 }
 
