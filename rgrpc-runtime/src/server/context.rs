@@ -110,6 +110,12 @@ impl ServerContext {
         }
     }
 
+    /// The call's connection (the server's stream layer reaches its writer here
+    /// instead of holding a handle of its own per call).
+    pub(crate) fn conn(&self) -> &ConnShared {
+        &self.inner.conn
+    }
+
     /// The full method name, e.g. `/helloworld.Greeter/SayHello`.
     pub fn full_method(&self) -> &str {
         self.inner.uri.path()

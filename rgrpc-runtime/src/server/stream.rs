@@ -61,7 +61,6 @@ impl StreamHandler for Arc<Streams> {
 
 /// The untyped server side of one call, handed to an erased [`crate::Handler`].
 pub struct ServerStream {
-    ctx: ServerContext,
     reader: MessageReader,
     sender: Arc<Sender>,
 }
@@ -94,7 +93,6 @@ enum SendState {
 /// The sending half shared by the handler's [`SendStream`] and the task that sends the
 /// final status after the handler returns.
 pub(super) struct Sender {
-    writer: Writer,
     key: StreamKey,
     max_send: usize,
     ctx: ServerContext,
@@ -229,13 +227,19 @@ impl Sender {
     async fn send_step(&self, step: ReplyStep) -> Result<(), Status> {
         match step {
             ReplyStep::Done(result) => result,
-            ReplyStep::Queue(item) => self.writer.send(item).await,
+            ReplyStep::Queue(item) => self.writer().send(item).await,
             // Rare (the headers went out before the reply): boxed, so that the common
             // path's future stays small.
             ReplyStep::Stream(message) => {
                 Box::pin(self.send_frame(&*message, &mut BytesMut::new(), true)).await
             }
         }
+    }
+
+    /// The connection's writer (reached through the context, which holds the
+    /// connection: one handle fewer to clone and drop per call).
+    fn writer(&self) -> &Writer {
+        &self.ctx.conn().writer
     }
 
     fn state(&self) -> MutexGuard<'_, SendState> {
@@ -287,7 +291,7 @@ impl Sender {
             )
         };
         let (item, encoding, quota) = item;
-        self.writer.send(item).await?;
+        self.writer().send(item).await?;
         Ok((encoding, quota))
     }
 
@@ -410,7 +414,7 @@ impl Sender {
         if self.reports_end() {
             self.sent(message, &frame);
         }
-        self.writer
+        self.writer()
             .send(Item::Data {
                 key: self.key,
                 data: frame,
@@ -427,8 +431,8 @@ impl Sender {
         let Some(item) = self.final_item(status) else {
             return;
         };
-        if let Ok(Some(item)) = self.writer.try_send(item) {
-            let _ = Box::pin(self.writer.send(item)).await;
+        if let Ok(Some(item)) = self.writer().try_send(item) {
+            let _ = Box::pin(self.writer().send(item)).await;
         }
     }
 
@@ -520,7 +524,7 @@ fn grpc_response_head(more: usize) -> http::Response<()> {
 impl ServerStream {
     /// The call's context.
     pub fn context(&self) -> ServerContext {
-        self.ctx.clone()
+        self.sender.ctx.clone()
     }
 
     /// Reads the single request of a unary or server-streaming call.
@@ -534,7 +538,8 @@ impl ServerStream {
                 "request stream ended without a message for a single-request method",
             ));
         };
-        self.ctx
+        self.sender
+            .ctx
             .set_request_compressed(self.reader.last_compressed());
         let length = payload.len();
         let mut message = decode::<T>(payload)?;
@@ -574,7 +579,7 @@ impl ServerStream {
         (
             RecvStream {
                 reader: self.reader,
-                ctx: self.ctx,
+                ctx: self.sender.ctx.clone(),
                 ended: false,
                 observed,
                 _message: PhantomData,
@@ -716,7 +721,7 @@ impl<T: prost::Message + 'static> SendStream<T> {
 struct RoutedCall {
     /// Counts the stream as active until the call has ended.
     guard: StreamGuard,
-    ctx: ServerContext,
+    /// Holds the call's context too.
     sender: Arc<Sender>,
     /// The handler (inside its interceptors and span, if any).
     call: CatchUnwind,
@@ -743,7 +748,7 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
                 status,
                 list_encodings: false,
             })?;
-        Ok((head, handler.clone()))
+        Ok((head, handler))
     });
     let (head, handler) = match checked {
         Ok(checked) => checked,
@@ -804,21 +809,20 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
         head.accepts_gzip,
         config.send_compression,
     );
+    let trace = CallTrace::new(false, ctx.full_method(), &conn.peer);
     let sender = Arc::new(Sender {
-        writer: conn.writer.clone(),
         key,
         max_send: config.max_send_message_size,
-        ctx: ctx.clone(),
+        ctx,
         state: Mutex::new(SendState::Idle {
             respond,
             watcher: None,
         }),
         intercepted: OnceLock::new(),
         stats,
-        trace: CallTrace::new(false, ctx.full_method(), &conn.peer),
+        trace,
     });
     let stream = ServerStream {
-        ctx: ctx.clone(),
         reader: MessageReader::new(body, config.max_recv_message_size, head.encoding),
         sender: sender.clone(),
     };
@@ -826,7 +830,7 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
         None => (handler.call)(stream),
         Some(metadata) => {
             let call = ServerCall::new(handler.kind, metadata, stream, sender.clone());
-            Box::pin(intercept(streams.clone(), handler, call))
+            Box::pin(intercept(streams.clone(), handler.clone(), call))
         }
     };
     // The handler (and interceptors) run inside the call's span, when there is one;
@@ -837,7 +841,6 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
     };
     Ok(RoutedCall {
         guard,
-        ctx,
         sender,
         call: CatchUnwind::new(call),
         deadline,
@@ -853,7 +856,6 @@ impl RoutedCall {
     async fn run(self) {
         let RoutedCall {
             guard,
-            ctx,
             sender,
             mut call,
             deadline,
@@ -862,7 +864,7 @@ impl RoutedCall {
         let result = match first {
             Poll::Ready(result) => result,
             Poll::Pending => {
-                let watched = watch(&ctx, &sender, guard.conn(), call, deadline);
+                let watched = watch(&sender, guard.conn(), call, deadline);
                 match Box::pin(watched).await {
                     Some(result) => result,
                     // Reset by the client or cancelled with the connection: `watch`
@@ -900,7 +902,6 @@ enum End {
 /// handler learns it was cancelled, and nothing of the call is left behind. Returns
 /// the status to send, or `None` when the call has ended here (reset, cancelled).
 async fn watch(
-    ctx: &ServerContext,
     sender: &Sender,
     conn: &ConnShared,
     mut call: CatchUnwind,
@@ -937,7 +938,7 @@ async fn watch(
         End::Returned(result) => Some(result),
         End::Deadline => Some(Err(Status::deadline_exceeded("deadline exceeded"))),
         End::Reset => {
-            ctx.set_reset();
+            sender.ctx.set_reset();
             let reset = Err(Status::cancelled("the client cancelled the call"));
             if let Some(observers) = sender.observers() {
                 observers.end(&reset, &mut Metadata::new());
