@@ -304,11 +304,11 @@ row() { # row SCENARIO METRIC RGRPC TONIC GOAL
     # cps: req/s over the server's core use during the run (its CPU ticks cover the
     # warm-up second too, as its requests do not: the same for both stacks).
     h2load_of() {
-        grep "^H2LOAD stack=$1 payload=$2 " "$RESULTS" |
+        { grep "^H2LOAD stack=$1 payload=$2 " "$RESULTS" || true; } |
             awk -v key="$3" -v secs="$((H2LOAD_SECS + 1))" '{
                     for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
                     t = f["server_cpu_ticks"]
-                    print (key == "rps" ? f["rps"] : (t > 0 ? f["rps"] * secs * 100 / t : 0))
+                    printf "%.2f\n", (key == "rps" ? f["rps"] : (t > 0 ? f["rps"] * secs * 100 / t : 0))
                 }' | sort -n |
             awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", v[int((NR + 1) / 2)] }'
     }

@@ -43,7 +43,8 @@ const FIRST_RESERVE: usize = 16 * 1024;
 /// Emptied buffers a thread keeps for the next wake-up of any connection it runs: one
 /// serves connections that take turns on a worker, a few cover a connection whose
 /// flush waits on a full socket while the others run. At most this many times
-/// [`WRITE_BUFFER_BYTES`] per worker thread.
+/// [`WRITE_BUFFER_BYTES`] per worker thread (its touched pages stay with the process
+/// after a burst: per thread, not per connection).
 const SPARES_PER_THREAD: usize = 4;
 
 thread_local! {
@@ -52,8 +53,9 @@ thread_local! {
 
 /// An empty buffer with room for at least `want` bytes: a spare if the thread has one.
 fn take_buffer(want: usize) -> Vec<u8> {
-    let spare = SPARES.with(|spares| spares.borrow_mut().pop());
-    let mut buf = spare.unwrap_or_default();
+    // `try_with`: a flush while the thread's locals are torn down gets a new buffer.
+    let spare = SPARES.try_with(|spares| spares.borrow_mut().pop());
+    let mut buf = spare.ok().flatten().unwrap_or_default();
     buf.reserve(want);
     buf
 }
@@ -64,7 +66,7 @@ fn give_back(mut buf: Vec<u8>) {
         return;
     }
     buf.clear();
-    SPARES.with(|spares| {
+    let _ = SPARES.try_with(|spares| {
         let mut spares = spares.borrow_mut();
         if spares.len() < SPARES_PER_THREAD {
             spares.push(buf);
