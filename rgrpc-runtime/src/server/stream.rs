@@ -907,8 +907,10 @@ async fn watch(
     mut call: CatchUnwind,
     deadline: Option<Instant>,
 ) -> Option<Result<(), Status>> {
-    let mut timer =
-        deadline.map(|d| Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(d))));
+    // In place: this future is boxed already (`RoutedCall::run`).
+    let mut timer = std::pin::pin!(
+        deadline.map(|d| tokio::time::sleep_until(tokio::time::Instant::from_std(d)))
+    );
     let mut reset = std::pin::pin!(client_reset(sender));
     let mut cancelled = std::pin::pin!(conn.cancelled.wait());
     // The handler was polled just before (`RoutedCall::run`), in the same wake-up.
@@ -919,8 +921,8 @@ async fn watch(
                 return Poll::Ready(End::Returned(result));
             }
         }
-        if let Some(timer) = &mut timer {
-            if timer.as_mut().poll(cx).is_ready() {
+        if let Some(timer) = timer.as_mut().as_pin_mut() {
+            if timer.poll(cx).is_ready() {
                 return Poll::Ready(End::Deadline);
             }
         }
