@@ -262,3 +262,35 @@ async fn garbage_instead_of_a_preface_closes_only_that_connection() {
     })
     .await;
 }
+
+/// The server ends a call at its `grpc-timeout` on its own: this raw client sends the
+/// header but keeps no timer and never resets, so only the server's deadline can end
+/// the handler, which would sleep 10 s (PROTOCOL-HTTP2.md: grpc-timeout; the status is
+/// DEADLINE_EXCEEDED).
+#[tokio::test]
+async fn the_server_ends_a_call_at_its_grpc_timeout_without_the_client() {
+    rgrpc_tests::no_leaks(async {
+        let server = start(|s| s).await;
+        let mut client = raw_client(server.addr).await;
+        let request = prost::Message::encode_to_vec(&rgrpc_tests::sleeping_request());
+        let len = u32::try_from(request.len()).unwrap();
+        let started = std::time::Instant::now();
+        let a = send(
+            &mut client,
+            Method::POST,
+            "/grpc.testing.TestService/UnaryCall",
+            &[GRPC, ("te", "trailers"), ("grpc-timeout", "200m")],
+            frame(0, len, &request),
+        )
+        .await;
+        let took = started.elapsed();
+        assert_eq!(a.http, StatusCode::OK);
+        assert_eq!(a.grpc_status.as_deref(), Some("4"), "{:?}", a.grpc_message);
+        assert!(
+            took >= std::time::Duration::from_millis(200)
+                && took < std::time::Duration::from_secs(5),
+            "answered after {took:?}"
+        );
+    })
+    .await;
+}
