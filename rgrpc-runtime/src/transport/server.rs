@@ -258,8 +258,11 @@ async fn handshake(
     handler: Arc<dyn StreamHandler>,
 ) -> Option<Driver> {
     let deadline = tokio::time::Instant::now() + settings.connection_timeout;
-    let secured = Box::pin(tokio::time::timeout_at(deadline, secure(io, &settings)));
-    let (io, tls) = secured.await.ok()??;
+    // Not boxed: small, since what only some connections need (the TLS handshake, a
+    // refusal's drain) is boxed inside it.
+    let (io, tls) = tokio::time::timeout_at(deadline, secure(io, &settings))
+        .await
+        .ok()??;
     let mut builder = h2::server::Builder::new();
     builder
         .initial_window_size(settings.initial_stream_window)
@@ -305,15 +308,18 @@ async fn secure(mut io: BoxIo, settings: &ServerSettings) -> Option<(BoxIo, Opti
     #[cfg(feature = "tls")]
     if let Some(acceptor) = &settings.tls {
         if opening == Some(Opening::Plaintext) {
-            io.refuse(&sniff::refusal(sniff::TLS_REQUIRED)).await;
+            Box::pin(io.refuse(&sniff::refusal(sniff::TLS_REQUIRED))).await;
             return None;
         }
-        let (io, info) = acceptor.accept(io).await.ok()?;
+        // Boxed: rustls' handshake state is kilobytes, and a plaintext server's
+        // connections must not carry room for it.
+        let (io, info) = Box::pin(acceptor.accept(io)).await.ok()?;
         return Some((io, Some(Box::new(info))));
     }
     let _ = settings;
     if opening == Some(Opening::Tls) {
-        io.refuse(&sniff::refusal(sniff::TLS_NOT_SPOKEN)).await;
+        // Boxed: the drain's read buffer is a kilobyte of future.
+        Box::pin(io.refuse(&sniff::refusal(sniff::TLS_NOT_SPOKEN))).await;
         return None;
     }
     Some((io, None))
@@ -804,6 +810,20 @@ mod size {
         fn serve(&self, _stream: Accepted) -> StreamFuture {
             Box::pin(async {})
         }
+    }
+
+    /// A plaintext connection's handshake holds no room for TLS: rustls' handshake
+    /// state and a refusal's drain are boxed only when they run. Boxed inline, they
+    /// made every connection allocate (and free, leaving a hole in the heap) a future
+    /// of kilobytes, 1.1 KiB of RSS per idle connection (BENCHMARKS.md, session 23).
+    #[tokio::test]
+    async fn a_handshake_future_holds_no_room_for_tls() {
+        let (io, _peer) = tokio::io::duplex(64);
+        let settings = ServerSettings::default();
+        let secure = secure(BoxIo::other(io), &settings);
+        let size = std::mem::size_of_val(&secure);
+        // 352 B in a release build, 1,432 B with the TLS handshake inline.
+        assert!(size <= 512, "secure {size} B");
     }
 
     /// The connection task's future is most of an idle connection's memory: the
