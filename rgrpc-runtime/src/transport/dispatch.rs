@@ -34,10 +34,11 @@
 //! ```
 
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::{Duration, Instant};
+
+use super::resident::{Polled, Resident};
 
 /// An inline poll longer than this means the connection's handlers compute for long
 /// before they wait; 100 us is about thirty small unary calls' worth of server work.
@@ -76,8 +77,14 @@ impl Dispatch {
     }
 
     /// Runs `stream`: polls it once with `cx` (the connection task's context) or spawns
-    /// it, as the state says.
-    pub(crate) fn run(&mut self, mut stream: StreamFuture, cx: &mut Context<'_>) {
+    /// it, as the state says. Pending after that poll, it stays as the connection's
+    /// `resident` when that slot is free (see `resident`) and is spawned otherwise.
+    pub(crate) fn run(
+        &mut self,
+        stream: StreamFuture,
+        resident: &mut Option<Box<Resident>>,
+        cx: &mut Context<'_>,
+    ) {
         match *self {
             Dispatch::Inline { .. } => {}
             Dispatch::Spawn { left } => {
@@ -93,16 +100,35 @@ impl Dispatch {
                 return;
             }
         }
+        let slot = resident.get_or_insert_with(|| Box::new(Resident::new(cx)));
         let started = Instant::now();
-        // A panic outside the handler (whose own panics become INTERNAL) must end only
-        // this stream, as it would in a spawned task; the future is dropped right after,
-        // never polled again, so AssertUnwindSafe holds.
-        let poll = catch_unwind(AssertUnwindSafe(|| stream.as_mut().poll(cx)));
+        let polled = slot.poll_first(stream, cx);
         self.after_inline_poll(started.elapsed());
-        if let Ok(Poll::Pending) = poll {
+        if let Polled::Pending(stream) = polled {
             // Wakers registered during the poll point at the connection task; the new
             // task polls the future at once and registers its own.
             tokio::spawn(stream);
+        }
+        self.after_resident_poll(slot);
+    }
+
+    /// Polls the resident stream, if its waker fired, timed like a first poll.
+    pub(crate) fn poll_resident(&mut self, resident: &mut Option<Box<Resident>>) {
+        let Some(slot) = resident else {
+            return;
+        };
+        let started = Instant::now();
+        if slot.poll_woken().is_some() {
+            self.after_inline_poll(started.elapsed());
+            self.after_resident_poll(slot);
+        }
+    }
+
+    /// A connection whose polls tripped [`Dispatch::Spawn`] computes for long in its
+    /// handlers: its resident, if one is left, moves into its own task too.
+    fn after_resident_poll(&self, slot: &mut Resident) {
+        if matches!(self, Dispatch::Spawn { .. }) && slot.is_held() {
+            slot.move_out();
         }
     }
 
@@ -172,47 +198,75 @@ mod tests {
     async fn states_step_back_to_inline_after_the_spawned_streams() {
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
+        let mut slot = None;
         let mut d = Dispatch::Spawn { left: 2 };
-        d.run(Box::pin(async {}), &mut cx);
+        d.run(Box::pin(async {}), &mut slot, &mut cx);
         assert_eq!(d, Dispatch::Spawn { left: 1 });
-        d.run(Box::pin(async {}), &mut cx);
+        d.run(Box::pin(async {}), &mut slot, &mut cx);
         assert_eq!(d, Dispatch::INLINE);
         let mut always = Dispatch::new(false);
-        always.run(Box::pin(async {}), &mut cx);
+        always.run(Box::pin(async {}), &mut slot, &mut cx);
         assert_eq!(always, Dispatch::AlwaysSpawn);
     }
 
     #[tokio::test]
-    async fn a_pending_stream_is_spawned_and_completes_in_its_own_task() {
+    async fn a_pending_stream_stays_resident_and_the_next_one_is_spawned() {
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
+        let mut slot = None;
+        let mut d = Dispatch::new(true);
+        let (resident_tx, resident_rx) = tokio::sync::oneshot::channel::<()>();
+        d.run(
+            Box::pin(async move {
+                let _ = resident_rx.await;
+            }),
+            &mut slot,
+            &mut cx,
+        );
+        assert!(
+            slot.as_ref().is_some_and(|s| s.is_held()),
+            "kept in the slot"
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut d = Dispatch::new(true);
         d.run(
             Box::pin(async move {
                 let _ = rx.await;
                 let _ = done_tx.send(());
             }),
+            &mut slot,
             &mut cx,
         );
-        // Pending after the inline poll: the spawned task finishes it once woken.
+        // Pending after the inline poll, slot taken: the spawned task finishes it once
+        // woken.
         tx.send(()).unwrap();
         done_rx.await.expect("the spawned stream ran to completion");
+        resident_tx.send(()).unwrap();
+        d.poll_resident(&mut slot);
+        assert!(
+            slot.as_ref().is_some_and(|s| !s.is_held()),
+            "the resident ended"
+        );
     }
 
     #[tokio::test]
     async fn a_panicking_stream_future_does_not_unwind_into_the_connection() {
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
+        let mut slot = None;
         let mut d = Dispatch::new(true);
-        d.run(Box::pin(async { panic!("outside the handler") }), &mut cx);
+        d.run(
+            Box::pin(async { panic!("outside the handler") }),
+            &mut slot,
+            &mut cx,
+        );
         // We got here, and the next stream is still served.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         d.run(
             Box::pin(async move {
                 let _ = tx.send(());
             }),
+            &mut slot,
             &mut cx,
         );
         rx.await.expect("the stream after the panic ran");

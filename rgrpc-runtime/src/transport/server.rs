@@ -56,9 +56,11 @@ use tokio::time::Sleep;
 use super::coalesce::{CoalescingIo, Flusher};
 use super::controlbuf::{STREAM_WRITE_QUOTA, StreamKey, Writer, WriterTask, Written};
 use super::dispatch::{Dispatch, StreamFuture};
+use super::gate::Gate;
 use super::io::{BoxIo, PeerAddr, TlsInfo};
 use super::keepalive::{EnforcementPolicy, Keepalive, PingAction, PingStrikes, Pinger};
 use super::observe::{Observed, Side};
+use super::resident::Resident;
 use super::signal::Signal;
 use super::sniff::{self, Opening};
 
@@ -353,6 +355,7 @@ impl Driver {
             flusher,
             writer_task,
             dispatch: Dispatch::new(settings.inline_dispatch),
+            resident: None,
             handler: Some(handler),
             shared,
             next_key: 0,
@@ -373,6 +376,8 @@ impl Driver {
     async fn run(&mut self, stop: &mut watch::Receiver<Stop>) {
         let driver = self;
         let mut stopped = false;
+        // Made at the first poll, from the task's context.
+        let mut gate: Option<Gate> = None;
         loop {
             if !stopped {
                 let request = *stop.borrow_and_update();
@@ -380,7 +385,13 @@ impl Driver {
             }
             tokio::select! {
                 biased;
-                () = std::future::poll_fn(|cx| driver.poll(cx)) => break,
+                () = std::future::poll_fn(|cx| {
+                    let gate = gate.get_or_insert_with(|| Gate::new(cx));
+                    let mut gated = Context::from_waker(gate.begin(cx));
+                    let polled = driver.poll(&mut gated, gate);
+                    gate.end(cx);
+                    polled
+                }) => break,
                 changed = stop.changed(), if !stopped => {
                     // The server is gone without a word: treat it as a graceful stop.
                     if changed.is_err() {
@@ -454,6 +465,9 @@ struct Driver {
     flusher: Flusher<Observed>,
     writer_task: WriterTask,
     dispatch: Dispatch,
+    /// The one waiting stream polled in this task (`resident`); made at the first
+    /// stream, so an idle connection does not pay for it.
+    resident: Option<Box<Resident>>,
     /// Turns streams into futures; `None` once h2 has said accepting ended.
     handler: Option<Arc<dyn StreamHandler>>,
     shared: Arc<ConnShared>,
@@ -478,15 +492,21 @@ impl Driver {
     ///
     /// Each round first accepts every stream h2 has ready, dispatching each (a small
     /// unary call completes right here and queues its reply) and letting the writer
-    /// hand h2 what is queued after every [`HAND_OVER_EVERY`] of them, then hands h2
-    /// the rest and polls h2 again, which encodes it into the coalescing buffer; the
+    /// hand h2 what is queued after every [`HAND_OVER_EVERY`] of them, then polls the
+    /// resident stream if the read woke it, then hands h2 the rest and polls h2 again, which encodes it into the coalescing buffer; the
     /// buffer is flushed once, at the end of the wake-up: all the replies produced in
     /// one wake-up leave in one write instead of one write per reply.
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    ///
+    /// `cx` is the `gate`'s: wakes while this runs do not poll it again for nothing.
+    fn poll(&mut self, cx: &mut Context<'_>, gate: &Gate) -> Poll<()> {
         if self.phase == Phase::Closed {
+            // h2 is not polled again: a resident stream ends in its own task.
+            if let Some(resident) = &mut self.resident {
+                resident.move_out();
+            }
             return self.flusher.poll_close(cx).map(|_| ());
         }
-        let done = self.poll_rounds(cx);
+        let done = self.poll_rounds(cx, gate);
         self.writer_task.poll_resets(cx);
         let seen = self.flusher.with_io(Observed::take_seen);
         self.poll_observed(seen.pings, seen.settings);
@@ -500,11 +520,13 @@ impl Driver {
         done
     }
 
-    fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_rounds(&mut self, cx: &mut Context<'_>, gate: &Gate) -> Poll<()> {
         for _ in 0..ROUNDS_PER_WAKE {
             let mut handed = false;
             let mut accepted = 0;
             while let Some(handler) = &self.handler {
+                // Each h2 poll sees what h2 woke the task for (`gate`).
+                gate.rearm();
                 match self.conn.poll_accept(cx) {
                     Poll::Ready(Some(Ok((request, respond)))) => {
                         self.next_key += 1;
@@ -515,7 +537,7 @@ impl Driver {
                             respond,
                             guard: StreamGuard::new(&self.shared),
                         });
-                        self.dispatch.run(stream, cx);
+                        self.dispatch.run(stream, &mut self.resident, cx);
                         accepted += 1;
                         if accepted % HAND_OVER_EVERY == 0 {
                             handed |= self.writer_task.poll_write(cx) == Written::Frames;
@@ -528,6 +550,9 @@ impl Driver {
                     Poll::Pending => break,
                 }
             }
+            // The read h2 just did may have woken the resident stream: it answers now,
+            // and the writer below hands its reply to h2 in this same wake-up.
+            self.dispatch.poll_resident(&mut self.resident);
             // What was handed over inside the loop, an accept (an h2 poll) followed.
             let written = self.writer_task.poll_write(cx);
             if handed || written == Written::Frames {
@@ -536,7 +561,10 @@ impl Driver {
             }
             // Closing: poll_closed writes out what the writer handed h2 and tells when
             // the connection is done (while accepting, the next poll_accept does both).
-            if self.handler.is_none() && self.conn.poll_closed(cx).is_ready() {
+            if self.handler.is_none() && {
+                gate.rearm();
+                self.conn.poll_closed(cx).is_ready()
+            } {
                 return Poll::Ready(());
             }
             if written != Written::Frames {
