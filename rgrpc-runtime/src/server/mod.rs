@@ -371,12 +371,15 @@ impl Server {
     /// Whether a new stream's handler is first polled inside its connection's task
     /// (default `true`). A call that completes in that poll (a unary handler that does
     /// not wait) costs no task spawn, and its reply is flushed with the others of the
-    /// same wake-up; a call still pending is spawned as its own task. After an inline
-    /// poll longer than 100 us the connection spawns the next 256 streams directly.
-    /// The cost: a handler that computes (or blocks its thread) for long before its
-    /// first `.await` holds up the other streams of its connection while it does, once
-    /// per 256 streams. `false` spawns every stream as its own task, as grpc-go runs
-    /// each in a goroutine; choose it for such handlers.
+    /// same wake-up. The first call still pending stays in the connection's task and is
+    /// polled there when woken (a streaming call then answers each message in the
+    /// wake-up that read it, with no task hop); other pending calls are spawned as
+    /// their own tasks. A resident poll longer than 100 us moves that call into its own
+    /// task; after a second inline poll that long within 32 the connection spawns the
+    /// next 256 streams directly. The cost: a handler that computes (or blocks its
+    /// thread) for long between two `.await`s holds up the other streams of its
+    /// connection once before it is moved out. `false` spawns every stream as its own
+    /// task, as grpc-go runs each in a goroutine; choose it for such handlers.
     pub fn inline_dispatch(mut self, inline: bool) -> Server {
         self.settings.inline_dispatch = inline;
         self

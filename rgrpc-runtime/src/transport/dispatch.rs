@@ -4,9 +4,11 @@
 //! (request already buffered, handler that does not wait) finishes in that one poll:
 //! its reply joins the control buffer beside the others accepted in the same wake-up
 //! and leaves with them in one flush, with no task spawned and no task hop. A future
-//! that is still pending after the poll is spawned as its own task, so handlers that
-//! wait (on I/O, timers, the client's next message) run in parallel on a multi-threaded
-//! runtime, as grpc-go runs each stream in its own goroutine.
+//! that is still pending after the poll stays in the connection's task as its resident
+//! stream if that slot is free (`resident`: one per connection, polled there when it is
+//! woken, moved out at its first slow poll); otherwise it is spawned as its own task,
+//! so handlers that wait (on I/O, timers, the client's next message) run in parallel on
+//! a multi-threaded runtime, as grpc-go runs each stream in its own goroutine.
 //!
 //! What inline polling risks is a handler that computes for long before it returns:
 //! it would hold up the connection's I/O. So the connection times each inline poll,
@@ -112,14 +114,23 @@ impl Dispatch {
         self.after_resident_poll(slot);
     }
 
-    /// Polls the resident stream, if its waker fired, timed like a first poll.
+    /// Polls the resident stream, if its waker fired, timed like a first poll. One
+    /// slow poll moves it into its own task at once: it is the one stream that would
+    /// hold up the connection again and again (a first poll does so once).
     pub(crate) fn poll_resident(&mut self, resident: &mut Option<Box<Resident>>) {
         let Some(slot) = resident else {
             return;
         };
+        if !slot.is_woken() {
+            return;
+        }
         let started = Instant::now();
         if slot.poll_woken().is_some() {
-            self.after_inline_poll(started.elapsed());
+            let took = started.elapsed();
+            self.after_inline_poll(took);
+            if took > INLINE_POLL_LIMIT && slot.is_held() {
+                slot.move_out();
+            }
             self.after_resident_poll(slot);
         }
     }
@@ -247,6 +258,39 @@ mod tests {
             slot.as_ref().is_some_and(|s| !s.is_held()),
             "the resident ended"
         );
+    }
+
+    #[tokio::test]
+    async fn a_slow_resident_poll_moves_it_into_its_own_task() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut slot = None;
+        let mut d = Dispatch::new(true);
+        let (step_tx, mut step_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        d.run(
+            Box::pin(async move {
+                // Computes for long after its first message, then waits for another.
+                step_rx.recv().await;
+                std::thread::sleep(INLINE_POLL_LIMIT * 3);
+                step_rx.recv().await;
+                let _ = done_tx.send(());
+            }),
+            &mut slot,
+            &mut cx,
+        );
+        assert!(slot.as_ref().is_some_and(|s| s.is_held()));
+        step_tx.send(()).unwrap();
+        d.poll_resident(&mut slot);
+        assert!(
+            slot.as_ref().is_some_and(|s| !s.is_held()),
+            "one slow poll moved it out"
+        );
+        // Its own task finishes it.
+        step_tx.send(()).unwrap();
+        done_rx
+            .await
+            .expect("the moved-out stream ran to completion");
     }
 
     #[tokio::test]

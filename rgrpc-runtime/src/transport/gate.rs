@@ -12,10 +12,10 @@
 //!
 //! Everything the driver polls is polled with the gate's waker. While the task runs
 //! (between [`Gate::begin`] and [`Gate::end`]) a wake only marks the gate; asleep, it
-//! wakes the task. The mark is cleared before each poll of h2 ([`Gate::rearm`]), because
-//! that poll picks up all that h2 woke for; what else the driver polls (the writer's
-//! queue, the resident, stream resets, timers, the socket flush) comes after the last
-//! h2 poll of a wake-up. So a mark left at `end` is a wake that came after everything
+//! wakes the task. The mark is cleared before each poll of h2 that a round makes before
+//! its writer and resident polls ([`Gate::rearm`], in the accept loop), because that
+//! poll picks up all that h2 woke for, and what else the driver polls (the writer's
+//! queue, the resident, stream resets, timers, the socket flush) comes after it. So a mark left at `end` is a wake that came after everything
 //! it could be for was polled, and only then is the task woken again.
 //!
 //! ```text

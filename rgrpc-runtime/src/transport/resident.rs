@@ -13,15 +13,16 @@
 //! their own tasks as before, so a connection with many long calls still spreads them
 //! over the runtime's threads. The resident is polled only when its own waker fired
 //! (a flag, set by a waker that also wakes the connection task), and its polls are
-//! timed like the inline first polls (`dispatch`): a resident that computes for long
-//! is moved into its own task.
+//! timed like the inline first polls (`dispatch`): a resident poll that takes longer
+//! than the inline limit moves it into its own task at once.
 //!
 //! ```text
 //!   Empty --(first poll pending, slot free)--> Held { woken }
 //!     ^                                          | woken: polled in the connection task
 //!     |                                          |
-//!     +---- Ready, a slow poll (moved out to its own task), connection ends (moved
-//!           out, so it ends as a spawned stream would) -----------------------+
+//!     +---- Ready; one slow poll (moved out to its own task); the connection ends
+//!           or trips the slow-poll state (moved out: the call ends as a spawned
+//!           stream would) ---------------------------------------------------+
 //! ```
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -84,6 +85,11 @@ impl Resident {
             wake,
             future: None,
         }
+    }
+
+    /// Whether a stream is resident and its waker fired since its last poll.
+    pub(crate) fn is_woken(&self) -> bool {
+        self.future.is_some() && self.wake.woken.load(Ordering::Acquire)
     }
 
     /// Whether a stream is resident.

@@ -465,8 +465,9 @@ struct Driver {
     flusher: Flusher<Observed>,
     writer_task: WriterTask,
     dispatch: Dispatch,
-    /// The one waiting stream polled in this task (`resident`); made at the first
-    /// stream, so an idle connection does not pay for it.
+    /// The one waiting stream polled in this task (`resident`); the slot is made at
+    /// the first stream (a connection that never had a call does not pay for it) and
+    /// kept.
     resident: Option<Box<Resident>>,
     /// Turns streams into futures; `None` once h2 has said accepting ended.
     handler: Option<Arc<dyn StreamHandler>>,
@@ -561,10 +562,10 @@ impl Driver {
             }
             // Closing: poll_closed writes out what the writer handed h2 and tells when
             // the connection is done (while accepting, the next poll_accept does both).
-            if self.handler.is_none() && {
-                gate.rearm();
-                self.conn.poll_closed(cx).is_ready()
-            } {
+            // No `gate.rearm()` before this h2 poll: it comes after this round's writer
+            // and resident polls, so a mark it cleared could be theirs. A closing
+            // connection may be polled once more for nothing; it is never left asleep.
+            if self.handler.is_none() && self.conn.poll_closed(cx).is_ready() {
                 return Poll::Ready(());
             }
             if written != Written::Frames {
@@ -841,7 +842,8 @@ mod size {
     }
 
     /// A plaintext connection's handshake holds no room for TLS: rustls' handshake
-    /// state and a refusal's drain are boxed only when they run. Boxed inline, they
+    /// state and a refusal's drain are boxed only when they run (measured on `secure`,
+    /// the part of the handshake future they sit in). Boxed inline, they
     /// made every connection allocate (and free, leaving a hole in the heap) a future
     /// of kilobytes, 1.1 KiB of RSS per idle connection (BENCHMARKS.md, session 23).
     #[tokio::test]
