@@ -38,7 +38,6 @@ use tokio::time::Sleep;
 
 use super::coalesce::{CoalescingIo, Flusher};
 use super::controlbuf::{STREAM_WRITE_QUOTA, Writer, WriterTask, Written};
-use super::gate::Gate;
 use super::io::BoxIo;
 use super::keepalive::{Keepalive, PingAction, Pinger};
 use super::observe::{GoAway, Observed, Side};
@@ -270,16 +269,7 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self) {
-        // Made at the first poll, from the task's context.
-        let mut gate: Option<Gate> = None;
-        std::future::poll_fn(|cx| {
-            let gate = gate.get_or_insert_with(|| Gate::new(cx));
-            let mut gated = Context::from_waker(gate.begin(cx));
-            let polled = self.poll(&mut gated, gate);
-            gate.end(cx);
-            polled
-        })
-        .await;
+        std::future::poll_fn(|cx| self.poll(cx)).await;
         self.set_phase(CLOSED);
         // Callers waiting for a stream permit learn at once that this connection is
         // gone (they see UNAVAILABLE and the channel dials again).
@@ -289,38 +279,20 @@ impl Driver {
     /// One wake-up: the writer hands h2 what callers queued, h2 reads and writes, the
     /// observer's notes and the timers are acted on, and everything h2 wrote leaves in
     /// one flush (see `coalesce`).
-    ///
-    /// `cx` is the `gate`'s. Each round clears the gate's mark, then polls the writer,
-    /// then h2: what the writer hands h2 makes h2 wake this task, so after a round that
-    /// wrote, a second round (writer, then h2) lets that wake be cleared with both of
-    /// the sources it could be for polled after it; callers queue from other tasks at
-    /// any time, so the writer is always polled after the last clear.
-    fn poll(&mut self, cx: &mut Context<'_>, gate: &Gate) -> Poll<()> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut queued = false;
-        let mut done;
-        let mut rounds = 0;
-        loop {
-            gate.rearm();
-            let mut wrote = false;
-            if let Some(writer) = &mut self.writer_task {
-                match writer.poll_write(cx) {
-                    Written::Nothing => {}
-                    Written::Frames => wrote = true,
-                    // Closed: every handle is gone; h2 finishes the streams left and
-                    // closes.
-                    Written::Closed => {
-                        self.writer_task = None;
-                        self.set_phase(DRAINING);
-                    }
+        if let Some(writer) = &mut self.writer_task {
+            match writer.poll_write(cx) {
+                Written::Nothing => {}
+                Written::Frames => queued = true,
+                // Closed: every handle is gone; h2 finishes the streams left and closes.
+                Written::Closed => {
+                    self.writer_task = None;
+                    self.set_phase(DRAINING);
                 }
             }
-            queued |= wrote;
-            done = Pin::new(&mut self.connection).poll(cx);
-            rounds += 1;
-            if !wrote || rounds == 2 || done.is_ready() {
-                break;
-            }
         }
+        let done = Pin::new(&mut self.connection).poll(cx);
         self.poll_pings(cx);
         let seen = self.flusher.with_io(Observed::take_seen);
         // A GOAWAY read in this round explains a loss better than h2's error does.

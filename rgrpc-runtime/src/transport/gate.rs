@@ -1,6 +1,6 @@
-//! The waker gate of a connection task (both drivers): wakes that arrive while the task
-//! is running, from work it will look at before it sleeps, do not make tokio poll it
-//! once more for nothing.
+//! The waker gate of the server connection task: wakes that arrive while the task is
+//! running, from work it will look at before it sleeps, do not make tokio poll it once
+//! more for nothing.
 //!
 //! The connection task wakes itself all the time: every reply it hands h2 makes h2
 //! wake the connection's task (h2 expects the handles to live in other tasks), every
@@ -15,15 +15,8 @@
 //! wakes the task. The mark is cleared before each poll of h2 that a round makes before
 //! its writer and resident polls ([`Gate::rearm`], in the accept loop), because that
 //! poll picks up all that h2 woke for, and what else the driver polls (the writer's
-//! queue, the resident, stream resets, timers, the socket flush) comes after it. So a
-//! mark left at `end` is a wake that came after everything it could be for was polled,
-//! and only then is the task woken again.
-//!
-//! The client driver has no accept loop: each of its rounds clears the mark, polls the
-//! writer (callers queue from other tasks at any moment), then h2, and a round that
-//! wrote is followed by one more, so the wake h2 makes for what the writer handed it is
-//! cleared with both polled after it (2.91 -> 2.00 driver polls per c=1 ping-pong
-//! message: one for the caller's request, one for the response's read).
+//! queue, the resident, stream resets, timers, the socket flush) comes after it. So a mark left at `end` is a wake that came after everything
+//! it could be for was polled, and only then is the task woken again.
 //!
 //! ```text
 //!   asleep --begin--> awake (mark cleared) --rearm: mark cleared, h2 polled--> awake
