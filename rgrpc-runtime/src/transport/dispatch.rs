@@ -128,10 +128,11 @@ impl Dispatch {
         if slot.poll_woken().is_some() {
             let took = started.elapsed();
             self.after_inline_poll(took);
-            if took > INLINE_POLL_LIMIT && slot.is_held() {
+            if took > INLINE_POLL_LIMIT {
                 slot.move_out();
+            } else {
+                self.after_resident_poll(slot);
             }
-            self.after_resident_poll(slot);
         }
     }
 

@@ -111,11 +111,12 @@ impl Gate {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    struct CountWake(AtomicUsize);
+    /// A task waker that counts its wakes (also `resident`'s tests).
+    pub(crate) struct CountWake(pub(crate) AtomicUsize);
     impl Wake for CountWake {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);

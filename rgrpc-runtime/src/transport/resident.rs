@@ -164,6 +164,7 @@ fn poll_caught(stream: &mut StreamFuture, cx: &mut Context<'_>) -> Option<Poll<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::gate::tests::CountWake;
     use std::future::Future;
     use std::pin::Pin;
     use std::sync::Mutex;
@@ -198,14 +199,6 @@ mod tests {
             waker: waker.clone(),
         });
         (future, polls, waker)
-    }
-
-    /// Counts the wakes of the "connection task".
-    struct CountWake(AtomicUsize);
-    impl Wake for CountWake {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
     }
 
     #[test]

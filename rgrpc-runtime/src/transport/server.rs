@@ -494,9 +494,10 @@ impl Driver {
     /// Each round first accepts every stream h2 has ready, dispatching each (a small
     /// unary call completes right here and queues its reply) and letting the writer
     /// hand h2 what is queued after every [`HAND_OVER_EVERY`] of them, then polls the
-    /// resident stream if the read woke it, then hands h2 the rest and polls h2 again, which encodes it into the coalescing buffer; the
-    /// buffer is flushed once, at the end of the wake-up: all the replies produced in
-    /// one wake-up leave in one write instead of one write per reply.
+    /// resident stream if the read woke it, then hands h2 the rest and polls h2 again,
+    /// which encodes it into the coalescing buffer; the buffer is flushed once, at the
+    /// end of the wake-up: all the replies produced in one wake-up leave in one write
+    /// instead of one write per reply.
     ///
     /// `cx` is the `gate`'s: wakes while this runs do not poll it again for nothing.
     fn poll(&mut self, cx: &mut Context<'_>, gate: &Gate) -> Poll<()> {
