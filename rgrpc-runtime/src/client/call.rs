@@ -21,7 +21,7 @@ use super::retry::throttle::Throttle;
 use super::service_config::{CallSettings, MethodConfig};
 use crate::call::CallOptions;
 use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
-use crate::codec::reader::MessageReader;
+use crate::codec::reader::{MessageReader, Received};
 use crate::codec::timeout;
 use crate::interceptor::{AnyMessage, Observers, RpcKind};
 use crate::metadata::Metadata;
@@ -697,7 +697,7 @@ impl RecvHalf {
     }
 
     /// The next message, `None` once the call ended with OK.
-    pub(super) async fn message(&mut self) -> Result<Option<Bytes>, Status> {
+    pub(super) async fn message(&mut self) -> Result<Option<Received>, Status> {
         if let RecvState::Done(result) = &self.state {
             return result.clone().map(|()| None);
         }
@@ -709,7 +709,7 @@ impl RecvHalf {
     pub(super) fn poll_message_before_deadline(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Bytes>, Status>> {
+    ) -> Poll<Result<Option<Received>, Status>> {
         if let Poll::Ready(result) = self.poll_message(cx) {
             return Poll::Ready(result);
         }
@@ -720,7 +720,7 @@ impl RecvHalf {
 
     /// The next message without a deadline: the head first if it has not come, then
     /// the body; at its end the trailers, whose status ends the call.
-    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Received>, Status>> {
         ready!(self.poll_head(cx));
         let reader = match &mut self.state {
             RecvState::Done(result) => return Poll::Ready(result.clone().map(|()| None)),
@@ -729,7 +729,8 @@ impl RecvHalf {
             }
             RecvState::Body(reader) => reader,
         };
-        let status = match ready!(reader.poll_next(cx)) {
+        // Every caller decodes a response at once (`Received::decode`).
+        let status = match ready!(reader.poll_to_decode(cx)) {
             Ok(Some(payload)) => {
                 self.last_compressed = reader.last_compressed();
                 self.last_wire_size = reader.last_wire_size();

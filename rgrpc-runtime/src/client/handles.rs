@@ -6,19 +6,21 @@ use std::marker::PhantomData;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 
 use super::call::{Prepared, RecvHalf, SendHalf, Ticket};
 use super::channel::Channel;
 use super::interceptor;
 use crate::call::{CallOptions, Request, Response};
+use crate::codec::reader::Received;
 use crate::interceptor::RpcKind;
 use crate::metadata::Metadata;
 use crate::status::Status;
 
-fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
-    T::decode(payload).map_err(|e| Status::internal(format!("failed to decode response: {e}")))
+fn decode<T: prost::Message + Default>(payload: Received) -> Result<T, Status> {
+    payload
+        .decode()
+        .map_err(|e| Status::internal(format!("failed to decode response: {e}")))
 }
 
 /// Reads the single response of a unary or client-streaming call, then the status.
@@ -279,7 +281,7 @@ impl<T: prost::Message + Default + 'static> ResponseStream<T> {
     }
 
     /// Decodes a response and shows it to the call's observers.
-    fn decode(&mut self, payload: Bytes) -> Result<T, Status> {
+    fn decode(&mut self, payload: Received) -> Result<T, Status> {
         let mut message = decode::<T>(payload)?;
         self.recv.received(&mut message)?;
         Ok(message)

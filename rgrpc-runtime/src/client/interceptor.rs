@@ -29,11 +29,10 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use super::call::{Prepared, RecvHalf, SendHalf, call_settings, until};
 use super::channel::Channel;
 use crate::call::{CallOptions, Response};
+use crate::codec::reader::Received;
 use crate::interceptor::{AnyMessage, BoxFuture, CallObserver, Observers, RpcKind, downcast};
 use crate::metadata::Metadata;
 use crate::status::Status;
@@ -101,7 +100,7 @@ impl<'a> ClientNext<'a> {
     }
 }
 
-type Decode = fn(Bytes) -> Result<Box<dyn Any + Send>, Status>;
+type Decode = fn(Received) -> Result<Box<dyn Any + Send>, Status>;
 
 /// One call as the channel's interceptors see it.
 pub struct ClientCall {
@@ -141,9 +140,10 @@ impl std::fmt::Debug for ClientCall {
 }
 
 fn decode_as<T: prost::Message + Default + 'static>(
-    payload: Bytes,
+    payload: Received,
 ) -> Result<Box<dyn Any + Send>, Status> {
-    T::decode(payload)
+    payload
+        .decode::<T>()
         .map(|m| Box::new(m) as Box<dyn Any + Send>)
         .map_err(|e| Status::internal(format!("failed to decode response: {e}")))
 }

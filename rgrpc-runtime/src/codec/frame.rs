@@ -98,15 +98,33 @@ pub(crate) fn decode(buf: &mut BytesMut, max_recv: usize) -> Result<Option<Frame
     }))
 }
 
+/// How [`decode_whole`] hands out a message at the front of a received chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Payload {
+    /// Copied into an allocation of its own: the caller may keep it.
+    Owned,
+    /// A view of the chunk, for a caller that decodes it from a slice and drops it.
+    View,
+}
+
 /// Takes one complete frame off the front of a received chunk, or `None` when the chunk
 /// does not hold a whole frame at its front: the caller then buffers the rest and goes
 /// on with [`decode`]. The payload is copied into an allocation of its own, exactly
 /// sized: a slice of the chunk would share h2's receive buffer, and a message's
-/// `bytes` field (generated as `Bytes`) kept by a handler would pin all of it.
-pub(crate) fn decode_whole(chunk: &mut Bytes, max_recv: usize) -> Result<Option<Frame>, Status> {
+/// `bytes` field (generated as `Bytes`) kept by a handler would pin all of it. With
+/// [`Payload::View`] it is that slice, for a caller that decodes it from `&[u8]`
+/// (prost then copies the `bytes` fields out) and drops it.
+pub(crate) fn decode_whole(
+    chunk: &mut Bytes,
+    max_recv: usize,
+    payload: Payload,
+) -> Result<Option<Frame>, Status> {
     match header(chunk, max_recv)? {
         Some((compressed, len)) if chunk.len() >= HEADER_LEN + len => {
-            let payload = Bytes::copy_from_slice(&chunk[HEADER_LEN..HEADER_LEN + len]);
+            let payload = match payload {
+                Payload::View => chunk.slice(HEADER_LEN..HEADER_LEN + len),
+                Payload::Owned => Bytes::copy_from_slice(&chunk[HEADER_LEN..HEADER_LEN + len]),
+            };
             chunk.advance(HEADER_LEN + len);
             Ok(Some(Frame {
                 compressed,
@@ -155,23 +173,66 @@ mod tests {
         ]
         .concat();
         let mut chunk = Bytes::from(wire);
-        let first = decode_whole(&mut chunk, 100).unwrap().unwrap();
+        let first = decode_whole(&mut chunk, 100, Payload::Owned)
+            .unwrap()
+            .unwrap();
         assert_eq!((first.compressed, &first.payload[..]), (false, &b"one"[..]));
-        let second = decode_whole(&mut chunk, 100).unwrap().unwrap();
+        let second = decode_whole(&mut chunk, 100, Payload::Owned)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (second.compressed, &second.payload[..]),
             (true, &b"two!"[..])
         );
-        assert_eq!(decode_whole(&mut chunk, 100).unwrap(), None);
+        assert_eq!(decode_whole(&mut chunk, 100, Payload::Owned).unwrap(), None);
         assert_eq!(chunk.len(), 8, "the partial frame is left for the buffer");
         assert_eq!(
-            decode_whole(&mut Bytes::from_static(b"\0\0"), 100).unwrap(),
+            decode_whole(&mut Bytes::from_static(b"\0\0"), 100, Payload::Owned).unwrap(),
             None
         );
-        let bad_flag = decode_whole(&mut Bytes::from_static(b"\x02\0\0\0\0"), 100);
+        let bad_flag = decode_whole(
+            &mut Bytes::from_static(b"\x02\0\0\0\0"),
+            100,
+            Payload::Owned,
+        );
         assert_eq!(bad_flag.unwrap_err().code(), crate::Code::Internal);
-        let too_big = decode_whole(&mut Bytes::from_static(b"\0\0\0\x01\0"), 100);
+        let too_big = decode_whole(
+            &mut Bytes::from_static(b"\0\0\0\x01\0"),
+            100,
+            Payload::Owned,
+        );
         assert_eq!(too_big.unwrap_err().code(), crate::Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn an_owned_payload_is_a_copy_and_a_view_shares_the_chunk() {
+        let mut out = BytesMut::new();
+        let wire = [
+            frame(b"one", false, &mut out),
+            frame(b"two", false, &mut out),
+        ]
+        .concat();
+        let mut chunk = Bytes::from(wire);
+        let range = chunk.as_ptr_range();
+        let owned = decode_whole(&mut chunk, 100, Payload::Owned)
+            .unwrap()
+            .unwrap();
+        let view = decode_whole(&mut chunk, 100, Payload::View)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&owned.payload[..], &view.payload[..]),
+            (&b"one"[..], &b"two"[..])
+        );
+        assert!(
+            !range.contains(&owned.payload.as_ptr()),
+            "an owned payload is copied"
+        );
+        assert!(
+            range.contains(&view.payload.as_ptr()),
+            "a view shares the chunk"
+        );
+        assert!(chunk.is_empty());
     }
 
     #[test]

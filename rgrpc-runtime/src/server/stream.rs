@@ -22,7 +22,7 @@ use super::request::{self, Reject};
 use super::{Router, ServerConfig};
 use crate::codec;
 use crate::codec::compression::{ACCEPT_ENCODING, Encoding};
-use crate::codec::reader::MessageReader;
+use crate::codec::reader::{MessageReader, Received};
 use crate::interceptor::{AnyMessage, Observers};
 use crate::metadata::Metadata;
 use crate::stats::{CallStats, Payload, StatsEvent, StatsHandler};
@@ -533,7 +533,7 @@ impl ServerStream {
     ) -> Result<T, Status> {
         // statuscodes.md: "Request cardinality violation (method requires exactly one
         // request but client sent some other number of requests) | UNIMPLEMENTED".
-        let Some(payload) = self.reader.next().await? else {
+        let Some(payload) = self.reader.next_to_decode().await? else {
             return Err(Status::unimplemented(
                 "request stream ended without a message for a single-request method",
             ));
@@ -594,8 +594,10 @@ impl ServerStream {
     }
 }
 
-fn decode<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
-    T::decode(payload).map_err(|e| Status::internal(format!("failed to decode request: {e}")))
+fn decode<T: prost::Message + Default>(payload: Received) -> Result<T, Status> {
+    payload
+        .decode()
+        .map_err(|e| Status::internal(format!("failed to decode request: {e}")))
 }
 
 /// The requests of a client-streaming or bidi call, as the handler reads them.
@@ -642,7 +644,7 @@ impl<T: prost::Message + Default + 'static> RecvStream<T> {
     }
 
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Status>> {
-        match ready!(self.reader.poll_next(cx))? {
+        match ready!(self.reader.poll_to_decode(cx))? {
             Some(payload) => {
                 self.ctx
                     .set_request_compressed(self.reader.last_compressed());
