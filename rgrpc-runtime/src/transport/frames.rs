@@ -250,9 +250,23 @@ impl Scanner {
     }
 
     /// Scans `bytes`, calling `on_frame` for every frame completed within them, in order.
-    pub(crate) fn feed(&mut self, mut bytes: &[u8], on_frame: &mut dyn FnMut(&Frame)) {
+    pub(crate) fn feed(&mut self, bytes: &[u8], on_frame: &mut dyn FnMut(&Frame)) {
+        self.feed_counting(bytes, None, on_frame);
+    }
+
+    /// [`Scanner::feed`] for a caller that wants of DATA and HEADERS frames only how
+    /// many carry END_STREAM (the server's reader: they are most frames, two a unary
+    /// call). With `ended`, those that lie whole in `bytes` are counted there without
+    /// being decoded or reported; one split across reads is reported to `on_frame`,
+    /// as every other frame is.
+    pub(crate) fn feed_counting(
+        &mut self,
+        mut bytes: &[u8],
+        ended: Option<&mut u32>,
+        on_frame: &mut dyn FnMut(&Frame),
+    ) {
         if let State::Header { filled: 0, .. } = self.state {
-            bytes = Self::whole_frames(bytes, on_frame);
+            bytes = Self::whole_frames(bytes, ended, on_frame);
         }
         while !bytes.is_empty() {
             match &mut self.state {
@@ -323,15 +337,25 @@ impl Scanner {
     /// state machine. The same frames as feeding them through the states, without
     /// copying each header and moving each frame into a state (the random-chunking
     /// test compares the two).
-    fn whole_frames<'a>(mut bytes: &'a [u8], on_frame: &mut dyn FnMut(&Frame)) -> &'a [u8] {
+    fn whole_frames<'a>(
+        mut bytes: &'a [u8],
+        mut ended: Option<&mut u32>,
+        on_frame: &mut dyn FnMut(&Frame),
+    ) -> &'a [u8] {
         while let Some(head) = bytes.first_chunk::<9>() {
-            let mut frame = Frame::parse(head);
-            let Some(payload) = bytes.get(9..9 + frame.len as usize) else {
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let Some(payload) = bytes.get(9..9 + len) else {
                 break;
             };
+            bytes = &bytes[9 + len..];
+            // DATA (0x0) and HEADERS (0x1); END_STREAM is flag 0x1 of both.
+            if let (Some(ended), 0 | 1) = (ended.as_deref_mut(), head[3]) {
+                *ended = ended.saturating_add(u32::from(head[4] & 0x1));
+                continue;
+            }
+            let mut frame = Frame::parse(head);
             frame.decode(&payload[..frame.kind.needs(frame.len)]);
             on_frame(&frame);
-            bytes = &bytes[9 + payload.len()..];
         }
         bytes
     }
@@ -411,6 +435,31 @@ mod tests {
     /// The details of the frames in one buffer.
     fn details(bytes: &[u8]) -> Vec<Detail> {
         one(bytes).into_iter().map(|f| f.detail).collect()
+    }
+
+    #[test]
+    fn counting_takes_whole_data_and_headers_and_reports_the_rest() {
+        let split = enc(1, 0x5, 7, &[0; 20]);
+        let first = [
+            enc(1, 0x4, 1, &[0; 12]), // HEADERS, END_HEADERS only
+            enc(0, 0x1, 1, &[0; 15]), // DATA, END_STREAM
+            enc(6, 0, 0, &[3; 8]),    // PING
+            enc(1, 0x5, 3, &[0; 9]),  // HEADERS, END_STREAM
+            split[..12].to_vec(),     // a HEADERS split across reads
+        ]
+        .concat();
+        let mut s = Scanner::new(Start::Frames);
+        let (mut ended, mut reported) = (0, Vec::new());
+        s.feed_counting(&first, Some(&mut ended), &mut |f| reported.push(f.clone()));
+        s.feed_counting(&split[12..], Some(&mut ended), &mut |f| {
+            reported.push(f.clone())
+        });
+        assert_eq!(ended, 2, "the two whole frames with END_STREAM");
+        let kinds: Vec<_> = reported.iter().map(|f| (f.kind, f.stream_id)).collect();
+        assert_eq!(kinds, [(Kind::Ping, 0), (Kind::Headers, 7)]);
+        // Without a count, every frame is reported, as `feed` does.
+        let (all, _) = scan(Start::Frames, &[&first, &split[12..]]);
+        assert_eq!(all.len(), 5);
     }
 
     #[test]

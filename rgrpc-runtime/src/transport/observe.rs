@@ -200,36 +200,41 @@ impl Observed {
         let seen = &mut self.seen;
         let sink = self.goaway_sink.as_deref();
         let log = self.log.as_deref().map(|l| (l.conn, l.side));
-        self.recv.feed(bytes, &mut |frame: &Frame| {
-            if let Some((conn, side)) = log {
-                print_frame(conn, side, "recv", frame);
-            }
-            match (&frame.kind, &frame.detail) {
-                (Kind::Ping, Detail::Ping { ack: false, .. }) => seen.pings += 1,
-                (Kind::Settings, Detail::Settings { ack: false }) => seen.settings += 1,
-                (Kind::Headers | Kind::Data, _) if frame.flags & END_STREAM != 0 => {
-                    seen.ended = seen.ended.saturating_add(1);
+        // Without the log, whole DATA and HEADERS frames are only counted.
+        let mut ended = 0;
+        let counting = log.is_none().then_some(&mut ended);
+        self.recv
+            .feed_counting(bytes, counting, &mut |frame: &Frame| {
+                if let Some((conn, side)) = log {
+                    print_frame(conn, side, "recv", frame);
                 }
-                (
-                    Kind::GoAway,
-                    Detail::GoAway {
-                        last_stream_id,
-                        error_code,
-                        debug,
-                    },
-                ) => {
-                    if let Some(sink) = sink {
-                        sink.fetch_min(*last_stream_id, Ordering::AcqRel);
+                match (&frame.kind, &frame.detail) {
+                    (Kind::Ping, Detail::Ping { ack: false, .. }) => seen.pings += 1,
+                    (Kind::Settings, Detail::Settings { ack: false }) => seen.settings += 1,
+                    (Kind::Headers | Kind::Data, _) if frame.flags & END_STREAM != 0 => {
+                        seen.ended = seen.ended.saturating_add(1);
                     }
-                    seen.goaway = Some(GoAway {
-                        last_stream_id: *last_stream_id,
-                        error_code: *error_code,
-                        debug: debug.clone(),
-                    });
+                    (
+                        Kind::GoAway,
+                        Detail::GoAway {
+                            last_stream_id,
+                            error_code,
+                            debug,
+                        },
+                    ) => {
+                        if let Some(sink) = sink {
+                            sink.fetch_min(*last_stream_id, Ordering::AcqRel);
+                        }
+                        seen.goaway = Some(GoAway {
+                            last_stream_id: *last_stream_id,
+                            error_code: *error_code,
+                            debug: debug.clone(),
+                        });
+                    }
+                    _ => {}
                 }
-                _ => {}
-            }
-        });
+            });
+        seen.ended = seen.ended.saturating_add(ended);
     }
 
     fn on_write(&mut self, bufs: &[IoSlice<'_>], mut n: usize) {
