@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant;
 
@@ -29,7 +29,7 @@ use crate::stats::{CallStats, Payload, StatsEvent, StatsHandler};
 use crate::status::Status;
 use crate::trace::CallTrace;
 use crate::transport::controlbuf::{self, Item, StreamKey, UnaryReply, Writer};
-use crate::transport::dispatch::StreamFuture;
+use crate::transport::dispatch::{self, StreamFuture};
 use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
 use crate::transport::server::{Accepted, ConnShared, StreamGuard, StreamHandler};
 
@@ -227,7 +227,13 @@ impl Sender {
     async fn send_step(&self, step: ReplyStep) -> Result<(), Status> {
         match step {
             ReplyStep::Done(result) => result,
-            ReplyStep::Queue(item) => self.writer().send(item).await,
+            // Queued now when there is room (no future to build and poll); a full
+            // control buffer is waited on boxed, so every call's future does not
+            // reserve room for that rare wait.
+            ReplyStep::Queue(item) => match self.writer().try_send(item)? {
+                None => Ok(()),
+                Some(item) => Box::pin(self.writer().send(item)).await,
+            },
             // Rare (the headers went out before the reply): boxed, so that the common
             // path's future stays small.
             ReplyStep::Stream(message) => {
@@ -337,6 +343,9 @@ impl Sender {
             };
             stats.emit(self.ctx.full_method(), &event);
         }
+        if status.is_ok() && metadata.is_empty() {
+            return OK_TRAILERS.clone();
+        }
         let status_headers = if status.is_ok() { 1 } else { STATUS_HEADERS };
         let mut trailers = HeaderMap::with_capacity(status_headers + metadata.len());
         match status {
@@ -377,12 +386,20 @@ impl Sender {
         if let Some(watcher) = watcher {
             watcher.wake();
         }
-        ReplyStep::Queue(Item::Unary(Box::new(UnaryReply {
+        let reply = UnaryReply {
             respond,
             head,
             data,
             trailers,
-        })))
+        };
+        // Inside the connection's task the writer would hand it to h2 later in this
+        // same wake-up: do it now, without the item's box and the queue (~500
+        // instructions a call; callgrind, h2load 8x50 10 B).
+        if dispatch::in_connection_task() {
+            reply.hand_to_h2();
+            return ReplyStep::Done(Ok(()));
+        }
+        ReplyStep::Queue(Item::Unary(Box::new(reply)))
     }
 
     /// Shows `message` to the observers, then sends it (or their replacement).
@@ -514,12 +531,34 @@ const STATUS_HEADERS: usize = 3;
 /// `HeaderMap`'s first insert reserves six entries (624 bytes) where a unary reply
 /// usually has one.
 fn grpc_response_head(more: usize) -> http::Response<()> {
-    let mut headers = HeaderMap::with_capacity(1 + more);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    let headers = match more {
+        // The usual head: a clone of a built map costs half of building one (the
+        // hashing and probing of an insert), callgrind, h2load 8x50.
+        0 => RESPONSE_HEAD.clone(),
+        _ => {
+            let mut headers = HeaderMap::with_capacity(1 + more);
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers
+        }
+    };
     let mut head = http::Response::new(());
     *head.headers_mut() = headers;
     head
 }
+
+/// The response headers of a call that sends no initial metadata and no encoding.
+static RESPONSE_HEAD: LazyLock<HeaderMap> = LazyLock::new(|| {
+    let mut headers = HeaderMap::with_capacity(1);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers
+});
+
+/// The trailers of an OK call that sends no trailing metadata (see `RESPONSE_HEAD`).
+static OK_TRAILERS: LazyLock<HeaderMap> = LazyLock::new(|| {
+    let mut trailers = HeaderMap::with_capacity(1);
+    trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+    trailers
+});
 
 impl ServerStream {
     /// The call's context.

@@ -122,6 +122,28 @@ pub(crate) struct UnaryReply<P: Port = H2> {
     pub trailers: http::HeaderMap,
 }
 
+impl<P: Port> UnaryReply<P> {
+    /// Hands headers, message and trailers to h2 at once, untracked, for the same
+    /// reasons as a client's whole request (`Opened::Whole`): nothing else is written
+    /// to the stream, and a reset client is h2's to handle. The writer does this with
+    /// an `Item::Unary`; a reply made inside the connection's task does it at once
+    /// (`server::stream`, `Sender::unary_step`), where the item would only wait for
+    /// the writer a few instructions later in the same wake-up.
+    pub(crate) fn hand_to_h2(self) {
+        let UnaryReply {
+            mut respond,
+            head,
+            data,
+            trailers,
+        } = self;
+        if let Ok(mut send) = respond.send_response(head, false) {
+            if send.send_data(data, false).is_ok() {
+                let _ = send.send_trailers(trailers);
+            }
+        }
+    }
+}
+
 /// A producer's handle on a connection's writer (port `P`, h2's by default).
 pub(crate) struct Writer<P: Port = H2> {
     tx: queue::Sender<Item<P>>,
@@ -287,19 +309,7 @@ impl<P: Port> WriterTask<P> {
                 Opened::Streaming(quota) => self.open(key, send, quota, None),
             },
             Item::Unary(reply) => {
-                let UnaryReply {
-                    mut respond,
-                    head,
-                    data,
-                    trailers,
-                } = *reply;
-                // Headers, message and trailers handed to h2 at once, untracked, for
-                // the same reasons as a client's whole request above.
-                if let Ok(mut send) = respond.send_response(head, false) {
-                    if send.send_data(data, false).is_ok() {
-                        let _ = send.send_trailers(trailers);
-                    }
-                }
+                reply.hand_to_h2();
             }
             Item::Respond {
                 key,

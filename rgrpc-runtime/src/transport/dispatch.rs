@@ -35,6 +35,7 @@
 //!                                                 each stream: left -= 1
 //! ```
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Context;
@@ -54,6 +55,37 @@ pub(crate) const SLOW_WINDOW: u32 = 32;
 
 /// The future that serves one stream.
 pub(crate) type StreamFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+thread_local! {
+    /// Set while this thread polls a stream inside its connection's task.
+    static INLINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the stream being polled runs inside its connection's task (a first poll
+/// or the resident's): its writes can go to h2 at once, where the writer would make
+/// them later in the same wake-up, with no other task contending for h2's lock. Only
+/// a hint: h2's send calls are right from any task.
+pub(crate) fn in_connection_task() -> bool {
+    INLINE.with(Cell::get)
+}
+
+/// Marks the thread as polling inside a connection's task until dropped.
+struct InlinePoll;
+
+impl InlinePoll {
+    fn begin() -> InlinePoll {
+        INLINE.with(|inline| inline.set(true));
+        InlinePoll
+    }
+}
+
+impl Drop for InlinePoll {
+    fn drop(&mut self) {
+        // Also on a panic unwinding out of the poll (the stream's future catches its
+        // own; this is for the connection's).
+        INLINE.with(|inline| inline.set(false));
+    }
+}
 
 /// How the next stream is dispatched (the state machine drawn in the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +136,9 @@ impl Dispatch {
         }
         let slot = resident.get_or_insert_with(|| Box::new(Resident::new(cx)));
         let started = Instant::now();
+        let inline = InlinePoll::begin();
         let polled = slot.poll_first(stream, cx);
+        drop(inline);
         self.after_inline_poll(started.elapsed());
         if let Polled::Pending(stream) = polled {
             // Wakers registered during the poll point at the connection task; the new
@@ -125,7 +159,10 @@ impl Dispatch {
             return;
         }
         let started = Instant::now();
-        if slot.poll_woken().is_some() {
+        let inline = InlinePoll::begin();
+        let polled = slot.poll_woken();
+        drop(inline);
+        if polled.is_some() {
             let took = started.elapsed();
             self.after_inline_poll(took);
             if took > INLINE_POLL_LIMIT {
@@ -204,6 +241,40 @@ mod tests {
             }
             assert_eq!(d, Dispatch::INLINE);
         }
+    }
+
+    #[tokio::test]
+    async fn only_polls_inside_the_connection_task_count_as_inline() {
+        use std::sync::{Arc, Mutex};
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut slot = None;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stream = |seen: Arc<Mutex<Vec<bool>>>,
+                      wait: Option<tokio::sync::oneshot::Receiver<()>>|
+         -> StreamFuture {
+            Box::pin(async move {
+                seen.lock().unwrap().push(in_connection_task());
+                if let Some(wait) = wait {
+                    let _ = wait.await;
+                    seen.lock().unwrap().push(in_connection_task());
+                }
+            })
+        };
+        let mut d = Dispatch::new(true);
+        // A first poll, then the resident's poll when woken: both inside.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        d.run(stream(seen.clone(), Some(rx)), &mut slot, &mut cx);
+        assert!(!in_connection_task(), "cleared after the poll");
+        let _ = tx.send(());
+        d.poll_resident(&mut slot);
+        // A spawned stream runs in a task of its own: outside.
+        let mut spawning = Dispatch::new(false);
+        spawning.run(stream(seen.clone(), None), &mut slot, &mut cx);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(*seen.lock().unwrap(), [true, true, false]);
     }
 
     #[tokio::test]
