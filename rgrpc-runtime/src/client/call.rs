@@ -20,7 +20,7 @@ use super::retry::replay::{Outbox, Sent, Target};
 use super::retry::throttle::Throttle;
 use super::service_config::{CallSettings, MethodConfig};
 use crate::call::CallOptions;
-use crate::codec::compression::{self, ACCEPT_ENCODING, Encoding};
+use crate::codec::compression::{self, Encoding};
 use crate::codec::reader::{MessageReader, Received};
 use crate::codec::timeout;
 use crate::interceptor::{AnyMessage, Observers, RpcKind};
@@ -30,9 +30,7 @@ use crate::status::{Code, Status, status_from_h2};
 use crate::trace::CallTrace;
 use crate::transport::client::Conn;
 use crate::transport::controlbuf::{self, Item, Opened, StreamKey, Writer};
-use crate::transport::headers::{
-    CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, USER_AGENT,
-};
+use crate::transport::headers::{CONTENT_TYPE, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT};
 
 /// The call's method config in the channel's service config, and the call's options
 /// over it (`MethodConfig::apply`); no service config: one branch, no lookup.
@@ -1353,14 +1351,8 @@ fn request_head(
         .uri(uri)
         .body(())
         .map_err(|e| Status::internal(format!("building request: {e}")))?;
+    *request.headers_mut() = channel.request_headers().clone();
     let headers = request.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert(TE, HeaderValue::from_static("trailers"));
-    headers.insert(USER_AGENT, channel.config().user_agent.clone());
-    headers.insert(
-        GRPC_ACCEPT_ENCODING,
-        HeaderValue::from_static(ACCEPT_ENCODING),
-    );
     if let Some(encoding) = encoding {
         headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.as_str()));
     }
