@@ -4,6 +4,9 @@
 //! UNAVAILABLE at once while the channel is in TRANSIENT_FAILURE (fail-fast, the
 //! default). Nothing a caller does dials: subchannels connect in their own tasks.
 
+use crate::codec::compression::ACCEPT_ENCODING;
+use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, TE, USER_AGENT};
+use http::HeaderValue;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -135,9 +138,6 @@ impl Default for ChannelConfig {
 /// The gRPC request headers that do not depend on the call (PROTOCOL-HTTP2.md,
 /// "Requests"), with room for a call's own few.
 fn request_headers(config: &ChannelConfig) -> http::HeaderMap {
-    use crate::codec::compression::ACCEPT_ENCODING;
-    use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, TE, USER_AGENT};
-    use http::HeaderValue;
     let mut headers = http::HeaderMap::with_capacity(8);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(TE, HeaderValue::from_static("trailers"));

@@ -69,15 +69,15 @@ pub(crate) fn in_connection_task() -> bool {
     INLINE.with(Cell::get)
 }
 
-/// Marks the thread as polling inside a connection's task until dropped.
-struct InlinePoll;
-
-impl InlinePoll {
-    fn begin() -> InlinePoll {
-        INLINE.with(|inline| inline.set(true));
-        InlinePoll
-    }
+/// Runs `poll` with the thread marked as polling inside a connection's task.
+fn inline<R>(poll: impl FnOnce() -> R) -> R {
+    INLINE.with(|inline| inline.set(true));
+    let _mark = InlinePoll;
+    poll()
 }
+
+/// Clears the mark `inline` set when dropped.
+struct InlinePoll;
 
 impl Drop for InlinePoll {
     fn drop(&mut self) {
@@ -136,9 +136,7 @@ impl Dispatch {
         }
         let slot = resident.get_or_insert_with(|| Box::new(Resident::new(cx)));
         let started = Instant::now();
-        let inline = InlinePoll::begin();
-        let polled = slot.poll_first(stream, cx);
-        drop(inline);
+        let polled = inline(|| slot.poll_first(stream, cx));
         self.after_inline_poll(started.elapsed());
         if let Polled::Pending(stream) = polled {
             // Wakers registered during the poll point at the connection task; the new
@@ -159,10 +157,7 @@ impl Dispatch {
             return;
         }
         let started = Instant::now();
-        let inline = InlinePoll::begin();
-        let polled = slot.poll_woken();
-        drop(inline);
-        if polled.is_some() {
+        if inline(|| slot.poll_woken()).is_some() {
             let took = started.elapsed();
             self.after_inline_poll(took);
             if took > INLINE_POLL_LIMIT {
