@@ -238,6 +238,16 @@ impl TestServer {
     pub fn target(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Waits for `serve` to return (after a stop), at most `secs`; fails the test if
+    /// it does not, or returns an error.
+    pub async fn served(&mut self, secs: u64) {
+        let serving = self.serving.take().expect("serve awaited once");
+        within(secs, serving)
+            .await
+            .expect("serve task")
+            .expect("serve returned an error");
+    }
 }
 
 /// Waits until `ready()` holds, checking every 10 ms; fails the test after `secs`.

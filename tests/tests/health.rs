@@ -160,8 +160,7 @@ async fn graceful_shutdown_reports_not_serving_and_ends_watches() {
         // Then the call ends with OK as the connection drains, so it does not hold the
         // graceful stop, which completes.
         assert!(within(10, watch.message()).await.expect("OK").is_none());
-        let serving = server.serving.take().expect("serving");
-        within(10, serving).await.expect("no panic").expect("serve");
+        server.served(10).await;
         assert_eq!(reporter.status(""), Some(ServingStatus::NotServing));
         assert_eq!(
             reporter.status("helloworld.Greeter"),

@@ -523,10 +523,7 @@ async fn graceful_stop_completes_calls_in_flight() {
             }
             assert_eq!(got, 2);
         }
-        within(10, server.serving.take().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        server.served(10).await;
         assert_eq!(server.probe.finished.load(Ordering::SeqCst), 5);
     })
     .await;
@@ -553,10 +550,7 @@ async fn stop_with_a_deadline_cancels_what_is_left() {
             matches!(err.code(), Code::Unavailable | Code::Cancelled),
             "{err:?}"
         );
-        within(10, server.serving.take().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        server.served(10).await;
         let took = stopping.elapsed();
         assert!(
             took >= Duration::from_millis(250) && took < Duration::from_secs(3),
@@ -581,16 +575,90 @@ async fn a_forced_stop_cancels_at_once() {
             matches!(err.code(), Code::Unavailable | Code::Cancelled),
             "{err:?}"
         );
-        within(10, server.serving.take().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        server.served(10).await;
         assert!(
             stopping.elapsed() < Duration::from_secs(2),
             "{:?}",
             stopping.elapsed()
         );
         wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 1).await;
+    })
+    .await;
+}
+
+/// A forced stop ends even when the client has stopped reading: the server's socket is
+/// full, so its GOAWAY cannot be written out and h2 never finishes closing. Handlers end
+/// at once (h2 fails every stream on the abrupt GOAWAY), and the connection is dropped
+/// after its linger (`CLOSE_LINGER`, one second), so `serve` returns while the client
+/// still holds the socket open.
+#[tokio::test]
+async fn a_forced_stop_ends_even_when_the_client_has_stopped_reading() {
+    use prost::Message;
+    use rgrpc_tests::h2peer::{Frame, RawPeer};
+    rgrpc_tests::no_leaks(async {
+        let mut server = start(|s| s).await;
+        let mut peer = RawPeer::handshake(server.addr).await;
+        // Both windows wide open (RFC 9113 6.5.2, 6.9): only the socket holds the
+        // server back.
+        peer.send_all(&[
+            Frame::settings(&[(0x4, (1 << 31) - 1)]),
+            Frame::window_update(0, (1 << 31) - 1 - 65_535),
+        ])
+        .await
+        .unwrap();
+        let request = StreamingOutputCallRequest {
+            response_parameters: vec![
+                ResponseParameters {
+                    size: 1 << 20,
+                    ..Default::default()
+                };
+                128
+            ],
+            ..Default::default()
+        };
+        let mut body = vec![0];
+        body.extend_from_slice(&(request.encoded_len() as u32).to_be_bytes());
+        request.encode(&mut body).unwrap();
+        let sleeping = sleeping_request();
+        let mut unary = vec![0];
+        unary.extend_from_slice(&(sleeping.encoded_len() as u32).to_be_bytes());
+        sleeping.encode(&mut unary).unwrap();
+        let sleep_head = peer.request(1, "/grpc.testing.TestService/UnaryCall", &[]);
+        let stream_head = peer.request(3, "/grpc.testing.TestService/StreamingOutputCall", &[]);
+        peer.send_all(&[
+            sleep_head,
+            Frame::data(1, unary, true),
+            stream_head,
+            Frame::data(3, body, true),
+        ])
+        .await
+        .unwrap();
+        // The handler sends until the socket and its write quota are full, then waits.
+        let sent = || server.probe.sent.load(Ordering::SeqCst);
+        wait_until(10, || sent() > 0).await;
+        let mut last = 0;
+        while sent() != last {
+            last = sent();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(last < 128, "the server was never held back ({last} sent)");
+        assert_eq!(server.probe.dropped.load(Ordering::SeqCst), 0);
+        let stopping = Instant::now();
+        server.handle.stop();
+        // Both handlers: the stream's (its send fails) and the sleeping one.
+        wait_until(10, || server.probe.dropped.load(Ordering::SeqCst) == 2).await;
+        let took = stopping.elapsed();
+        assert!(
+            took < Duration::from_millis(600),
+            "the handlers waited for the connection to close: {took:?}"
+        );
+        server.served(10).await;
+        let took = stopping.elapsed();
+        assert!(
+            took >= Duration::from_millis(500),
+            "{took:?}: the GOAWAY went out?"
+        );
+        drop(peer);
     })
     .await;
 }

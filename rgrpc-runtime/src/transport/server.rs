@@ -16,10 +16,14 @@
 //!                  ┌────────────────────────────── Draining { cancel_at }
 //!                  │ last stream done                  │ cancel_at passed, forced stop
 //!                  ▼                                   ▼
-//!               Closed ◀──── h2 closed ─────────── Cancelling
+//!               Closed ◀── h2 closed, or linger over ── Cancelling
 //!                  ▲
 //!                  └── keepalive timeout, too many pings, I/O error (from any state)
 //! ```
+//!
+//! A closing connection lingers at most [`CLOSE_LINGER`] for its last bytes (the
+//! GOAWAY) to be written; against a peer that does not read, it is then dropped with
+//! them unwritten, so a stop never waits on a peer.
 //!
 //! Draining is h2's graceful GOAWAY, which is grpc-go's: a first GOAWAY with the
 //! largest stream id and a PING, then, once the PING is acked, the GOAWAY with the last
@@ -439,8 +443,9 @@ const HAND_OVER_EVERY: usize = 4;
 const MAX_SETTINGS_PER_WINDOW: u32 = 100;
 /// The window [`MAX_SETTINGS_PER_WINDOW`] counts over.
 const SETTINGS_WINDOW: Duration = Duration::from_secs(60);
-/// How long a cancelled connection waits for h2 to write its GOAWAY before it is
-/// dropped (a peer that does not read would otherwise hold it).
+/// How long a closing connection waits for its GOAWAY (h2's, or one of our own) to be
+/// written before it is dropped: a peer that does not read would otherwise hold it
+/// until TCP gives up on it (minutes), and a forced stop with it.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// The connection's state after the handshake (see the module doc).
@@ -452,9 +457,10 @@ enum Phase {
     Draining { cancel_at: Option<Instant> },
     /// Calls cancelled, GOAWAY queued; closed when h2 is done or at `drop_at`.
     Cancelling { drop_at: Instant },
-    /// Done: a GOAWAY of our own (`too_many_pings`) is being flushed, then the socket
-    /// is shut; h2 is no longer polled.
-    Closed,
+    /// Done: h2 is no longer polled; what is buffered (a GOAWAY of our own,
+    /// `too_many_pings`) is written and the socket shut, or, at `drop_at`, the
+    /// connection is dropped with it unwritten.
+    Closed { drop_at: Instant },
 }
 
 /// Owns one h2 server connection, its writer, its timers and the dispatch of its
@@ -501,25 +507,40 @@ impl Driver {
     ///
     /// `cx` is the `gate`'s: wakes while this runs do not poll it again for nothing.
     fn poll(&mut self, cx: &mut Context<'_>, gate: &Gate) -> Poll<()> {
-        if self.phase == Phase::Closed {
-            // h2 is not polled again: a resident stream ends in its own task.
-            if let Some(resident) = &mut self.resident {
-                resident.move_out();
-            }
-            return self.flusher.poll_close(cx).map(|_| ());
+        if let Phase::Closed { drop_at } = self.phase {
+            return self.poll_close(cx, drop_at);
         }
         let done = self.poll_rounds(cx, gate);
         self.writer_task.poll_resets(cx);
         let seen = self.flusher.with_io(Observed::take_seen);
         self.poll_observed(seen.pings, seen.settings);
         self.poll_timers(cx, seen.last_read);
-        if self.phase == Phase::Closed {
-            return self.flusher.poll_close(cx).map(|_| ());
+        if let Phase::Closed { drop_at } = self.phase {
+            return self.poll_close(cx, drop_at);
         }
         // Every byte h2 wrote goes to the socket before the task sleeps; a full socket
         // wakes it again. A write error reaches h2 through its next write or read.
         let _ = self.flusher.poll_flush(cx);
         done
+    }
+
+    /// Closed: writes out what is buffered and shuts the socket, or gives up at
+    /// `drop_at` (ready either way: the task then drops the connection).
+    fn poll_close(&mut self, cx: &mut Context<'_>, drop_at: Instant) -> Poll<()> {
+        // h2 is not polled again: a resident stream ends in its own task.
+        if let Some(resident) = &mut self.resident {
+            resident.move_out();
+        }
+        if self.flusher.poll_close(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if self.armed != Some(drop_at) {
+            self.armed = Some(drop_at);
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(drop_at));
+        }
+        self.timer.as_mut().poll(cx)
     }
 
     fn poll_rounds(&mut self, cx: &mut Context<'_>, gate: &Gate) -> Poll<()> {
@@ -612,14 +633,16 @@ impl Driver {
     /// only while the socket is full), h2's own GOAWAY without debug data is sent
     /// instead.
     fn enhance_your_calm(&mut self, debug: &[u8]) {
-        if matches!(self.phase, Phase::Cancelling { .. } | Phase::Closed) {
+        if matches!(self.phase, Phase::Cancelling { .. } | Phase::Closed { .. }) {
             return;
         }
         self.shared.draining.set();
         self.shared.cancelled.set();
         let frame = goaway_frame(self.last_stream_id, Reason::ENHANCE_YOUR_CALM, debug);
         if self.flusher.inject(&frame) {
-            self.phase = Phase::Closed;
+            self.phase = Phase::Closed {
+                drop_at: Instant::now() + CLOSE_LINGER,
+            };
         } else {
             self.conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
             self.phase = Phase::Cancelling {
@@ -653,14 +676,14 @@ impl Driver {
                 };
                 self.phase = Phase::Draining { cancel_at };
             }
-            Phase::Cancelling { .. } | Phase::Closed => {}
+            Phase::Cancelling { .. } | Phase::Closed { .. } => {}
         }
         self.armed = None;
     }
 
     /// -> Cancelling: every call is cancelled and the connection closes with a GOAWAY.
     fn cancel(&mut self) {
-        if matches!(self.phase, Phase::Cancelling { .. } | Phase::Closed) {
+        if matches!(self.phase, Phase::Cancelling { .. } | Phase::Closed { .. }) {
             return;
         }
         self.shared.draining.set();
@@ -686,8 +709,7 @@ impl Driver {
                 consider(self.idle_deadline());
             }
             Phase::Draining { cancel_at } => consider(cancel_at),
-            Phase::Cancelling { drop_at } => consider(Some(drop_at)),
-            Phase::Closed => {}
+            Phase::Cancelling { drop_at } | Phase::Closed { drop_at } => consider(Some(drop_at)),
         }
         next
     }
@@ -724,7 +746,7 @@ impl Driver {
             }
             // Fired, or never armed: run what is due, then arm at the next deadline.
             self.fire(Instant::now(), last_read);
-            if self.phase == Phase::Closed {
+            if matches!(self.phase, Phase::Closed { .. }) {
                 return;
             }
             let next = self.next_deadline(last_read);
@@ -772,11 +794,12 @@ impl Driver {
                 }
             }
             Phase::Cancelling { drop_at } => {
+                // The linger is over: dropped at once, h2's GOAWAY unwritten.
                 if now >= drop_at {
-                    self.phase = Phase::Closed;
+                    self.phase = Phase::Closed { drop_at };
                 }
             }
-            Phase::Closed => {}
+            Phase::Closed { .. } => {}
         }
     }
 }
