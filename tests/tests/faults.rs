@@ -195,7 +195,7 @@ async fn a_server_that_stops_reading_blocks_the_client_sender_with_bounded_memor
     rgrpc_tests::no_leaks(async {
         use rgrpc_runtime::{RecvStream, Server, ServerContext};
         use rgrpc_tests::grpc_testing::{
-            Payload, StreamingInputCallRequest, StreamingInputCallResponse, TestServiceServer,
+            StreamingInputCallRequest, StreamingInputCallResponse, TestServiceServer,
             register_test_service_server,
         };
         struct NotReading;
@@ -218,25 +218,90 @@ async fn a_server_that_stops_reading_blocks_the_client_sender_with_bounded_memor
         let mut call = within(10, client.streaming_input_call(CallOptions::default()))
             .await
             .unwrap();
-        let message = StreamingInputCallRequest {
-            payload: Some(Payload {
-                body: vec![0; 64 * 1024],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let mut sent = 0;
         // 400 messages (25 MiB) if nothing held the sender back.
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while sent < 400 && call.send(&message).await.is_ok() {
-                sent += 1;
-            }
-        })
-        .await;
+        let sent = send_until_held(&mut call, 400, Duration::from_millis(500)).await;
         // 1 MiB stream window + 64 KiB quota + one in encoding: about 18 of 64 KiB.
         assert!((10..=24).contains(&sent), "{sent} messages of 64 KiB sent");
         drop(call);
         serving.abort();
     })
     .await;
+}
+
+/// A client whose server has stopped reading does not keep the connection once the
+/// caller is gone: the client's socket is full, so h2 can write neither its RST_STREAM
+/// nor its GOAWAY, and the connection's task must give up on them rather than live on
+/// (with its buffers) for as long as the server holds the socket open.
+#[tokio::test]
+async fn a_connection_to_a_server_that_stopped_reading_ends_when_its_caller_is_gone() {
+    // The server runs on a runtime of its own, so that the count of live tasks below
+    // is the client's alone. It takes the call with both windows wide open (RFC 9113
+    // 6.9.2), then never reads again until told.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (io, _) = listener.accept().await.unwrap();
+            let mut conn = h2::server::Builder::new()
+                .initial_window_size((1 << 31) - 1)
+                .initial_connection_window_size((1 << 31) - 1)
+                .handshake::<_, bytes::Bytes>(io)
+                .await
+                .unwrap();
+            let stream = conn.accept().await.unwrap().unwrap();
+            let _ = released.await;
+            drop((stream, conn));
+        });
+    });
+    rgrpc_tests::no_leaks(async {
+        let client = TestServiceStub::new(Channel::lazy(&addr.to_string()).unwrap());
+        let mut call = within(10, client.streaming_input_call(CallOptions::default()))
+            .await
+            .unwrap();
+        // Until the socket is full and the call's write quota with it.
+        let sent = send_until_held(&mut call, 1000, Duration::from_secs(2)).await;
+        assert!(
+            sent < 1000,
+            "the server's socket never filled ({sent} sent)"
+        );
+        drop(call);
+        drop(client);
+    })
+    .await;
+    let _ = release.send(());
+    server.join().unwrap();
+}
+
+/// Sends 64 KiB messages on `call` until `max` are sent, a send fails, or `within`
+/// passes (the sender held back); how many were sent.
+async fn send_until_held(
+    call: &mut rgrpc_runtime::ClientStreamingCall<
+        rgrpc_tests::grpc_testing::StreamingInputCallRequest,
+        rgrpc_tests::grpc_testing::StreamingInputCallResponse,
+    >,
+    max: usize,
+    within: Duration,
+) -> usize {
+    let message = rgrpc_tests::grpc_testing::StreamingInputCallRequest {
+        payload: Some(rgrpc_tests::grpc_testing::Payload {
+            body: vec![0; 64 * 1024],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut sent = 0;
+    let _ = tokio::time::timeout(within, async {
+        while sent < max && call.send(&message).await.is_ok() {
+            sent += 1;
+        }
+    })
+    .await;
+    sent
 }

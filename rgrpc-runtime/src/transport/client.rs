@@ -12,7 +12,7 @@
 //!   (failed dial)                                                                     │ every handle gone
 //!                                                                                     ▼
 //!   Closed ◀────────── streams done, h2 closed ─────────────────────────────────── Draining
-//!     ▲
+//!     ▲   ◀── no call left and h2 still not closed after CLOSE_LINGER ─────────────────┘
 //!     └──── keepalive timeout, I/O error (from Ready or Draining)
 //! ```
 //!
@@ -36,6 +36,7 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Sleep;
 
+use super::CLOSE_LINGER;
 use super::coalesce::{CoalescingIo, Flusher};
 use super::controlbuf::{STREAM_WRITE_QUOTA, Writer, WriterTask, Written};
 use super::io::BoxIo;
@@ -221,6 +222,7 @@ pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn
         armed: None,
         put_off: false,
         ended_since_flush: 0,
+        linger: None,
     };
     tokio::spawn(driver.run());
     match tokio::time::timeout(settings.connect_timeout, ready_rx).await {
@@ -265,6 +267,8 @@ struct Driver {
     put_off: bool,
     /// Streams the server ended (responses completed) since writes were last flushed.
     ended_since_flush: u32,
+    /// Started when the last handle is gone and no call is left (`poll_linger`).
+    linger: Option<Pin<Box<Sleep>>>,
 }
 
 impl Driver {
@@ -314,10 +318,24 @@ impl Driver {
             self.ended_since_flush = 0;
         }
         let _ = self.flusher.poll_flush(cx);
-        if closing {
+        if closing || (done.is_pending() && self.poll_linger(cx)) {
             return Poll::Ready(());
         }
         done.map(|_| ())
+    }
+
+    /// Whether a connection the channel let go has lingered long enough: with every
+    /// handle gone and no call left, h2 only has its last frames (resets, GOAWAY) to
+    /// write, and a server that does not read would hold the connection and this task
+    /// for as long as it keeps the socket open; after [`CLOSE_LINGER`] it is dropped.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.writer_task.is_some() || self.state.active_calls(&self.streams) > 0 {
+            return false;
+        }
+        let linger = self
+            .linger
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_LINGER)));
+        linger.as_mut().poll(cx).is_ready()
     }
 
     /// Whether this wake-up leaves its writes buffered for one scheduler pass: when

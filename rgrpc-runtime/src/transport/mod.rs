@@ -25,3 +25,9 @@ pub(crate) mod signal;
 pub(crate) mod sniff;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
+
+/// How long a closing connection, either side, waits for its last frames (GOAWAY,
+/// resets) to be written before it is dropped with them unwritten: a peer that does
+/// not read would otherwise hold the connection, its task and its buffers until TCP
+/// gives up on the socket (minutes; never, while the peer's host keeps it open).
+pub(crate) const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);

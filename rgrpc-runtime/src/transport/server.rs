@@ -57,6 +57,7 @@ use h2::server::SendResponse;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
+use super::CLOSE_LINGER;
 use super::coalesce::{CoalescingIo, Flusher};
 use super::controlbuf::{STREAM_WRITE_QUOTA, StreamKey, Writer, WriterTask, Written};
 use super::dispatch::{Dispatch, StreamFuture};
@@ -443,10 +444,6 @@ const HAND_OVER_EVERY: usize = 4;
 const MAX_SETTINGS_PER_WINDOW: u32 = 100;
 /// The window [`MAX_SETTINGS_PER_WINDOW`] counts over.
 const SETTINGS_WINDOW: Duration = Duration::from_secs(60);
-/// How long a closing connection waits for its GOAWAY (h2's, or one of our own) to be
-/// written before it is dropped: a peer that does not read would otherwise hold it
-/// until TCP gives up on it (minutes), and a forced stop with it.
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// The connection's state after the handshake (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
