@@ -335,7 +335,7 @@ async fn secure(mut io: BoxIo, settings: &ServerSettings) -> Option<(BoxIo, Opti
 impl Driver {
     /// Ready: the driver of a connection whose handshake is done.
     fn new(
-        mut conn: h2::server::Connection<CoalescingIo<Observed>, Bytes>,
+        conn: h2::server::Connection<CoalescingIo<Observed>, Bytes>,
         flusher: Flusher<Observed>,
         peer: PeerAddr,
         tls: Option<Box<TlsInfo>>,
@@ -355,7 +355,7 @@ impl Driver {
             idle_since: settings.max_connection_idle.map(|_| Mutex::new(now)),
         });
         Driver {
-            pings: conn.ping_pong(),
+            pings: None,
             conn,
             flusher,
             writer_task,
@@ -480,6 +480,9 @@ struct Driver {
     last_stream_id: u32,
     phase: Phase,
     settings: Arc<ServerSettings>,
+    /// Taken from h2 at the first keepalive ping, not before: once taken, h2
+    /// registers the task's waker for it at every poll (about 15 ns of a small call),
+    /// and a busy connection never pings.
     pings: Option<h2::PingPong>,
     pinger: Pinger,
     strikes: PingStrikes,
@@ -763,6 +766,9 @@ impl Driver {
         match self.pinger.poll(now, last_read, active) {
             PingAction::Wait => {}
             PingAction::Ping => {
+                if self.pings.is_none() {
+                    self.pings = self.conn.ping_pong();
+                }
                 if let Some(pings) = &mut self.pings {
                     let _ = pings.send_ping(h2::Ping::opaque());
                 }
