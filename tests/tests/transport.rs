@@ -593,7 +593,6 @@ async fn a_forced_stop_cancels_at_once() {
 /// still holds the socket open.
 #[tokio::test]
 async fn a_forced_stop_ends_even_when_the_client_has_stopped_reading() {
-    use prost::Message;
     use rgrpc_tests::h2peer::{Frame, RawPeer};
     rgrpc_tests::no_leaks(async {
         let mut server = start(|s| s).await;
@@ -616,13 +615,8 @@ async fn a_forced_stop_ends_even_when_the_client_has_stopped_reading() {
             ],
             ..Default::default()
         };
-        let mut body = vec![0];
-        body.extend_from_slice(&(request.encoded_len() as u32).to_be_bytes());
-        request.encode(&mut body).unwrap();
-        let sleeping = sleeping_request();
-        let mut unary = vec![0];
-        unary.extend_from_slice(&(sleeping.encoded_len() as u32).to_be_bytes());
-        sleeping.encode(&mut unary).unwrap();
+        let body = grpc_message(&request);
+        let unary = grpc_message(&sleeping_request());
         let sleep_head = peer.request(1, "/grpc.testing.TestService/UnaryCall", &[]);
         let stream_head = peer.request(3, "/grpc.testing.TestService/StreamingOutputCall", &[]);
         peer.send_all(&[
@@ -657,6 +651,81 @@ async fn a_forced_stop_ends_even_when_the_client_has_stopped_reading() {
         assert!(
             took >= Duration::from_millis(500),
             "{took:?}: the GOAWAY went out?"
+        );
+        drop(peer);
+    })
+    .await;
+}
+
+/// One uncompressed gRPC message (PROTOCOL-HTTP2.md, Length-Prefixed-Message).
+fn grpc_message(message: &impl prost::Message) -> Vec<u8> {
+    let mut framed = vec![0];
+    framed.extend_from_slice(&(message.encoded_len() as u32).to_be_bytes());
+    message.encode(&mut framed).expect("a Vec grows");
+    framed
+}
+
+/// grpc-go waits at most 5 s for the client to ack the PING of a graceful GOAWAY
+/// (http2_server.go, `outgoingGoAwayHandler`); h2 waits for it without limit, and
+/// until it comes it accepts new streams and never closes the connection. A client
+/// that never acks must not hold a graceful stop: after the wait, new streams are
+/// refused (REFUSED_STREAM: not processed, the client may retry them elsewhere), the
+/// call in flight finishes, and the connection closes once it has.
+#[tokio::test]
+async fn a_graceful_stop_does_not_wait_on_a_client_that_never_acks_its_ping() {
+    use rgrpc_tests::h2peer::{Frame, RawPeer, code, kind};
+    rgrpc_tests::no_leaks(async {
+        let mut server = start(|s| s).await;
+        let mut peer = RawPeer::handshake(server.addr).await;
+        let slow = SimpleRequest {
+            payload: Some(rgrpc_tests::grpc_testing::Payload {
+                body: b"delay_ms:6500".to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let call = peer.request(1, "/grpc.testing.TestService/UnaryCall", &[]);
+        peer.send_all(&[call, Frame::data(1, grpc_message(&slow), true)])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stopping = Instant::now();
+        server.handle.graceful_stop();
+        let (last, reason, _) = peer.expect_goaway(Duration::from_secs(5)).await;
+        assert_eq!(
+            (last, reason),
+            ((1 << 31) - 1, code::NO_ERROR),
+            "first GOAWAY"
+        );
+        let ping = peer.recv_kind(kind::PING, Duration::from_secs(5)).await;
+        assert!(ping.is_ok(), "the drain PING (never acked): {ping:?}");
+        // Past the wait, a new stream is refused, not served.
+        tokio::time::sleep_until((stopping + Duration::from_millis(5500)).into()).await;
+        let late = peer.request(3, "/grpc.testing.TestService/UnaryCall", &[]);
+        peer.send_all(&[
+            late,
+            Frame::data(3, grpc_message(&SimpleRequest::default()), true),
+        ])
+        .await
+        .unwrap();
+        let reset = peer
+            .recv_kind(kind::RST_STREAM, Duration::from_secs(5))
+            .await
+            .expect("the late stream is reset");
+        assert_eq!(
+            (reset.stream, reset.rst_code()),
+            (3, Some(code::REFUSED_STREAM))
+        );
+        server.served(10).await;
+        assert_eq!(
+            server.probe.finished.load(Ordering::SeqCst),
+            1,
+            "the slow call finished"
+        );
+        assert!(
+            stopping.elapsed() < Duration::from_secs(9),
+            "{:?}",
+            stopping.elapsed()
         );
         drop(peer);
     })

@@ -55,6 +55,8 @@ pub(crate) struct Seen {
     pub last_read: Instant,
     /// PING frames without ACK received since the last `take_seen`.
     pub pings: u32,
+    /// PING ACKs received since the last `take_seen`.
+    pub ping_acks: u32,
     /// SETTINGS frames without ACK received since the last `take_seen`.
     pub settings: u32,
     /// The last GOAWAY received.
@@ -125,6 +127,7 @@ impl Observed {
             seen: Seen {
                 last_read: Instant::now(),
                 pings: 0,
+                ping_acks: 0,
                 settings: 0,
                 goaway: None,
                 ended: 0,
@@ -185,6 +188,7 @@ impl Observed {
         Seen {
             last_read: self.seen.last_read,
             pings: std::mem::take(&mut self.seen.pings),
+            ping_acks: std::mem::take(&mut self.seen.ping_acks),
             settings: std::mem::take(&mut self.seen.settings),
             goaway: self.seen.goaway.take(),
             ended: std::mem::take(&mut self.seen.ended),
@@ -210,6 +214,7 @@ impl Observed {
                 }
                 match (&frame.kind, &frame.detail) {
                     (Kind::Ping, Detail::Ping { ack: false, .. }) => seen.pings += 1,
+                    (Kind::Ping, Detail::Ping { ack: true, .. }) => seen.ping_acks += 1,
                     (Kind::Settings, Detail::Settings { ack: false }) => seen.settings += 1,
                     (Kind::Headers | Kind::Data, _) if frame.flags & END_STREAM != 0 => {
                         seen.ended = seen.ended.saturating_add(1);

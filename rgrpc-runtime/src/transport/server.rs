@@ -28,8 +28,11 @@
 //! Draining is h2's graceful GOAWAY, which is grpc-go's: a first GOAWAY with the
 //! largest stream id and a PING, then, once the PING is acked, the GOAWAY with the last
 //! stream id really processed; streams at or below it run to completion, so no call in
-//! flight is lost (RFC 9113 section 6.8). Cancelling tells every stream of the
-//! connection that its call is cancelled (handlers are dropped; their
+//! flight is lost (RFC 9113 section 6.8). h2 waits for that ack without limit; as
+//! grpc-go, the driver waits [`DRAIN_ACK_WAIT`] (5 s) and then refuses new streams
+//! itself and closes the connection once its calls are done ([`DrainAck`]), so a
+//! client that never acks cannot hold a graceful stop. Cancelling tells every stream
+//! of the connection that its call is cancelled (handlers are dropped; their
 //! `ServerContext::cancelled` completes) and closes the connection with a GOAWAY.
 //!
 //! Keepalive (gRFC A8, doc/keepalive.md): the server pings after `keepalive.time` of
@@ -445,19 +448,49 @@ const MAX_SETTINGS_PER_WINDOW: u32 = 100;
 /// The window [`MAX_SETTINGS_PER_WINDOW`] counts over.
 const SETTINGS_WINDOW: Duration = Duration::from_secs(60);
 
+/// How long a draining connection waits for the client to ack the PING sent with the
+/// first GOAWAY (grpc-go's wait, `outgoingGoAwayHandler` in http2_server.go).
+const DRAIN_ACK_WAIT: Duration = Duration::from_secs(5);
+/// How often a connection that gave up on that ack checks whether its last call
+/// has ended (nothing wakes it when one does).
+const GAVE_UP_CHECK: Duration = Duration::from_millis(100);
+
 /// The connection's state after the handshake (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Accepting streams.
     Ready,
     /// GOAWAY sent; streams in flight finish; at `cancel_at` the rest are cancelled.
-    Draining { cancel_at: Option<Instant> },
+    Draining {
+        cancel_at: Option<Instant>,
+        ack: DrainAck,
+    },
     /// Calls cancelled, GOAWAY queued; closed when h2 is done or at `drop_at`.
     Cancelling { drop_at: Instant },
     /// Done: h2 is no longer polled; what is buffered (a GOAWAY of our own,
     /// `too_many_pings`) is written and the socket shut, or, at `drop_at`, the
     /// connection is dropped with it unwritten.
     Closed { drop_at: Instant },
+}
+
+/// Where a draining connection is with the PING of its first GOAWAY. h2 sends the
+/// final GOAWAY (the last stream id it processed) when the ack comes and then closes
+/// the connection once idle; until then it accepts new streams (the client may have
+/// sent them before it saw the GOAWAY) and never closes, and it waits without limit.
+///
+/// ```text
+///   Waiting(by) ──PING ACK read──▶ Acked            (h2 finishes the drain)
+///       │ `by` passed (DRAIN_ACK_WAIT)
+///       ▼
+///    GaveUp: new streams are refused (REFUSED_STREAM: not processed, so the client
+///            may retry them elsewhere); once no call is left, the connection
+///            closes with h2's abrupt GOAWAY (nothing left to cancel)
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DrainAck {
+    Waiting(Instant),
+    Acked,
+    GaveUp,
 }
 
 /// Owns one h2 server connection, its writer, its timers and the dispatch of its
@@ -513,7 +546,7 @@ impl Driver {
         let done = self.poll_rounds(cx, gate);
         self.writer_task.poll_resets(cx);
         let seen = self.flusher.with_io(Observed::take_seen);
-        self.poll_observed(seen.pings, seen.settings);
+        self.poll_observed(seen.pings, seen.ping_acks, seen.settings);
         self.poll_timers(cx, seen.last_read);
         if let Phase::Closed { drop_at } = self.phase {
             return self.poll_close(cx, drop_at);
@@ -551,6 +584,9 @@ impl Driver {
                 // Each h2 poll sees what h2 woke the task for (`gate`).
                 gate.rearm();
                 match self.conn.poll_accept(cx) {
+                    Poll::Ready(Some(Ok((_, mut respond)))) if self.refuses_streams() => {
+                        respond.send_reset(Reason::REFUSED_STREAM);
+                    }
                     Poll::Ready(Some(Ok((request, respond)))) => {
                         self.next_key += 1;
                         self.last_stream_id = u32::from(respond.stream_id());
@@ -599,9 +635,35 @@ impl Driver {
         Poll::Pending
     }
 
+    /// Whether new streams are refused (see [`DrainAck`]).
+    fn refuses_streams(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Draining {
+                ack: DrainAck::GaveUp,
+                ..
+            }
+        )
+    }
+
     /// Acts on the frames the observer saw: the client's PINGs against the policy,
-    /// its SETTINGS against the flood bound.
-    fn poll_observed(&mut self, pings: u32, settings: u32) {
+    /// its PING ACKs against a drain's wait, its SETTINGS against the flood bound.
+    fn poll_observed(&mut self, pings: u32, ping_acks: u32, settings: u32) {
+        if let Phase::Draining {
+            cancel_at,
+            ack: DrainAck::Waiting(_),
+        } = self.phase
+        {
+            // Ours is the only PING in flight while draining but for a keepalive
+            // ping's; either ack shows a client that answers.
+            if ping_acks > 0 {
+                self.phase = Phase::Draining {
+                    cancel_at,
+                    ack: DrainAck::Acked,
+                };
+                self.armed = None;
+            }
+        }
         if pings == 0 && settings == 0 {
             return;
         }
@@ -666,15 +728,21 @@ impl Driver {
             Phase::Ready => {
                 self.shared.draining.set();
                 self.conn.graceful_shutdown();
-                self.phase = Phase::Draining { cancel_at };
+                self.phase = Phase::Draining {
+                    cancel_at,
+                    ack: DrainAck::Waiting(Instant::now() + DRAIN_ACK_WAIT),
+                };
             }
-            Phase::Draining { cancel_at: old } => {
+            Phase::Draining {
+                cancel_at: old,
+                ack,
+            } => {
                 // A stop with a deadline tightens a drain without one.
                 let cancel_at = match (old, cancel_at) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                self.phase = Phase::Draining { cancel_at };
+                self.phase = Phase::Draining { cancel_at, ack };
             }
             Phase::Cancelling { .. } | Phase::Closed { .. } => {}
         }
@@ -708,7 +776,14 @@ impl Driver {
                 consider(self.age_limit);
                 consider(self.idle_deadline());
             }
-            Phase::Draining { cancel_at } => consider(cancel_at),
+            Phase::Draining { cancel_at, ack } => {
+                consider(cancel_at);
+                match ack {
+                    DrainAck::Waiting(by) => consider(Some(by)),
+                    DrainAck::Acked => {}
+                    DrainAck::GaveUp => consider(Some(Instant::now() + GAVE_UP_CHECK)),
+                }
+            }
             Phase::Cancelling { drop_at } | Phase::Closed { drop_at } => consider(Some(drop_at)),
         }
         next
@@ -791,8 +866,18 @@ impl Driver {
                     self.drain(None);
                 }
             }
-            Phase::Draining { cancel_at } => {
+            Phase::Draining { cancel_at, ack } => {
                 if cancel_at.is_some_and(|at| now >= at) {
+                    self.cancel();
+                    return;
+                }
+                let ack = match ack {
+                    DrainAck::Waiting(by) if now >= by => DrainAck::GaveUp,
+                    ack => ack,
+                };
+                self.phase = Phase::Draining { cancel_at, ack };
+                if ack == DrainAck::GaveUp && active == 0 {
+                    // h2 will not close it: the abrupt GOAWAY has no call to cancel.
                     self.cancel();
                 }
             }
