@@ -4,9 +4,6 @@
 //! UNAVAILABLE at once while the channel is in TRANSIENT_FAILURE (fail-fast, the
 //! default). Nothing a caller does dials: subchannels connect in their own tasks.
 
-use crate::codec::compression::ACCEPT_ENCODING;
-use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, TE, USER_AGENT};
-use http::HeaderValue;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use http::HeaderValue;
 use tokio::sync::{Notify, watch};
 
 use super::backoff::BackoffConfig;
@@ -26,9 +24,11 @@ use super::service_config::ServiceConfig;
 use super::state::ConnectivityState;
 use super::subchannel::Subchannel;
 use crate::codec;
+use crate::codec::compression::ACCEPT_ENCODING;
 use crate::stats::StatsHandler;
 use crate::status::Status;
 use crate::transport::client::{ClientSettings, Conn};
+use crate::transport::headers::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING, TE, USER_AGENT};
 use crate::transport::io::Address;
 use crate::transport::keepalive::MIN_CLIENT_TIME;
 

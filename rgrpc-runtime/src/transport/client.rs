@@ -325,11 +325,13 @@ impl Driver {
     }
 
     /// Whether a connection the channel let go has lingered long enough: with every
-    /// handle gone and no call left, h2 only has its last frames (resets, GOAWAY) to
-    /// write, and a server that does not read would hold the connection and this task
-    /// for as long as it keeps the socket open; after [`CLOSE_LINGER`] it is dropped.
+    /// `Writer` handle gone, no call is left (a call holds its `Conn`, and the `Conn`
+    /// its writer, for as long as it holds a stream permit) and h2 only has its last
+    /// frames (resets, GOAWAY) to write; a server that does not read would hold the
+    /// connection and this task for as long as it keeps the socket open, so after
+    /// [`CLOSE_LINGER`] it is dropped.
     fn poll_linger(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.writer_task.is_some() || self.state.active_calls(&self.streams) > 0 {
+        if self.writer_task.is_some() {
             return false;
         }
         let linger = self
