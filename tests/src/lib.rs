@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use grpc_testing::{
-    Payload, SimpleRequest, SimpleResponse, StreamingOutputCallRequest,
+    Payload, ResponseParameters, SimpleRequest, SimpleResponse, StreamingOutputCallRequest,
     StreamingOutputCallResponse, TestServiceServer,
 };
 use rgrpc_runtime::{Code, Metadata, SendStream, Server, ServerContext, Status};
@@ -169,6 +169,23 @@ pub fn sleeping_request() -> SimpleRequest {
             body: b"sleep".to_vec(),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// A StreamingOutputCall request for `count` messages of `size` bytes, each sent
+/// `interval` after the one before it (the first `interval` after the call starts).
+pub fn spaced_stream(count: usize, size: i32, interval: Duration) -> StreamingOutputCallRequest {
+    let interval_us = i32::try_from(interval.as_micros()).expect("an interval under 35 minutes");
+    StreamingOutputCallRequest {
+        response_parameters: vec![
+            ResponseParameters {
+                size,
+                interval_us,
+                ..Default::default()
+            };
+            count
+        ],
         ..Default::default()
     }
 }

@@ -466,22 +466,11 @@ fn connect_now_outside_a_runtime_does_nothing() {
 /// response stream read after the drop still arrives whole.
 #[tokio::test]
 async fn a_call_outlives_the_channel_it_was_made_on() {
-    use rgrpc_tests::grpc_testing::{ResponseParameters, StreamingOutputCallRequest};
     rgrpc_tests::no_leaks(async {
         let server = rgrpc_tests::start(|s| s).await;
         let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
         // Five messages 400 ms apart: the stream lasts longer than the linger.
-        let request = StreamingOutputCallRequest {
-            response_parameters: vec![
-                ResponseParameters {
-                    size: 8,
-                    interval_us: 400_000,
-                    ..Default::default()
-                };
-                5
-            ],
-            ..Default::default()
-        };
+        let request = rgrpc_tests::spaced_stream(5, 8, Duration::from_millis(400));
         let mut stream = within(10, client.streaming_output_call(request))
             .await
             .unwrap();

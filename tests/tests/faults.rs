@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use rgrpc_runtime::{CallOptions, Channel, Code, Request, Status};
 use rgrpc_tests::grpc_testing::{
-    ResponseParameters, SimpleRequest, StreamingOutputCallRequest, StreamingOutputCallResponse,
-    TestServiceStub,
+    SimpleRequest, StreamingOutputCallRequest, StreamingOutputCallResponse, TestServiceStub,
 };
 use rgrpc_tests::proxy::Proxy;
 use rgrpc_tests::target::Target;
@@ -21,17 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_hostile-target");
 
 /// A server stream that sends a message every 100 ms for a minute.
 fn long_stream() -> StreamingOutputCallRequest {
-    StreamingOutputCallRequest {
-        response_parameters: vec![
-            ResponseParameters {
-                size: 1,
-                interval_us: 100_000,
-                ..Default::default()
-            };
-            600
-        ],
-        ..Default::default()
-    }
+    rgrpc_tests::spaced_stream(600, 1, Duration::from_millis(100))
 }
 
 /// Reads a response stream to its end; the final status.

@@ -495,17 +495,7 @@ async fn graceful_stop_completes_calls_in_flight() {
     rgrpc_tests::no_leaks(async {
         let mut server = start(|s| s).await;
         let client = TestServiceStub::new(Channel::connect(&server.target()).await.unwrap());
-        let request = StreamingOutputCallRequest {
-            response_parameters: vec![
-                ResponseParameters {
-                    size: 3,
-                    interval_us: 300_000,
-                    ..Default::default()
-                };
-                2
-            ],
-            ..Default::default()
-        };
+        let request = rgrpc_tests::spaced_stream(2, 3, Duration::from_millis(300));
         let mut calls = Vec::new();
         for _ in 0..5 {
             calls.push(
@@ -605,17 +595,7 @@ async fn a_forced_stop_ends_even_when_the_client_has_stopped_reading() {
         ])
         .await
         .unwrap();
-        let request = StreamingOutputCallRequest {
-            response_parameters: vec![
-                ResponseParameters {
-                    size: 1 << 20,
-                    ..Default::default()
-                };
-                128
-            ],
-            ..Default::default()
-        };
-        let body = grpc_message(&request);
+        let body = grpc_message(&rgrpc_tests::spaced_stream(128, 1 << 20, Duration::ZERO));
         let unary = grpc_message(&sleeping_request());
         let sleep_head = peer.request(1, "/grpc.testing.TestService/UnaryCall", &[]);
         let stream_head = peer.request(3, "/grpc.testing.TestService/StreamingOutputCall", &[]);

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use rgrpc_runtime::{CallOptions, Channel, Request};
-use rgrpc_tests::grpc_testing::{ResponseParameters, StreamingOutputCallRequest, TestServiceStub};
+use rgrpc_tests::grpc_testing::TestServiceStub;
 
 #[tokio::main]
 async fn main() {
@@ -19,17 +19,7 @@ async fn main() {
             .with_timeout(Duration::from_secs(60))
     });
     tokio::spawn(async move { sleeper.unary_call(sleeping).await });
-    let request = StreamingOutputCallRequest {
-        response_parameters: vec![
-            ResponseParameters {
-                size: 1,
-                interval_us: 100_000,
-                ..Default::default()
-            };
-            600
-        ],
-        ..Default::default()
-    };
+    let request = rgrpc_tests::spaced_stream(600, 1, Duration::from_millis(100));
     // Wait-for-ready: a loaded machine may be slow to connect, and a fail-fast call
     // would then fail before the test gets to kill us mid-stream.
     let options = CallOptions::new()
