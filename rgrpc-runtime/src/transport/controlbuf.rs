@@ -41,6 +41,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::status::Status;
 use crate::transport::h2port::{H2, Port, RespondPort, SendPort};
+use crate::transport::key_hash::KeyHash;
 use crate::transport::queue;
 
 /// Items queued at once per connection. 1024 items cover several hundred concurrent
@@ -167,7 +168,7 @@ impl<P: Port> Writer<P> {
         let (tx, rx) = queue::channel(CONTROL_QUEUE_ITEMS);
         let task = WriterTask {
             rx,
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             order: VecDeque::new(),
         };
         (Writer { tx }, task)
@@ -254,7 +255,8 @@ struct Out<P: Port> {
 /// is gone and nothing is left to write.
 pub(crate) struct WriterTask<P: Port = H2> {
     rx: queue::Receiver<Item<P>>,
-    streams: HashMap<StreamKey, Out<P>>,
+    /// Keyed by our own counter: a multiply for a hash (`key_hash`), not SipHash.
+    streams: HashMap<StreamKey, Out<P>, KeyHash>,
     /// Streams with queued work, in round-robin order; each key at most once.
     order: VecDeque<StreamKey>,
 }

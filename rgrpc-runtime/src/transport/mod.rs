@@ -17,6 +17,7 @@ pub(crate) mod h2port;
 pub(crate) mod headers;
 pub(crate) mod io;
 pub(crate) mod keepalive;
+pub(crate) mod key_hash;
 pub(crate) mod observe;
 pub(crate) mod queue;
 pub(crate) mod resident;
