@@ -1,22 +1,28 @@
-//! The waker gate of the server connection task: wakes that arrive while the task is
-//! running, from work it will look at before it sleeps, do not make tokio poll it once
-//! more for nothing.
+//! The waker gate of a connection task, either side: wakes that arrive while the task
+//! is running, from work it will look at before it sleeps, do not make tokio poll it
+//! once more for nothing.
 //!
-//! The connection task wakes itself all the time: every reply it hands h2 makes h2
-//! wake the connection's task (h2 expects the handles to live in other tasks), every
-//! reply an inline or resident call queues wakes the writer, every read that completes
-//! a resident call's message wakes that call. Each of those sets tokio's "notified" bit
-//! while the task runs, and tokio polls the task again right after: one whole poll of
-//! the driver and h2 per wake-up, doing nothing. In c=1 ping-pong that was 2.9 driver
-//! polls per message (BENCHMARKS.md, session 23).
+//! The connection task wakes itself all the time: every reply or request it hands h2
+//! makes h2 wake the connection's task (h2 expects the handles to live in other
+//! tasks), every reply an inline or resident call queues wakes the writer, every read
+//! that completes a resident call's message wakes that call. Each of those sets
+//! tokio's "notified" bit while the task runs, and tokio polls the task again right
+//! after: one whole poll of the driver and h2 per wake-up, doing nothing. In c=1
+//! ping-pong that was 2.9 driver polls per message on each side (BENCHMARKS.md,
+//! sessions 23 and 26).
 //!
-//! Everything the driver polls is polled with the gate's waker. While the task runs
-//! (between [`Gate::begin`] and [`Gate::end`]) a wake only marks the gate; asleep, it
-//! wakes the task. The mark is cleared before each poll of h2 that a round makes before
-//! its writer and resident polls ([`Gate::rearm`], in the accept loop), because that
-//! poll picks up all that h2 woke for, and what else the driver polls (the writer's
-//! queue, the resident, stream resets, timers, the socket flush) comes after it. So a mark left at `end` is a wake that came after everything
-//! it could be for was polled, and only then is the task woken again.
+//! While the task runs (between [`Gate::begin`] and [`Gate::end`]) a wake through the
+//! gate's waker only marks the gate; asleep, it wakes the task. The mark is cleared
+//! just before a poll of h2 ([`Gate::rearm`]), because that poll picks up all that h2
+//! woke for; whatever is polled with the gate's waker after that is polled after the
+//! rearm too. So a mark left at `end` is a wake that came after everything it could
+//! be for was polled, and only then is the task woken again.
+//!
+//! - Server (`server::Driver`): everything is polled with the gate's waker; each round
+//!   rearms before its h2 poll, then polls the resident and the writer after it.
+//! - Client (`client::Driver`): only h2 is; the writer is polled first, with the
+//!   task's own waker, so a caller's request queued after the writer's poll wakes the
+//!   task past the gate and is never lost.
 //!
 //! ```text
 //!   asleep --begin--> awake (mark cleared) --rearm: mark cleared, h2 polled--> awake
@@ -67,6 +73,9 @@ pub(crate) struct Gate {
     wake: Arc<GateWake>,
     /// `wake` as a `Waker`, built once: what the driver polls with.
     waker: Waker,
+    /// The task waker `wake` holds, kept here too so that `begin` compares without
+    /// taking the lock (it rarely changes: a task keeps its waker).
+    task: Waker,
 }
 
 impl Gate {
@@ -80,19 +89,22 @@ impl Gate {
         Gate {
             waker: Waker::from(wake.clone()),
             wake,
+            task: cx.waker().clone(),
         }
     }
 
-    /// The task has woken (its context is `cx`): returns the waker to poll with.
-    pub(crate) fn begin(&self, cx: &Context<'_>) -> &Waker {
-        {
-            let mut task = self.wake.task();
-            if !task.will_wake(cx.waker()) {
-                *task = cx.waker().clone();
-            }
+    /// The task has woken (its context is `cx`); poll with [`Gate::waker`] from here.
+    pub(crate) fn begin(&mut self, cx: &Context<'_>) {
+        if !self.task.will_wake(cx.waker()) {
+            self.task = cx.waker().clone();
+            *self.wake.task() = cx.waker().clone();
         }
         self.wake.marked.store(false, Ordering::SeqCst);
         self.wake.awake.store(true, Ordering::SeqCst);
+    }
+
+    /// The gate's waker: what the task polls with between `begin` and `end`.
+    pub(crate) fn waker(&self) -> &Waker {
         &self.waker
     }
 
@@ -129,14 +141,15 @@ pub(super) mod tests {
         let task = Waker::from(count.clone());
         let cx = Context::from_waker(&task);
         let wakes = || count.0.load(Ordering::SeqCst);
-        let gate = Gate::new(&cx);
+        let mut gate = Gate::new(&cx);
 
         // Asleep: a wake goes through.
         gate.waker.wake_by_ref();
         assert_eq!(wakes(), 1);
 
         // Awake: held; a rearm (h2 polled after it) clears it; none left at the end.
-        let gated = gate.begin(&cx).clone();
+        gate.begin(&cx);
+        let gated = gate.waker().clone();
         gated.wake_by_ref();
         assert_eq!(wakes(), 1);
         gate.rearm();
@@ -144,7 +157,8 @@ pub(super) mod tests {
         assert_eq!(wakes(), 1);
 
         // Awake: a wake after the last rearm wakes the task at the end, once.
-        let gated = gate.begin(&cx).clone();
+        gate.begin(&cx);
+        let gated = gate.waker().clone();
         gate.rearm();
         gated.wake_by_ref();
         gated.wake_by_ref();
@@ -163,7 +177,7 @@ pub(super) mod tests {
         let second = Arc::new(CountWake(AtomicUsize::new(0)));
         let first_waker = Waker::from(first.clone());
         let second_waker = Waker::from(second.clone());
-        let gate = Gate::new(&Context::from_waker(&first_waker));
+        let mut gate = Gate::new(&Context::from_waker(&first_waker));
         let cx = Context::from_waker(&second_waker);
         gate.begin(&cx);
         gate.end(&cx);

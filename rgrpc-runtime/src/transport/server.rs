@@ -395,7 +395,8 @@ impl Driver {
                 biased;
                 () = std::future::poll_fn(|cx| {
                     let gate = gate.get_or_insert_with(|| Gate::new(cx));
-                    let mut gated = Context::from_waker(gate.begin(cx));
+                    gate.begin(cx);
+                    let mut gated = Context::from_waker(gate.waker());
                     let polled = driver.poll(&mut gated, gate);
                     gate.end(cx);
                     polled
