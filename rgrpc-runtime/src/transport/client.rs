@@ -339,7 +339,23 @@ impl Driver {
         if closing || (done.is_pending() && self.poll_linger(cx)) {
             return Poll::Ready(());
         }
+        if queued && done.is_pending() && self.state.active_calls(&self.streams) > 1 {
+            self.let_callers_queue(cx);
+        }
         done.map(|_| ())
+    }
+
+    /// After a wake-up that wrote, with other calls in flight: the task wakes itself,
+    /// so tokio polls it again only after the tasks runnable now, the callers its
+    /// reads woke among them. Their requests then wake a task already scheduled, and
+    /// the next poll takes them in one batch and one flush. Without it, each caller's
+    /// request woke the task into the slot tokio runs next, ahead of the other callers:
+    /// a poll and a `sendto` per request, and one connection with 200 unary calls in
+    /// flight lost 5-20% (h2's wake for the frames the writer hands it did this before
+    /// the gate swallowed it, for every wake-up, c=1 included: there the extra poll
+    /// finds nothing).
+    fn let_callers_queue(&self, cx: &mut Context<'_>) {
+        cx.waker().wake_by_ref();
     }
 
     /// Whether a connection the channel let go has lingered long enough: with every
