@@ -441,6 +441,13 @@ const ROUNDS_PER_WAKE: usize = 16;
 /// CPU time (BENCHMARKS.md, session 22). The bytes still leave in one write per
 /// wake-up: h2's writes only fill the coalescing buffer.
 const HAND_OVER_EVERY: usize = 4;
+/// Streams accepted in a row after which what h2 has written so far goes to the socket
+/// before the next accept, so that a client with many calls in flight on the one
+/// connection gets the first replies of a large batch while the server still answers
+/// the rest, and both sides work at once instead of in turn. Above the 50 streams an
+/// h2load connection keeps in flight, so small batches still leave in one write per
+/// wake-up.
+const FLUSH_EVERY: usize = 64;
 /// SETTINGS frames a client may send per [`SETTINGS_WINDOW`]. A client sends one at
 /// the start and rarely another; each costs the server an ack and a settings update,
 /// so a flood is answered with GOAWAY ENHANCE_YOUR_CALM (CVE-2019-9515, "settings
@@ -601,6 +608,10 @@ impl Driver {
                         accepted += 1;
                         if accepted % HAND_OVER_EVERY == 0 {
                             handed |= self.writer_task.poll_write(cx) == Written::Frames;
+                        }
+                        if accepted % FLUSH_EVERY == 0 {
+                            // A full socket is written out by the flush at the end.
+                            let _ = self.flusher.poll_flush(cx);
                         }
                     }
                     Poll::Ready(Some(Err(_))) => return Poll::Ready(()),
