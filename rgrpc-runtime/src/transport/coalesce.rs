@@ -11,9 +11,7 @@
 //! polled h2 and the control-buffer writer: one syscall per batch.
 //!
 //! Safety of deferring: the driver flushes before its task goes to sleep, so no byte
-//! h2 believes flushed waits longer than the rest of the current wake-up (or, on the
-//! client, one more pass of the scheduler when its driver puts a flush off with a
-//! deferred wake of itself: `transport::client`, `Driver::put_off_flush`); if the
+//! h2 believes flushed waits longer than the rest of the current wake-up; if the
 //! socket is full the flush registers the task for writability. Until the driver takes
 //! over (during the handshake) and after it is gone, a flush is a real flush.
 //!

@@ -20,9 +20,9 @@
 //! one flush (`coalesce`); after [`BATCH_ITEMS`] items it asks to be polled again, so
 //! one producer burst cannot hold the connection task in one loop. (grpc-go's loopy writer also yields once on a small batch; measured
 //! here it only added a scheduler pass: c=1 unary p50 78 -> 119 us, and no gain at
-//! 400 streams, so the writer does not. The client's driver puts its flush off for one
-//! pass when other calls are in flight, where callers run in tasks of their own:
-//! `transport::client`, `Driver::put_off_flush`.)
+//! 400 streams, so the writer does not. The client's driver, whose callers run in tasks
+//! of their own, yields after a write while other calls are in flight:
+//! `transport::client`, `Driver::let_callers_queue`.)
 //!
 //! The writer reaches h2 only through the port traits of `h2port` (the calls it makes
 //! on a send stream and a response handle). Every type here takes a [`Port`] parameter

@@ -251,22 +251,22 @@ impl Scanner {
 
     /// Scans `bytes`, calling `on_frame` for every frame completed within them, in order.
     pub(crate) fn feed(&mut self, bytes: &[u8], on_frame: &mut dyn FnMut(&Frame)) {
-        self.feed_counting(bytes, None, on_frame);
+        self.feed_skipping_streams(bytes, false, on_frame);
     }
 
-    /// [`Scanner::feed`] for a caller that wants of DATA and HEADERS frames only how
-    /// many carry END_STREAM (the server's reader: they are most frames, two a unary
-    /// call). With `ended`, those that lie whole in `bytes` are counted there without
-    /// being decoded or reported; one split across reads is reported to `on_frame`,
-    /// as every other frame is.
-    pub(crate) fn feed_counting(
+    /// [`Scanner::feed`] for a caller that has no use for DATA and HEADERS frames (the
+    /// reader without a frame log: they are most frames, two a unary call). With
+    /// `skip_streams`, those that lie whole in `bytes` are skipped without being
+    /// decoded or reported; one split across reads is reported to `on_frame`, as every
+    /// other frame is.
+    pub(crate) fn feed_skipping_streams(
         &mut self,
         mut bytes: &[u8],
-        ended: Option<&mut u32>,
+        skip_streams: bool,
         on_frame: &mut dyn FnMut(&Frame),
     ) {
         if let State::Header { filled: 0, .. } = self.state {
-            bytes = Self::whole_frames(bytes, ended, on_frame);
+            bytes = Self::whole_frames(bytes, skip_streams, on_frame);
         }
         while !bytes.is_empty() {
             match &mut self.state {
@@ -339,7 +339,7 @@ impl Scanner {
     /// test compares the two).
     fn whole_frames<'a>(
         mut bytes: &'a [u8],
-        mut ended: Option<&mut u32>,
+        skip_streams: bool,
         on_frame: &mut dyn FnMut(&Frame),
     ) -> &'a [u8] {
         while let Some(head) = bytes.first_chunk::<9>() {
@@ -348,9 +348,8 @@ impl Scanner {
                 break;
             };
             bytes = &bytes[9 + len..];
-            // DATA (0x0) and HEADERS (0x1); END_STREAM is flag 0x1 of both.
-            if let (Some(ended), 0 | 1) = (ended.as_deref_mut(), head[3]) {
-                *ended = ended.saturating_add(u32::from(head[4] & 0x1));
+            // DATA (0x0) and HEADERS (0x1).
+            if skip_streams && matches!(head[3], 0 | 1) {
                 continue;
             }
             let mut frame = Frame::parse(head);
@@ -438,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn counting_takes_whole_data_and_headers_and_reports_the_rest() {
+    fn skipping_takes_whole_data_and_headers_and_reports_the_rest() {
         let split = enc(1, 0x5, 7, &[0; 20]);
         let first = [
             enc(1, 0x4, 1, &[0; 12]), // HEADERS, END_HEADERS only
@@ -449,15 +448,12 @@ mod tests {
         ]
         .concat();
         let mut s = Scanner::new(Start::Frames);
-        let (mut ended, mut reported) = (0, Vec::new());
-        s.feed_counting(&first, Some(&mut ended), &mut |f| reported.push(f.clone()));
-        s.feed_counting(&split[12..], Some(&mut ended), &mut |f| {
-            reported.push(f.clone())
-        });
-        assert_eq!(ended, 2, "the two whole frames with END_STREAM");
+        let mut reported = Vec::new();
+        s.feed_skipping_streams(&first, true, &mut |f| reported.push(f.clone()));
+        s.feed_skipping_streams(&split[12..], true, &mut |f| reported.push(f.clone()));
         let kinds: Vec<_> = reported.iter().map(|f| (f.kind, f.stream_id)).collect();
         assert_eq!(kinds, [(Kind::Ping, 0), (Kind::Headers, 7)]);
-        // Without a count, every frame is reported, as `feed` does.
+        // Without skipping, every frame is reported, as `feed` does.
         let (all, _) = scan(Start::Frames, &[&first, &split[12..]]);
         assert_eq!(all.len(), 5);
     }

@@ -61,13 +61,7 @@ pub(crate) struct Seen {
     pub settings: u32,
     /// The last GOAWAY received.
     pub goaway: Option<GoAway>,
-    /// Streams the peer ended (HEADERS or DATA with END_STREAM) since the last
-    /// `take_seen`: on a client, the calls whose responses just completed.
-    pub ended: u32,
 }
-
-/// The END_STREAM flag of HEADERS and DATA frames (RFC 9113, 6.1 and 6.2).
-const END_STREAM: u8 = 0x1;
 
 /// Whether `RGRPC_FRAME_LOG` asks for the frame log (read once).
 pub(crate) fn frame_log_enabled() -> bool {
@@ -130,7 +124,6 @@ impl Observed {
                 ping_acks: 0,
                 settings: 0,
                 goaway: None,
-                ended: 0,
             },
             goaway_sink: None,
             fix: None,
@@ -191,7 +184,6 @@ impl Observed {
             ping_acks: std::mem::take(&mut self.seen.ping_acks),
             settings: std::mem::take(&mut self.seen.settings),
             goaway: self.seen.goaway.take(),
-            ended: std::mem::take(&mut self.seen.ended),
         }
     }
 
@@ -204,11 +196,10 @@ impl Observed {
         let seen = &mut self.seen;
         let sink = self.goaway_sink.as_deref();
         let log = self.log.as_deref().map(|l| (l.conn, l.side));
-        // Without the log, whole DATA and HEADERS frames are only counted.
-        let mut ended = 0;
-        let counting = log.is_none().then_some(&mut ended);
+        // Without the log, whole DATA and HEADERS frames are skipped: nothing here
+        // acts on them.
         self.recv
-            .feed_counting(bytes, counting, &mut |frame: &Frame| {
+            .feed_skipping_streams(bytes, log.is_none(), &mut |frame: &Frame| {
                 if let Some((conn, side)) = log {
                     print_frame(conn, side, "recv", frame);
                 }
@@ -216,9 +207,6 @@ impl Observed {
                     (Kind::Ping, Detail::Ping { ack: false, .. }) => seen.pings += 1,
                     (Kind::Ping, Detail::Ping { ack: true, .. }) => seen.ping_acks += 1,
                     (Kind::Settings, Detail::Settings { ack: false }) => seen.settings += 1,
-                    (Kind::Headers | Kind::Data, _) if frame.flags & END_STREAM != 0 => {
-                        seen.ended = seen.ended.saturating_add(1);
-                    }
                     (
                         Kind::GoAway,
                         Detail::GoAway {
@@ -239,7 +227,6 @@ impl Observed {
                     _ => {}
                 }
             });
-        seen.ended = seen.ended.saturating_add(ended);
     }
 
     fn on_write(&mut self, bufs: &[IoSlice<'_>], mut n: usize) {
@@ -339,17 +326,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn seen_counts_the_streams_the_peer_ended() {
+    async fn seen_counts_pings_between_the_stream_frames_it_skips() {
         let (near, mut far) = tokio::io::duplex(4096);
         let mut observed = Observed::new(BoxIo::other(near), Side::Client);
         let mut bytes = frame(0x1, 0x5, 1, &[]); // HEADERS, END_STREAM | END_HEADERS
+        bytes.extend(frame(0x6, 0x0, 0, &[7; 8])); // PING
         bytes.extend(frame(0x0, 0x1, 3, b"abc")); // DATA, END_STREAM
+        bytes.extend(frame(0x6, 0x1, 0, &[7; 8])); // PING ACK
         bytes.extend(frame(0x0, 0x0, 5, b"abc")); // DATA, more to come
-        bytes.extend(frame(0x1, 0x4, 5, &[])); // HEADERS, END_HEADERS only
         far.write_all(&bytes).await.unwrap();
         let mut read = vec![0; bytes.len()];
         observed.read_exact(&mut read).await.unwrap();
-        assert_eq!(observed.take_seen().ended, 2);
-        assert_eq!(observed.take_seen().ended, 0, "counted since the last take");
+        let seen = observed.take_seen();
+        assert_eq!((seen.pings, seen.ping_acks), (1, 1));
+        let again = observed.take_seen();
+        assert_eq!(
+            (again.pings, again.ping_acks),
+            (0, 0),
+            "counted since the last take"
+        );
     }
 }
