@@ -236,7 +236,7 @@ async fn run_handler(call: &mut ServerCall, handler: &Handler) -> Result<(), Sta
     };
     call.ctx.set_metadata(call.metadata.clone());
     call.install_observers();
-    let result = (handler.call)(stream).await;
+    let result = handler.call.call(stream).await;
     if let Some(reply) = call.sender.take_reply() {
         call.response = Some(reply);
     }

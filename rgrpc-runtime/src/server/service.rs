@@ -9,8 +9,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::interceptor::RpcKind;
+use crate::server::stream::RoutedCall;
 use crate::server::{RecvStream, SendStream, ServerContext, ServerStream};
 use crate::status::Status;
+use crate::transport::dispatch::StreamFuture;
 
 /// A service: its full name, its RPCs, the .proto file it came from and that file's
 /// encoded descriptor with those of its imports (what server reflection serves).
@@ -51,13 +53,41 @@ pub struct StreamDesc {
 }
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-type Erased = dyn Fn(ServerStream) -> BoxFuture<Result<(), Status>> + Send + Sync;
+
+/// One method's implementation behind its two entry points, so that its future's type
+/// is known where the call's future is built.
+pub(crate) trait Erased: Send + Sync {
+    /// The handler's future alone, boxed: what the interceptor chain and a traced
+    /// call wrap.
+    fn call(&self, stream: ServerStream) -> BoxFuture<Result<(), Status>>;
+    /// The whole call with the handler's future inside it: one allocation per call,
+    /// where the handler's own box and the call's were two (~300 instructions of a
+    /// small unary call: the allocation, the copy into it, the indirect poll).
+    fn run(&self, stream: ServerStream, call: RoutedCall) -> StreamFuture;
+}
+
+/// A constructor's closure from the stream to the handler's future.
+struct Method<C>(C);
+
+impl<C, Fut> Erased for Method<C>
+where
+    C: Fn(ServerStream) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<(), Status>> + Send + 'static,
+{
+    fn call(&self, stream: ServerStream) -> BoxFuture<Result<(), Status>> {
+        Box::pin((self.0)(stream))
+    }
+
+    fn run(&self, stream: ServerStream, call: RoutedCall) -> StreamFuture {
+        Box::pin(call.run(Some((self.0)(stream))))
+    }
+}
 
 /// One method's implementation, erased. Built by generated `register_*_server`
 /// functions through the four constructors.
 #[derive(Clone)]
 pub struct Handler {
-    pub(crate) call: Arc<Erased>,
+    pub(crate) call: Arc<dyn Erased>,
     /// Which constructor made it: what interceptors are told.
     pub(crate) kind: RpcKind,
 }
@@ -79,14 +109,14 @@ impl Handler {
     {
         let f = Arc::new(f);
         Handler {
-            call: Arc::new(move |mut stream: ServerStream| {
+            call: Arc::new(Method(move |mut stream: ServerStream| {
                 let f = f.clone();
-                Box::pin(async move {
+                async move {
                     let request: Req = stream.recv_single().await?;
                     let response = f(stream.context(), request).await?;
                     stream.reply(response).await
-                })
-            }),
+                }
+            })),
             kind: RpcKind::Unary,
         }
     }
@@ -101,15 +131,15 @@ impl Handler {
     {
         let f = Arc::new(f);
         Handler {
-            call: Arc::new(move |mut stream: ServerStream| {
+            call: Arc::new(Method(move |mut stream: ServerStream| {
                 let f = f.clone();
-                Box::pin(async move {
+                async move {
                     let request: Req = stream.recv_single().await?;
                     let ctx = stream.context();
                     let (_, tx) = stream.split::<Req, Resp>();
                     f(ctx, request, tx).await
-                })
-            }),
+                }
+            })),
             kind: RpcKind::ServerStreaming,
         }
     }
@@ -124,15 +154,15 @@ impl Handler {
     {
         let f = Arc::new(f);
         Handler {
-            call: Arc::new(move |stream: ServerStream| {
+            call: Arc::new(Method(move |stream: ServerStream| {
                 let f = f.clone();
-                Box::pin(async move {
+                async move {
                     let ctx = stream.context();
                     let (rx, tx) = stream.split::<Req, Resp>();
                     let response = f(ctx, rx).await?;
                     tx.reply(response).await
-                })
-            }),
+                }
+            })),
             kind: RpcKind::ClientStreaming,
         }
     }
@@ -147,14 +177,14 @@ impl Handler {
     {
         let f = Arc::new(f);
         Handler {
-            call: Arc::new(move |stream: ServerStream| {
+            call: Arc::new(Method(move |stream: ServerStream| {
                 let f = f.clone();
-                Box::pin(async move {
+                async move {
                     let ctx = stream.context();
                     let (rx, tx) = stream.split::<Req, Resp>();
                     f(ctx, rx, tx).await
-                })
-            }),
+                }
+            })),
             kind: RpcKind::BidiStreaming,
         }
     }

@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use super::context::{RequestMetadata, ServerContext};
 use super::interceptor::{ServerCall, ServerInterceptor, ServerNext};
-use super::panic::CatchUnwind;
+use super::panic;
 use super::request::{self, Reject};
 use super::{Router, ServerConfig};
 use crate::codec;
@@ -52,8 +52,7 @@ impl StreamHandler for Arc<Streams> {
         // `transport::dispatch`). Nothing of the stream is used after it (its
         // response half is dropped: h2 resets the stream), so AssertUnwindSafe holds.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start_call(self, stream))) {
-            Ok(Ok(call)) => Box::pin(call.run()),
-            Ok(Err(rejected)) => rejected,
+            Ok(call) => call,
             Err(_) => Box::pin(std::future::ready(())),
         }
     }
@@ -750,25 +749,23 @@ impl<T: prost::Message + 'static> SendStream<T> {
     }
 }
 
-/// A routed call, ready to run: what its future keeps. Checking, routing and building
-/// the call happen before it is boxed (`start_call`), so the request head, its header
-/// map and the routing state never take room in the future that lives as long as the
-/// call (a box of 1.4 KiB per call went through glibc's slow path; tcache serves up
-/// to 1 KiB).
-struct RoutedCall {
+/// A routed call, ready to run: what its future keeps beside the handler's. Checking,
+/// routing and building the call happen before it is boxed (`start_call`), so the
+/// request head, its header map and the routing state never take room in the future
+/// that lives as long as the call (a box of 1.4 KiB per call went through glibc's slow
+/// path; tcache serves up to 1 KiB).
+pub(crate) struct RoutedCall {
     /// Counts the stream as active until the call has ended.
     guard: StreamGuard,
     /// Holds the call's context too.
     sender: Arc<Sender>,
-    /// The handler (inside its interceptors and span, if any).
-    call: CatchUnwind,
     deadline: Option<Instant>,
 }
 
-/// Checks and routes an accepted stream and builds its call. A rejected stream gets
-/// its answer here (HTTP) or in the returned future (a gRPC status, which goes
-/// through the writer).
-fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, StreamFuture> {
+/// Checks and routes an accepted stream and builds its call's future. A rejected
+/// stream gets its answer here (HTTP) or in the returned future (a gRPC status, which
+/// goes through the writer).
+fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> StreamFuture {
     let Accepted {
         key,
         request,
@@ -791,7 +788,7 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
         Ok(checked) => checked,
         Err(Reject::Http(code)) => {
             reject_http(&mut respond, code);
-            return Err(Box::pin(std::future::ready(())));
+            return Box::pin(std::future::ready(()));
         }
         Err(Reject::Grpc {
             status,
@@ -807,9 +804,9 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
                 );
             }
             let item = trailers_only(key, respond, head);
-            return Err(Box::pin(async move {
+            return Box::pin(async move {
                 let _ = guard.conn().writer.send(item).await;
-            }));
+            });
         }
     };
     let deadline = head.timeout.map(|t| Instant::now() + t);
@@ -863,61 +860,82 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> Result<RoutedCall, 
         reader: MessageReader::new(body, config.max_recv_message_size, head.encoding),
         sender: sender.clone(),
     };
-    let call = match metadata {
-        None => (handler.call)(stream),
-        Some(metadata) => {
-            let call = ServerCall::new(handler.kind, metadata, stream, sender.clone());
-            Box::pin(intercept(streams.clone(), handler.clone(), call))
-        }
-    };
-    // The handler (and interceptors) run inside the call's span, when there is one;
-    // without, the future is not wrapped at all (no enter and exit per poll).
-    let call = match &sender.trace {
-        Some(trace) => Box::pin(tracing::Instrument::instrument(call, trace.span().clone())),
-        None => call,
-    };
-    Ok(RoutedCall {
+    let routed = RoutedCall {
         guard,
         sender,
-        call: CatchUnwind::new(call),
         deadline,
-    })
+    };
+    match (metadata, &routed.sender.trace) {
+        // The usual call: the handler's future inside the call's, in one box.
+        (None, None) => handler.call.run(stream, routed),
+        // The handler (and interceptors) run inside the call's span, when there is
+        // one; without, the future is not wrapped at all (no enter and exit per poll).
+        (metadata, trace) => {
+            let span = trace.as_ref().map(|trace| trace.span().clone());
+            let call = match metadata {
+                None => handler.call.call(stream),
+                Some(metadata) => {
+                    let call =
+                        ServerCall::new(handler.kind, metadata, stream, routed.sender.clone());
+                    Box::pin(intercept(streams.clone(), handler.clone(), call))
+                }
+            };
+            let call = match span {
+                Some(span) => Box::pin(tracing::Instrument::instrument(call, span)),
+                None => call,
+            };
+            Box::pin(routed.run(Some(call)))
+        }
+    }
 }
 
 impl RoutedCall {
     /// Runs the call to its end (see `transport::dispatch` for where). The handler is
     /// polled alone first: a call that finishes in that poll (the usual unary call)
     /// never sets up its deadline timer or its watches, and they take no room in this
-    /// future, which every call boxes (248 bytes; 504 with them inline); a call that
-    /// waits boxes them then (`watch`).
-    async fn run(self) {
-        let RoutedCall {
-            guard,
-            sender,
-            mut call,
-            deadline,
-        } = self;
-        let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut call).poll(cx))).await;
-        let result = match first {
-            Poll::Ready(result) => result,
-            Poll::Pending => {
-                let watched = watch(&sender, guard.conn(), call, deadline);
-                match Box::pin(watched).await {
-                    Some(result) => result,
-                    // Reset by the client or cancelled with the connection: `watch`
-                    // ended the call.
-                    None => return,
+    /// future, which every call boxes; a call that waits boxes them then (`watch`).
+    ///
+    /// `handler` is `Some` until it is dropped, on its return or where the call ends
+    /// without it, and it is polled where it lies. Not an async fn: one moves each
+    /// argument into a local of its body, so the handler's future would take its room
+    /// twice (rust-lang/rust#62958) and this box would outgrow glibc's 1 KiB cache
+    /// (+800 instructions a call; callgrind, h2load 8x50 10 B).
+    #[allow(clippy::manual_async_fn)] // on purpose, as said above
+    pub(crate) fn run<F>(self, mut handler: Option<F>) -> impl Future<Output = ()> + Send
+    where
+        F: Future<Output = Result<(), Status>> + Send,
+    {
+        async move {
+            // SAFETY: `handler` is this future's own field, shadowed here so it is
+            // never named or moved again, and this future is pinned whenever it is
+            // polled: the place does not move until it is dropped (what
+            // `std::pin::pin!` ensures, without its move).
+            let mut handler = unsafe { Pin::new_unchecked(&mut handler) };
+            let first =
+                std::future::poll_fn(|cx| Poll::Ready(panic::poll_caught(handler.as_mut(), cx)))
+                    .await;
+            let result = match first {
+                Poll::Ready(result) => result,
+                Poll::Pending => {
+                    let watched = watch(&self.sender, self.guard.conn(), handler, self.deadline);
+                    match Box::pin(watched).await {
+                        Some(result) => result,
+                        // Reset by the client or cancelled with the connection: `watch`
+                        // ended the call.
+                        None => return,
+                    }
+                }
+            };
+            // The stream's guard (in `self`) is dropped after this: the call counts
+            // as active until its status is out.
+            match self.sender.reports_end() {
+                false => self.sender.finish(result).await,
+                true => {
+                    self.sender.finish(result.clone()).await;
+                    self.sender.ended(&result);
                 }
             }
-        };
-        match sender.reports_end() {
-            false => sender.finish(result).await,
-            true => {
-                sender.finish(result.clone()).await;
-                sender.ended(&result);
-            }
         }
-        drop(guard);
     }
 }
 
@@ -938,12 +956,15 @@ enum End {
 /// cancelled. The handler's future is dropped in the last three cases: that is how a
 /// handler learns it was cancelled, and nothing of the call is left behind. Returns
 /// the status to send, or `None` when the call has ended here (reset, cancelled).
-async fn watch(
+async fn watch<F>(
     sender: &Sender,
     conn: &ConnShared,
-    mut call: CatchUnwind,
+    mut call: Pin<&mut Option<F>>,
     deadline: Option<Instant>,
-) -> Option<Result<(), Status>> {
+) -> Option<Result<(), Status>>
+where
+    F: Future<Output = Result<(), Status>>,
+{
     // In place: this future is boxed already (`RoutedCall::run`).
     let mut timer = std::pin::pin!(
         deadline.map(|d| tokio::time::sleep_until(tokio::time::Instant::from_std(d)))
@@ -954,7 +975,7 @@ async fn watch(
     let mut polled = true;
     let end = std::future::poll_fn(|cx| {
         if !std::mem::take(&mut polled) {
-            if let Poll::Ready(result) = Pin::new(&mut call).poll(cx) {
+            if let Poll::Ready(result) = panic::poll_caught(call.as_mut(), cx) {
                 return Poll::Ready(End::Returned(result));
             }
         }
@@ -972,7 +993,8 @@ async fn watch(
         Poll::Pending
     })
     .await;
-    drop(call);
+    // Dropped in place (a returned handler's future is gone already).
+    call.set(None);
     match end {
         End::Returned(result) => Some(result),
         End::Deadline => Some(Err(Status::deadline_exceeded("deadline exceeded"))),
