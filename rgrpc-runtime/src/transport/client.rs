@@ -43,6 +43,7 @@ use super::gate::Gate;
 use super::io::BoxIo;
 use super::keepalive::{Keepalive, PingAction, Pinger};
 use super::observe::{GoAway, Observed, Side};
+use super::parked_read::ParkedRead;
 use super::signal::Signal;
 
 /// Settings of a client connection.
@@ -171,6 +172,7 @@ pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn
     let goaway_last_stream_id = Arc::new(AtomicU32::new(u32::MAX));
     let observed = Observed::new(io, Side::Client).with_goaway_sink(goaway_last_stream_id.clone());
     let (io, flusher) = CoalescingIo::new(observed);
+    let io = ParkedRead::new(io);
     let handshake = h2::client::Builder::new()
         .initial_window_size(settings.initial_stream_window)
         .initial_connection_window_size(settings.initial_connection_window)
@@ -248,7 +250,7 @@ pub(crate) async fn connect(io: BoxIo, settings: &ClientSettings) -> Result<Conn
 
 /// Owns one h2 client connection (see the module doc for its states).
 struct Driver {
-    connection: h2::client::Connection<CoalescingIo<Observed>, Bytes>,
+    connection: h2::client::Connection<super::H2Io, Bytes>,
     /// Writes what h2 wrote during a wake-up, once, at its end (see `coalesce`).
     flusher: Flusher<Observed>,
     /// `None` once every `Writer` handle is gone (the channel let the connection go).

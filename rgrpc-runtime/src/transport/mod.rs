@@ -19,6 +19,7 @@ pub(crate) mod io;
 pub(crate) mod keepalive;
 pub(crate) mod key_hash;
 pub(crate) mod observe;
+pub(crate) mod parked_read;
 pub(crate) mod queue;
 pub(crate) mod resident;
 pub(crate) mod server;
@@ -32,3 +33,7 @@ pub(crate) mod tls;
 /// not read would otherwise hold the connection, its task and its buffers until TCP
 /// gives up on the socket (minutes; never, while the peer's host keeps it open).
 pub(crate) const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The byte stream h2 runs on, either side: its reads parked while they would block
+/// (`parked_read`), its writes coalesced (`coalesce`), its frames observed (`observe`).
+pub(crate) type H2Io = parked_read::ParkedRead<coalesce::CoalescingIo<observe::Observed>>;

@@ -68,6 +68,7 @@ use super::gate::Gate;
 use super::io::{BoxIo, PeerAddr, TlsInfo};
 use super::keepalive::{EnforcementPolicy, Keepalive, PingAction, PingStrikes, Pinger};
 use super::observe::{Observed, Side};
+use super::parked_read::ParkedRead;
 use super::resident::Resident;
 use super::signal::Signal;
 use super::sniff::{self, Opening};
@@ -293,6 +294,7 @@ async fn handshake(
         observed = observed.with_authority_fix();
     }
     let (io, flusher) = CoalescingIo::new(observed);
+    let io = ParkedRead::new(io);
     // Boxed: the handshake future is about as large as the connection itself.
     let handshake = Box::pin(tokio::time::timeout_at(
         deadline,
@@ -338,7 +340,7 @@ async fn secure(mut io: BoxIo, settings: &ServerSettings) -> Option<(BoxIo, Opti
 impl Driver {
     /// Ready: the driver of a connection whose handshake is done.
     fn new(
-        conn: h2::server::Connection<CoalescingIo<Observed>, Bytes>,
+        conn: h2::server::Connection<super::H2Io, Bytes>,
         flusher: Flusher<Observed>,
         peer: PeerAddr,
         tls: Option<Box<TlsInfo>>,
@@ -504,7 +506,7 @@ enum DrainAck {
 /// Owns one h2 server connection, its writer, its timers and the dispatch of its
 /// streams.
 struct Driver {
-    conn: h2::server::Connection<CoalescingIo<Observed>, Bytes>,
+    conn: h2::server::Connection<super::H2Io, Bytes>,
     /// Writes what h2 wrote during a wake-up, once, at its end (see `coalesce`).
     flusher: Flusher<Observed>,
     writer_task: WriterTask,
