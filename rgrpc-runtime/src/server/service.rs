@@ -79,7 +79,7 @@ where
     }
 
     fn run(&self, stream: ServerStream, call: RoutedCall) -> StreamFuture {
-        Box::pin(call.run(Some((self.0)(stream))))
+        Box::pin(call.run((self.0)(stream)))
     }
 }
 

@@ -884,7 +884,7 @@ fn start_call(streams: &Arc<Streams>, accepted: Accepted) -> StreamFuture {
                 Some(span) => Box::pin(tracing::Instrument::instrument(call, span)),
                 None => call,
             };
-            Box::pin(routed.run(Some(call)))
+            Box::pin(routed.run(call))
         }
     }
 }
@@ -895,16 +895,19 @@ impl RoutedCall {
     /// never sets up its deadline timer or its watches, and they take no room in this
     /// future, which every call boxes; a call that waits boxes them then (`watch`).
     ///
-    /// `handler` is `Some` until it is dropped, on its return or where the call ends
-    /// without it, and it is polled where it lies. Not an async fn: one moves each
-    /// argument into a local of its body, so the handler's future would take its room
-    /// twice (rust-lang/rust#62958) and this box would outgrow glibc's 1 KiB cache
-    /// (+800 instructions a call; callgrind, h2load 8x50 10 B).
+    /// The handler's future is polled where it lies, as the block's own `Option`
+    /// (`None` once it is dropped, on its return or where the call ends without it).
+    /// Not an async fn: one moves each argument into a local of its body, so the
+    /// handler's future would take its room twice (rust-lang/rust#62958) and this box
+    /// would outgrow glibc's 1 KiB cache (+800 instructions a call; callgrind, h2load
+    /// 8x50 10 B).
     #[allow(clippy::manual_async_fn)] // on purpose, as said above
-    pub(crate) fn run<F>(self, mut handler: Option<F>) -> impl Future<Output = ()> + Send
+    pub(crate) fn run<F>(self, handler: F) -> impl Future<Output = ()> + Send
     where
         F: Future<Output = Result<(), Status>> + Send,
     {
+        // Wrapped here, before the block captures it: inside, it would be a move.
+        let mut handler = Some(handler);
         async move {
             // SAFETY: `handler` is this future's own field, shadowed here so it is
             // never named or moved again, and this future is pinned whenever it is
