@@ -272,14 +272,7 @@ impl Driver {
     async fn run(mut self) {
         // Made at the first poll, from the task's context.
         let mut gate: Option<Gate> = None;
-        std::future::poll_fn(|cx| {
-            let gate = gate.get_or_insert_with(|| Gate::new(cx));
-            gate.begin(cx);
-            let polled = self.poll(cx, gate);
-            gate.end(cx);
-            polled
-        })
-        .await;
+        std::future::poll_fn(|cx| Gate::awake(&mut gate, cx, |cx, gate| self.poll(cx, gate))).await;
         self.set_phase(CLOSED);
         // Callers waiting for a stream permit learn at once that this connection is
         // gone (they see UNAVAILABLE and the channel dials again).
@@ -329,7 +322,7 @@ impl Driver {
             return Poll::Ready(());
         }
         if queued && done.is_pending() && self.state.active_calls(&self.streams) > 1 {
-            self.let_callers_queue(cx);
+            Self::let_callers_queue(cx);
         }
         done.map(|_| ())
     }
@@ -347,7 +340,7 @@ impl Driver {
     /// responses had completed since the last flush) no longer changed the `sendto`
     /// count per call: 0.016 at 1x200, 0.042-0.046 at 8x50, 0.15-0.16 at 8x50
     /// against tonic's server, with and without.
-    fn let_callers_queue(&self, cx: &mut Context<'_>) {
+    fn let_callers_queue(cx: &Context<'_>) {
         cx.waker().wake_by_ref();
     }
 

@@ -93,6 +93,21 @@ impl Gate {
         }
     }
 
+    /// One wake-up of the task whose context is `cx`: `poll` runs between
+    /// [`Gate::begin`] and [`Gate::end`], with the gate made at the first wake-up from
+    /// the task's context and kept in `slot`.
+    pub(crate) fn awake<R>(
+        slot: &mut Option<Gate>,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>, &Gate) -> R,
+    ) -> R {
+        let gate = slot.get_or_insert_with(|| Gate::new(cx));
+        gate.begin(cx);
+        let polled = poll(cx, gate);
+        gate.end(cx);
+        polled
+    }
+
     /// The task has woken (its context is `cx`); poll with [`Gate::waker`] from here.
     pub(crate) fn begin(&mut self, cx: &Context<'_>) {
         if !self.task.will_wake(cx.waker()) {

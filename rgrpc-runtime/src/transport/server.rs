@@ -396,12 +396,9 @@ impl Driver {
             tokio::select! {
                 biased;
                 () = std::future::poll_fn(|cx| {
-                    let gate = gate.get_or_insert_with(|| Gate::new(cx));
-                    gate.begin(cx);
-                    let mut gated = Context::from_waker(gate.waker());
-                    let polled = driver.poll(&mut gated, gate);
-                    gate.end(cx);
-                    polled
+                    Gate::awake(&mut gate, cx, |_, gate| {
+                        driver.poll(&mut Context::from_waker(gate.waker()), gate)
+                    })
                 }) => break,
                 changed = stop.changed(), if !stopped => {
                     // The server is gone without a word: treat it as a graceful stop.
